@@ -1,0 +1,46 @@
+use anyhow::Result;
+use clap::Args;
+use rt4ksr::model::Form;
+use rt4ksr::ModelWeights;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Weight file: an official .pth checkpoint, a safetensors state dict, or an rt4ksr file.
+    weights: PathBuf,
+}
+
+pub fn run(args: InfoArgs) -> Result<ExitCode> {
+    let weights = ModelWeights::load(&args.weights)?;
+    let c = &weights.config;
+    println!("file:             {}", args.weights.display());
+    println!("provenance:       {}", weights.provenance);
+    println!("form:             {}", weights.form);
+    println!("scale:            x{}", c.scale);
+    println!("feature channels: {}", c.feature_channels);
+    println!("blocks:           {}", c.num_blocks);
+    println!("activation:       {:?}", c.activation);
+    println!("hf extraction:    {:?}", c.hf_extraction);
+    println!("layernorm:        {}", c.layernorm);
+    println!("channel attention: {}", if c.eca { "on" } else { "off" });
+    println!("block residual:   {}", c.residual);
+    println!("hf merge:         {}", if c.merge_hf { "on" } else { "off (HF branch is dead work)" });
+    println!("parameters:       {} in the file", weights.parameter_count());
+    println!(
+        "                  {} training form, {} folded ({} without the dead branch)",
+        c.parameter_count(Form::Training, true),
+        c.parameter_count(Form::Folded, true),
+        c.parameter_count(Form::Folded, false),
+    );
+    println!("cost per frame (folded network, multiply-accumulates):");
+    for (label, w, h) in [("1280x720 (720p)", 1280, 720), ("1920x1080 (1080p)", 1920, 1080)] {
+        let (ow, oh) = (w * c.scale, h * c.scale);
+        println!(
+            "  {label:<18} -> {ow}x{oh}: {:.2} GMAC useful, {:.2} GMAC with the dead HF branch",
+            c.folded_macs(w, h, false) as f64 / 1e9,
+            c.folded_macs(w, h, true) as f64 / 1e9,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,25 @@
+//! Command-line definitions; each subcommand lives in its own file.
+
+mod info;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "rt4ksr", version, about = "Real-time 4K super-resolution (RT4KSR) in Rust")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a weight file's configuration, parameter count and cost per 4K frame.
+    Info(info::InfoArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Info(args) => info::run(args),
+    }
+}

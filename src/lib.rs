@@ -1,0 +1,13 @@
+//! rt4ksr: real-time 4K super-resolution (RT4KSR, CVPRW 2023) in Rust.
+//!
+//! The library holds the model ([`model`]), its weight files ([`weights`]) and the pieces the
+//! command-line tool is built from; the binary is a thin layer over it.
+
+pub mod fsutil;
+pub mod host_tensor;
+pub mod model;
+pub mod weights;
+
+pub use host_tensor::{HostTensor, TensorMap};
+pub use model::{Form, ModelConfig, Rt4ksr};
+pub use weights::{ModelWeights, WeightError};

@@ -1,0 +1,10 @@
+//! The network: its configuration, the burn implementation of both forms, the exact folding
+//! between them, and initialisation.
+
+pub mod config;
+pub mod fold;
+pub mod init;
+pub mod network;
+
+pub use config::{Activation, Form, HfExtraction, ModelConfig};
+pub use network::Rt4ksr;

@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+/// Everything that can be wrong with a weight file. Each message names the file or tensor and
+/// says what was expected, so a user can act on it without a backtrace.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a weight file this program reads ({reason})")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: PyTorch checkpoint refused: {reason}")]
+    Pickle { path: PathBuf, reason: String },
+    #[error("tensor `{name}` is missing (the configuration {config} needs it)")]
+    Missing { name: String, config: String },
+    #[error("tensor `{name}` has shape {found:?}, the configuration {config} needs {expected:?}")]
+    Shape {
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+        config: String,
+    },
+    #[error("tensor `{name}` is not part of the configuration {config}")]
+    Unexpected { name: String, config: String },
+    #[error("cannot tell the model configuration from the tensors: {0}")]
+    Infer(String),
+}

@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The `shared/` folder beside the checkout (or `$RT4KSR_SHARED`), if present. Tests that need
+/// it call this and return early, saying so, when it is absent (a user's fresh clone).
+pub fn shared_dir(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("RT4KSR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    if dir.join("reference").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP {test}: {} not found (set RT4KSR_SHARED to run it)", dir.display());
+        None
+    }
+}
+
+/// A scratch folder unique to one test, emptied first.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rt4ksr-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
