@@ -11,3 +11,6 @@ pub mod weights;
 pub use host_tensor::{HostTensor, TensorMap};
 pub use model::{Form, ModelConfig, Rt4ksr};
 pub use weights::{ModelWeights, WeightError};
+pub mod imaging;
+pub mod eval;
+pub mod metrics;
