@@ -12,5 +12,6 @@ pub use host_tensor::{HostTensor, TensorMap};
 pub use model::{Form, ModelConfig, Rt4ksr};
 pub use weights::{ModelWeights, WeightError};
 pub mod imaging;
+pub mod inference;
 pub mod eval;
 pub mod metrics;

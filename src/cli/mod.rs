@@ -1,6 +1,8 @@
 //! Command-line definitions; each subcommand lives in its own file.
 
+mod eval;
 mod info;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,10 +18,13 @@ pub struct Cli {
 enum Command {
     /// Print a weight file's configuration, parameter count and cost per 4K frame.
     Info(info::InfoArgs),
+    /// Measure PSNR/SSIM on a folder of HR images against the bicubic baseline.
+    Eval(eval::EvalArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(args) => info::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

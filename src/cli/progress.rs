@@ -1,0 +1,10 @@
+//! Progress bars on stderr (hidden when stderr is not a terminal).
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub fn bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let template = format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} (eta {{eta}}) {{msg}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar
+}

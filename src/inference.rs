@@ -1,0 +1,67 @@
+//! Running a network on whole images with burn (the reference path): planar 0..1 RGB in,
+//! planar RGB out, odd sides handled by reflection padding and cropping.
+
+use crate::imaging::Image;
+use crate::model::network::{host, tensor4};
+use crate::{HostTensor, ModelWeights, Rt4ksr};
+use burn::tensor::Device;
+
+/// A network ready to upscale images on one device.
+pub struct BurnUpscaler {
+    net: Rt4ksr,
+    device: Device,
+    scale: usize,
+}
+
+impl BurnUpscaler {
+    /// Folds the weights if needed (inference always runs the folded form) and loads them.
+    pub fn new(weights: &ModelWeights, device: Device) -> Result<Self, crate::WeightError> {
+        let folded = weights.folded(false)?;
+        Ok(Self { net: Rt4ksr::from_weights(&folded, &device), device, scale: weights.config.scale })
+    }
+
+    pub fn scale(&self) -> usize {
+        self.scale
+    }
+
+    /// Upscales a 3-channel image; the output is not clamped.
+    pub fn upscale(&self, image: &Image<f32>) -> Result<Image<f32>, String> {
+        if image.channels != 3 {
+            return Err(format!("the network takes RGB images, got {} channels", image.channels));
+        }
+        let (h, w) = (image.height, image.width);
+        let padded = pad_to_even(image);
+        let input = HostTensor::new(vec![1, 3, padded.height, padded.width], padded.data);
+        let out = host(self.net.try_forward(tensor4(&input, &self.device))?);
+        let s = self.scale;
+        let out = Image::new(3, out.shape[2], out.shape[3], out.data);
+        Ok(if (out.height, out.width) == (h * s, w * s) { out } else { out.crop(0, 0, h * s, w * s) })
+    }
+
+    /// Upscales an 8-bit image and rounds the result to 8 bit (clamped, half to even).
+    pub fn upscale_u8(&self, image: &Image<u8>) -> Result<Image<u8>, String> {
+        let out = self.upscale(&image.map(|v| v as f32 / 255.0))?;
+        Ok(out.map(|v| v as f64).quantize_u8())
+    }
+}
+
+/// Pads the bottom row and right column by reflection so both sides are even.
+pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> Image<T> {
+    let (h, w) = (image.height, image.width);
+    let (ph, pw) = (h + h % 2, w + w % 2);
+    if (ph, pw) == (h, w) {
+        return image.clone();
+    }
+    let reflect = |i: usize, n: usize| if i < n { i } else if n >= 2 { 2 * n - 2 - i } else { 0 };
+    let mut out = Image::zeros(image.channels, ph, pw);
+    for c in 0..image.channels {
+        let src = image.plane(c);
+        let dst = out.plane_mut(c);
+        for y in 0..ph {
+            for x in 0..pw {
+                dst[y * pw + x] = src[reflect(y, h) * w + reflect(x, w)];
+            }
+        }
+    }
+    out
+}
