@@ -15,3 +15,4 @@ pub mod imaging;
 pub mod inference;
 pub mod eval;
 pub mod metrics;
+pub mod train;

@@ -3,6 +3,7 @@
 mod eval;
 mod info;
 mod progress;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,11 +21,14 @@ enum Command {
     Info(info::InfoArgs),
     /// Measure PSNR/SSIM on a folder of HR images against the bicubic baseline.
     Eval(eval::EvalArgs),
+    /// Train a model on a folder of HR images (resumable).
+    Train(train::TrainArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Train(args) => train::run(args),
     }
 }

@@ -5,7 +5,7 @@
 use super::config::{Activation, Form, HfExtraction, ModelConfig};
 use crate::host_tensor::{HostTensor, TensorMap};
 use crate::weights::{ModelWeights, WeightError};
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::module::{conv1d, conv2d};
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData, activation};
@@ -131,8 +131,8 @@ impl Rt4ksr {
     /// Builds the network from checked weights on `device`.
     pub fn from_weights(weights: &ModelWeights, device: &Device) -> Self {
         let t = &weights.tensors;
-        let param = |name: &str| -> Param<Tensor<4>> { Param::from_tensor(tensor4(&t[name], device)) };
-        let param1 = |name: &str| -> Param<Tensor<1>> { Param::from_tensor(tensor1(&t[name], device)) };
+        let param = |name: &str| named_param(name, tensor4(&t[name], device));
+        let param1 = |name: &str| named_param(name, tensor1(&t[name], device));
         let conv = |prefix: &str, padding: usize| Conv {
             weight: param(&format!("{prefix}.weight")),
             bias: param1(&format!("{prefix}.bias")),
@@ -160,7 +160,10 @@ impl Rt4ksr {
                 norm: config.layernorm.then(|| norm(&format!("body.{i}.norm"))),
                 conv: block(&format!("body.{i}.conv1")),
                 attention: config.eca.then(|| ChannelAttention {
-                    weight: Param::from_tensor(tensor3(&t[&format!("body.{i}.ca.conv.weight")], device)),
+                    weight: {
+                        let name = format!("body.{i}.ca.conv.weight");
+                        named_param(&name, tensor3(&t[&name], device))
+                    },
                 }),
             })
             .collect();
@@ -376,6 +379,16 @@ pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
     let [n, cr2, h, w] = x.dims();
     let c = cr2 / (r * r);
     x.reshape([n, c, r, r, h, w]).permute([0, 1, 4, 2, 5, 3]).reshape([n, c, h * r, w * r])
+}
+
+/// A parameter whose id is derived from its name, so that optimizer state saved in one
+/// process finds its parameter again after the network is rebuilt in another (resume).
+pub fn named_param<const D: usize>(name: &str, tensor: Tensor<D>) -> Param<Tensor<D>> {
+    let mut param = Param::from_tensor(tensor);
+    // FNV-1a: stable across runs and platforms.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    param.id = ParamId::from(hash);
+    param
 }
 
 pub fn tensor4(t: &HostTensor, device: &Device) -> Tensor<4> {

@@ -1,0 +1,119 @@
+//! A training run's settings, read from TOML; every field can also be set on the command line.
+
+use super::schedule::Schedule;
+use crate::model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    AdamW,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// The network to train (default: the official configuration at x2).
+    pub model: ModelConfig,
+    /// Folders of HR training images (searched recursively).
+    pub data: Vec<PathBuf>,
+    /// Folder of HR validation images (Y-PSNR every `val_every` steps); none to skip.
+    pub val_data: Option<PathBuf>,
+    /// Where checkpoints, the log, the plot and the exported models go.
+    pub out_dir: PathBuf,
+    pub steps: u64,
+    pub batch_size: usize,
+    /// LR patch sides; with several, step k uses `lr_patches[k % len]` (multi-size training).
+    pub lr_patches: Vec<usize>,
+    pub optimizer: OptimizerKind,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    /// Weight of the high-frequency loss next to L1.
+    pub hf_loss_weight: f64,
+    /// Clip the gradient norm of each parameter to this value.
+    pub grad_clip: Option<f64>,
+    /// Exponential moving average of the weights (e.g. 0.999); validation and export use it.
+    pub ema_decay: Option<f64>,
+    pub seed: u64,
+    pub val_every: u64,
+    pub checkpoint_every: u64,
+    pub log_every: u64,
+    /// Start from these weights (official .pth or a project file) instead of a random init.
+    pub init_weights: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelConfig::official(2),
+            data: vec![],
+            val_data: None,
+            out_dir: PathBuf::from("runs/train"),
+            steps: 100_000,
+            batch_size: 16,
+            lr_patches: vec![64],
+            optimizer: OptimizerKind::Adam,
+            learning_rate: 5e-4,
+            weight_decay: 0.0,
+            schedule: Schedule::MultiStep { milestones: vec![20_000, 40_000, 60_000, 80_000], gamma: 0.5 },
+            hf_loss_weight: 1.0,
+            grad_clip: None,
+            ema_decay: None,
+            seed: 2023,
+            val_every: 1000,
+            checkpoint_every: 500,
+            log_every: 50,
+            init_weights: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        if self.data.is_empty() {
+            return Err("no training data folder given (`data` / --data)".into());
+        }
+        if self.batch_size == 0 || self.lr_patches.is_empty() || self.lr_patches.iter().any(|&p| p < 4 || p % 2 != 0) {
+            return Err("batch_size must be positive and lr_patches even sides of at least 4".into());
+        }
+        if self.learning_rate <= 0.0 || !self.learning_rate.is_finite() {
+            return Err("learning_rate must be positive".into());
+        }
+        if let Some(d) = self.ema_decay {
+            if !(0.0..1.0).contains(&d) {
+                return Err("ema_decay must be in [0, 1)".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_and_rejects_unknown_fields() {
+        let mut c = TrainConfig::default();
+        c.data = vec!["a".into(), "b".into()];
+        c.schedule = Schedule::Cosine { min_lr: 1e-7 };
+        c.ema_decay = Some(0.999);
+        assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+        assert!(TrainConfig::from_toml("stepz = 3").unwrap_err().contains("stepz"));
+        let partial = TrainConfig::from_toml("steps = 7\n[model]\nscale = 3\nfeature_channels = 24\nnum_blocks = 4\nactivation = \"gelu\"\nhf_extraction = \"gaussian\"\neca = false\nlayernorm = true\nresidual = false\nmerge_hf = false\n").unwrap();
+        assert_eq!(partial.steps, 7);
+        assert_eq!(partial.model, ModelConfig::official(3));
+    }
+}

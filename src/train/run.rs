@@ -1,0 +1,302 @@
+//! The training loop: batches prepared on a worker thread, forward/backward with burn autodiff,
+//! Adam/AdamW with the schedule, optional EMA, validation, atomic checkpoints and exact resume.
+
+use super::checkpoint::{Checkpoint, ema_update};
+use super::config::{OptimizerKind, TrainConfig};
+use super::data::{Batch, TrainingSet};
+use super::loss::{hf_loss, l1};
+use crate::eval::{Scores, make_pair};
+use crate::imaging::Image;
+use crate::imaging::io::load_rgb8;
+use crate::inference::BurnUpscaler;
+use crate::model::init::random_weights;
+use crate::model::{Form, Rt4ksr};
+use crate::{ModelWeights, TensorMap};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// What the loop reports as it goes.
+#[derive(Clone, Debug)]
+pub enum TrainEvent {
+    Started { start_step: u64, images: usize, skipped: Vec<(PathBuf, String)> },
+    Step { step: u64, loss: f64, l1: f64, hf: f64, lr: f64, steps_per_sec: f64 },
+    Validation { step: u64, psnr_y: f64, best: bool },
+    Checkpoint { step: u64 },
+}
+
+/// The outcome of a run (or of the part of it that ran).
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub steps_done: u64,
+    pub best_psnr: Option<f64>,
+    pub best_step: u64,
+    /// Training-form weights at the end.
+    pub weights: ModelWeights,
+    pub seconds: f64,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    set: TrainingSet,
+    validation: Vec<(Image<u8>, Image<u8>)>,
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig) -> Result<Self, String> {
+        config.validate()?;
+        let largest = *config.lr_patches.iter().max().expect("validated") * config.model.scale;
+        let set = TrainingSet::load(&config.data, largest)?;
+        let mut validation = Vec::new();
+        if let Some(dir) = &config.val_data {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                let hr = load_rgb8(&f).map_err(|e| e.to_string())?;
+                validation.push(make_pair(&hr, config.model.scale));
+            }
+        }
+        Ok(Self { config, set, validation })
+    }
+
+    fn checkpoint_path(&self) -> PathBuf {
+        self.config.out_dir.join("checkpoint.safetensors")
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        let c = &self.config;
+        let clip = c.grad_clip.map(|v| GradientClippingConfig::Norm(v as f32));
+        match c.optimizer {
+            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clip).init(),
+            OptimizerKind::AdamW => AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(c.weight_decay as f32)
+                .with_grad_clipping(clip)
+                .init(),
+        }
+    }
+
+    /// Mean Y-PSNR of folded `weights` on the validation images.
+    pub fn validate(&self, weights: &ModelWeights) -> Result<f64, String> {
+        let upscaler = BurnUpscaler::new(weights, Device::flex()).map_err(|e| e.to_string())?;
+        let scale = self.config.model.scale;
+        let scores: Result<Vec<Scores>, String> = self
+            .validation
+            .iter()
+            .map(|(hr, lr)| Ok(Scores::measure(hr, &upscaler.upscale_u8(lr)?, scale)))
+            .collect();
+        Ok(Scores::mean(&scores?).psnr_y)
+    }
+
+    /// Runs (or, with `resume`, continues) training. `stop_at` ends the run early after that
+    /// many completed steps, writing a checkpoint, as an interruption would.
+    pub fn run(
+        &self,
+        resume: bool,
+        stop_at: Option<u64>,
+        mut on_event: impl FnMut(TrainEvent),
+    ) -> Result<Summary, String> {
+        let c = &self.config;
+        std::fs::create_dir_all(&c.out_dir).map_err(|e| format!("{}: {e}", c.out_dir.display()))?;
+        let device = Device::flex().autodiff();
+        let mut optim = self.optimizer();
+        let ckpt_path = self.checkpoint_path();
+        let (weights, mut ema, start, mut best_psnr, mut best_step) = if resume && ckpt_path.exists() {
+            let ckpt = Checkpoint::load(&ckpt_path)?;
+            optim = optim
+                .from_bytes(Bytes::from_bytes_vec(ckpt.optimizer.clone()))
+                .map_err(|e| format!("{}: optimizer state: {e:?}", ckpt_path.display()))?;
+            let w = ModelWeights::new(c.model.clone(), Form::Training, ckpt.weights, "checkpoint")
+                .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+            (w, ckpt.ema, ckpt.step, ckpt.best_psnr, ckpt.best_step)
+        } else {
+            let w = match &c.init_weights {
+                Some(path) => {
+                    let w = ModelWeights::load(path).map_err(|e| e.to_string())?;
+                    if w.form != Form::Training || w.config != c.model {
+                        return Err(format!(
+                            "{}: fine-tuning needs training-form weights of the configured model ({}), the file holds {} ({} form)",
+                            path.display(),
+                            c.model.summary(),
+                            w.config.summary(),
+                            w.form
+                        ));
+                    }
+                    w
+                }
+                None => random_weights(&c.model, Form::Training, c.seed),
+            };
+            (w, None, 0, None, 0)
+        };
+        let mut ema: Option<TensorMap> = match c.ema_decay {
+            Some(_) => Some(ema.take().unwrap_or_else(|| weights.tensors.clone())),
+            None => None,
+        };
+        let model = Rt4ksr::from_weights(&weights, &device);
+        let end = stop_at.map_or(c.steps, |s| s.min(c.steps));
+        on_event(TrainEvent::Started { start_step: start, images: self.set.images.len(), skipped: self.set.skipped.clone() });
+
+        let mut log = CsvLog::open(&c.out_dir.join("log.csv"), start)?;
+        let began = Instant::now();
+        let mut window = Instant::now();
+        let mut window_steps = 0u64;
+        let (mut sum_loss, mut sum_l1, mut sum_hf) = (0.0, 0.0, 0.0);
+
+        let model = std::thread::scope(|scope| -> Result<Rt4ksr, String> {
+            let mut model = model;
+            let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+            let set = &self.set;
+            scope.spawn(move || {
+                for step in start..end {
+                    let patch = c.lr_patches[(step % c.lr_patches.len() as u64) as usize];
+                    if tx.send(set.batch(c.seed, step, c.batch_size, patch, c.model.scale)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for step in start..end {
+                let batch = rx.recv().map_err(|_| "the data thread stopped".to_string())?;
+                let (p, s) = (batch.lr_patch, c.model.scale);
+                let lr_in = Tensor::<4>::from_data(TensorData::new(batch.lr, [batch.size, 3, p, p]), &device);
+                let hr = Tensor::<4>::from_data(TensorData::new(batch.hr, [batch.size, 3, p * s, p * s]), &device);
+                let sr = model.forward(lr_in);
+                let loss_l1 = l1(sr.clone(), hr.clone());
+                let loss_hf = hf_loss(sr, hr);
+                let loss = loss_l1.clone() + loss_hf.clone() * c.hf_loss_weight;
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let lr = c.schedule.rate(c.learning_rate, step, c.steps);
+                model = optim.step(lr, model, grads);
+                sum_loss += loss.into_scalar::<f32>() as f64;
+                sum_l1 += loss_l1.into_scalar::<f32>() as f64;
+                sum_hf += loss_hf.into_scalar::<f32>() as f64;
+                window_steps += 1;
+                let done = step + 1;
+                if let (Some(ema), Some(decay)) = (ema.as_mut(), c.ema_decay) {
+                    let current = model.to_weights("").map_err(|e| e.to_string())?;
+                    ema_update(ema, &current.tensors, decay);
+                }
+                let mut val_psnr = None;
+                if done % c.log_every == 0 || done == end {
+                    let n = window_steps as f64;
+                    let rate = n / window.elapsed().as_secs_f64().max(1e-9);
+                    on_event(TrainEvent::Step { step: done, loss: sum_loss / n, l1: sum_l1 / n, hf: sum_hf / n, lr, steps_per_sec: rate });
+                    log.row(done, sum_loss / n, sum_l1 / n, sum_hf / n, lr, rate, None)?;
+                    (sum_loss, sum_l1, sum_hf, window_steps) = (0.0, 0.0, 0.0, 0);
+                    window = Instant::now();
+                }
+                if !self.validation.is_empty() && (done % c.val_every == 0 || done == c.steps) {
+                    let current = self.export_weights(&model, ema.as_ref(), done)?;
+                    let psnr = self.validate(&current)?;
+                    let best = best_psnr.is_none_or(|b| psnr > b);
+                    if best {
+                        best_psnr = Some(psnr);
+                        best_step = done;
+                        current.folded(false).map_err(|e| e.to_string())?
+                            .save(&c.out_dir.join("best.safetensors"))
+                            .map_err(|e| e.to_string())?;
+                    }
+                    val_psnr = Some(psnr);
+                    on_event(TrainEvent::Validation { step: done, psnr_y: psnr, best });
+                    log.row(done, f64::NAN, f64::NAN, f64::NAN, lr, f64::NAN, val_psnr)?;
+                }
+                if done % c.checkpoint_every == 0 || done == end {
+                    let weights = model.to_weights("").map_err(|e| e.to_string())?;
+                    let optimizer = optim.into_bytes().map_err(|e| format!("optimizer state: {e:?}"))?;
+                    Checkpoint {
+                        step: done,
+                        weights: weights.tensors,
+                        ema: ema.clone(),
+                        optimizer: optimizer.to_vec(),
+                        best_psnr,
+                        best_step,
+                        config: c.to_toml(),
+                    }
+                    .save(&ckpt_path)
+                    .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+                    on_event(TrainEvent::Checkpoint { step: done });
+                }
+                let _ = val_psnr;
+            }
+            Ok(model)
+        })?;
+        let final_weights = self.export_weights(&model, ema.as_ref(), end)?;
+        if end == c.steps {
+            final_weights.folded(false).map_err(|e| e.to_string())?
+                .save(&c.out_dir.join("last.safetensors"))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Summary { steps_done: end, best_psnr, best_step, weights: final_weights, seconds: began.elapsed().as_secs_f64() })
+    }
+
+    /// The weights to validate and export: the EMA when it is on, else the live ones.
+    fn export_weights(&self, model: &Rt4ksr, ema: Option<&TensorMap>, step: u64) -> Result<ModelWeights, String> {
+        let provenance = format!(
+            "rt4ksr {} train, step {step} of {}, seed {}, data {}",
+            env!("CARGO_PKG_VERSION"),
+            self.config.steps,
+            self.config.seed,
+            self.config.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")
+        );
+        match ema {
+            Some(ema) => ModelWeights::new(self.config.model.clone(), Form::Training, ema.clone(), provenance),
+            None => model.to_weights(provenance),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The CSV of the curves: `step,loss,l1,hf,lr,steps_per_sec,val_psnr_y`. On resume, rows past
+/// the checkpoint (written after it by a killed run) are dropped.
+struct CsvLog {
+    file: std::fs::File,
+}
+
+impl CsvLog {
+    const HEADER: &'static str = "step,loss,l1,hf,lr,steps_per_sec,val_psnr_y";
+
+    fn open(path: &std::path::Path, start: u64) -> Result<Self, String> {
+        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+        let kept: Vec<String> = if start > 0 {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter(|l| l.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= start))
+                .map(str::to_owned)
+                .collect()
+        } else {
+            vec![]
+        };
+        let mut text = format!("{}\n", Self::HEADER);
+        for l in kept {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(fail)?;
+        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(fail)?;
+        Ok(Self { file })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(&mut self, step: u64, loss: f64, l1: f64, hf: f64, lr: f64, rate: f64, val: Option<f64>) -> Result<(), String> {
+        let opt = |v: f64| if v.is_nan() { String::new() } else { format!("{v:.6}") };
+        writeln!(
+            self.file,
+            "{step},{},{},{},{lr:e},{},{}",
+            opt(loss),
+            opt(l1),
+            opt(hf),
+            opt(rate),
+            val.map(|v| format!("{v:.4}")).unwrap_or_default()
+        )
+        .map_err(|e| e.to_string())
+    }
+}
