@@ -7,7 +7,6 @@ use super::data::{Batch, TrainingSet};
 use super::loss::{hf_loss, l1};
 use crate::eval::{Scores, make_pair};
 use crate::imaging::Image;
-use crate::imaging::io::load_rgb8;
 use crate::inference::BurnUpscaler;
 use crate::model::init::random_weights;
 use crate::model::{Form, Rt4ksr};
@@ -50,19 +49,12 @@ impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Self, String> {
         config.validate()?;
         let largest = *config.lr_patches.iter().max().expect("validated") * config.model.scale;
-        let set = TrainingSet::load(&config.data, largest)?;
+        let mut set = TrainingSet::load(&config.data, largest)?;
         let mut validation = Vec::new();
         if let Some(dir) = &config.val_data {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            for f in files {
-                let hr = load_rgb8(&f).map_err(|e| e.to_string())?;
-                validation.push(make_pair(&hr, config.model.scale));
-            }
+            let val = TrainingSet::load(std::slice::from_ref(dir), 2 * config.model.scale + 11)?;
+            validation = val.images.iter().map(|hr| make_pair(hr, config.model.scale)).collect();
+            set.skipped.extend(val.skipped);
         }
         Ok(Self { config, set, validation })
     }
@@ -183,7 +175,6 @@ impl Trainer {
                     let current = model.to_weights("").map_err(|e| e.to_string())?;
                     ema_update(ema, &current.tensors, decay);
                 }
-                let mut val_psnr = None;
                 if done % c.log_every == 0 || done == end {
                     let n = window_steps as f64;
                     let rate = n / window.elapsed().as_secs_f64().max(1e-9);
@@ -203,9 +194,8 @@ impl Trainer {
                             .save(&c.out_dir.join("best.safetensors"))
                             .map_err(|e| e.to_string())?;
                     }
-                    val_psnr = Some(psnr);
                     on_event(TrainEvent::Validation { step: done, psnr_y: psnr, best });
-                    log.row(done, f64::NAN, f64::NAN, f64::NAN, lr, f64::NAN, val_psnr)?;
+                    log.row(done, f64::NAN, f64::NAN, f64::NAN, lr, f64::NAN, Some(psnr))?;
                 }
                 if done % c.checkpoint_every == 0 || done == end {
                     let weights = model.to_weights("").map_err(|e| e.to_string())?;
@@ -223,7 +213,6 @@ impl Trainer {
                     .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
                     on_event(TrainEvent::Checkpoint { step: done });
                 }
-                let _ = val_psnr;
             }
             Ok(model)
         })?;
