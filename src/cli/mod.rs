@@ -1,5 +1,6 @@
 //! Command-line definitions; each subcommand lives in its own file.
 
+mod bench;
 mod eval;
 mod info;
 mod progress;
@@ -23,6 +24,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train a model on a folder of HR images (resumable).
     Train(train::TrainArgs),
+    /// Time the network per 4K frame (and its parts) on this machine.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -30,5 +33,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
