@@ -11,13 +11,19 @@ pub struct BurnUpscaler {
     net: Rt4ksr,
     device: Device,
     scale: usize,
+    config: crate::ModelConfig,
 }
 
 impl BurnUpscaler {
     /// Folds the weights if needed (inference always runs the folded form) and loads them.
     pub fn new(weights: &ModelWeights, device: Device) -> Result<Self, crate::WeightError> {
         let folded = weights.folded(false)?;
-        Ok(Self { net: Rt4ksr::from_weights(&folded, &device), device, scale: weights.config.scale })
+        Ok(Self {
+            net: Rt4ksr::from_weights(&folded, &device),
+            device,
+            scale: weights.config.scale,
+            config: weights.config.clone(),
+        })
     }
 
     pub fn scale(&self) -> usize {
@@ -64,4 +70,24 @@ pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> Image<T> {
         }
     }
     out
+}
+
+impl crate::upscale::Engine for BurnUpscaler {
+    fn config(&self) -> &crate::ModelConfig {
+        &self.config
+    }
+
+    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+        self.upscale(rgb)
+    }
+
+    /// burn keeps a few copies of the features alive at once, and the im2col buffer of the
+    /// last conv (9 F values per feature pixel) and the pre-shuffle and output tensors dominate;
+    /// measured peak RSS of whole frames divided by their LR pixels, with a margin.
+    fn bytes_per_lr_pixel(&self) -> usize {
+        let f = self.config.feature_channels;
+        let up = self.config.upsample_channels();
+        // Per feature pixel (4 LR pixels): im2col 9F, features 4F, pre-shuffle and output 2*up.
+        (9 * f + 4 * f + 2 * up) * 4 / 4 * 2
+    }
 }

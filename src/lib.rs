@@ -13,6 +13,8 @@ pub use model::{Form, ModelConfig, Rt4ksr};
 pub use weights::{ModelWeights, WeightError};
 pub mod imaging;
 pub mod inference;
+pub mod default_models;
 pub mod eval;
 pub mod metrics;
+pub mod upscale;
 pub mod train;

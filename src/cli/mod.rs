@@ -1,10 +1,12 @@
 //! Command-line definitions; each subcommand lives in its own file.
 
 mod bench;
+mod convert;
 mod eval;
 mod info;
 mod progress;
 mod train;
+mod upscale;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Upscale images: files, folders (mirrored) or standard input.
+    Upscale(upscale::UpscaleArgs),
     /// Print a weight file's configuration, parameter count and cost per 4K frame.
     Info(info::InfoArgs),
     /// Measure PSNR/SSIM on a folder of HR images against the bicubic baseline.
@@ -26,6 +30,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Time the network per 4K frame (and its parts) on this machine.
     Bench(bench::BenchArgs),
+    /// Convert any weight file into the project's format (folded by default).
+    Convert(convert::ConvertArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -34,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Upscale(args) => upscale::run(args),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod color;
 pub mod io;
+pub mod picture;
 pub mod resize;
 
 /// A planar image: `data[(c * height + y) * width + x]`.

@@ -52,22 +52,41 @@ impl Checkpoint {
         safetensors::serialize(views, Some(meta)).expect("checkpoint serializes")
     }
 
+    /// The weights a checkpoint stands for as a model: the EMA when the run keeps one.
+    pub fn model_weights(&self) -> Result<crate::ModelWeights, String> {
+        let config = super::TrainConfig::from_toml(&self.config)?;
+        let tensors = self.ema.clone().unwrap_or_else(|| self.weights.clone());
+        let provenance = format!(
+            "rt4ksr training checkpoint, step {} of {}, seed {}{}",
+            self.step,
+            config.steps,
+            config.seed,
+            if self.ema.is_some() { ", EMA weights" } else { "" }
+        );
+        crate::ModelWeights::new(config.model, crate::Form::Training, tensors, provenance).map_err(|e| e.to_string())
+    }
+
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         fsutil::write_atomic(path, &self.to_bytes())
     }
 
     pub fn load(path: &Path) -> Result<Self, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a checkpoint held in memory; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, String> {
         let fail = |why: &str| format!("{}: not a usable checkpoint ({why})", path.display());
-        let file = SafeTensors::deserialize(&bytes).map_err(|e| fail(&e.to_string()))?;
+        let file = SafeTensors::deserialize(bytes).map_err(|e| fail(&e.to_string()))?;
         let optimizer = file.tensor(OPTIMIZER_TENSOR).map_err(|_| fail("no optimizer state"))?.data().to_vec();
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(&e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fail(&e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("rt4ksr-checkpoint-v1") {
             return Err(fail("wrong format tag"));
         }
         // The float tensors; the optimizer bytes are not one of them.
-        let floats = without_tensor(&bytes, OPTIMIZER_TENSOR).map_err(|e| fail(&e))?;
+        let floats = without_tensor(bytes, OPTIMIZER_TENSOR).map_err(|e| fail(&e))?;
         let (all, _) = read_tensors(&floats, path).map_err(|e| fail(&e.to_string()))?;
         let split = |prefix: &str| -> TensorMap {
             all.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_owned(), v.clone()))).collect()

@@ -13,6 +13,7 @@ use std::path::Path;
 
 const FORMAT_KEY: &str = "format";
 const FORMAT_VALUE: &str = "rt4ksr-weights-v1";
+const CHECKPOINT_FORMAT: &str = "rt4ksr-checkpoint-v1";
 const CONFIG_KEY: &str = "rt4ksr.config";
 const FORM_KEY: &str = "rt4ksr.form";
 const PROVENANCE_KEY: &str = "rt4ksr.provenance";
@@ -47,8 +48,14 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
 
 /// Reads a weight file in safetensors form: the project's own, or a plain state dict.
 pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
-    let (tensors, metadata) = read_tensors(bytes, path)?;
     let fail = |reason: String| WeightError::Format { path: path.to_owned(), reason };
+    if let Ok((_, header)) = SafeTensors::read_metadata(bytes) {
+        if header.metadata().as_ref().and_then(|m| m.get(FORMAT_KEY)).map(String::as_str) == Some(CHECKPOINT_FORMAT) {
+            let ckpt = crate::train::checkpoint::Checkpoint::from_bytes(bytes, path).map_err(fail)?;
+            return ckpt.model_weights().map_err(fail);
+        }
+    }
+    let (tensors, metadata) = read_tensors(bytes, path)?;
     if metadata.get(FORMAT_KEY).map(String::as_str) == Some(FORMAT_VALUE) {
         let config: ModelConfig = serde_json::from_str(metadata.get(CONFIG_KEY).map_or("", |s| s))
             .map_err(|e| fail(format!("metadata `{CONFIG_KEY}` is not a valid configuration: {e}")))?;

@@ -1,0 +1,44 @@
+use anyhow::{Result, bail};
+use clap::Args;
+use rt4ksr::ModelWeights;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Any weight file: official .pth, safetensors, rt4ksr file or training checkpoint.
+    input: PathBuf,
+    /// The rt4ksr weight file to write (safetensors with the configuration in its metadata).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Keep the training form (default: fold into the inference form, dead branch dropped).
+    #[arg(long)]
+    training_form: bool,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    if args.output.exists() && !args.overwrite {
+        bail!("{} exists (use --overwrite to replace it)", args.output.display());
+    }
+    let weights = ModelWeights::load(&args.input)?;
+    let out = if args.training_form {
+        if weights.form != rt4ksr::Form::Training {
+            bail!("{}: holds folded weights, which cannot be unfolded", args.input.display());
+        }
+        weights
+    } else {
+        weights.folded(false)?
+    };
+    out.save(&args.output)?;
+    eprintln!(
+        "{}: {} form, {} parameters, {}",
+        args.output.display(),
+        out.form,
+        out.parameter_count(),
+        out.config.summary()
+    );
+    Ok(ExitCode::SUCCESS)
+}

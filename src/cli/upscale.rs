@@ -1,0 +1,254 @@
+use super::progress;
+use anyhow::{Context, Result, anyhow, bail};
+use burn::tensor::Device;
+use clap::Args;
+use image::ImageFormat;
+use indicatif::ProgressBar;
+use rt4ksr::fsutil;
+use rt4ksr::imaging::picture::{self, DecodeLimits, EncodeOptions, Picture};
+use rt4ksr::inference::BurnUpscaler;
+use rt4ksr::upscale::{self, Engine};
+use rt4ksr::ModelWeights;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct UpscaleArgs {
+    /// Image files or folders (searched recursively), or `-` for standard input.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output file (one input), or folder (several inputs or a folder), or `-` for standard output.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Upscaling factor of the embedded default model (2 or 3); a --weights file sets its own.
+    #[arg(long, short)]
+    scale: Option<usize>,
+    /// Weight file (.pth, safetensors or rt4ksr) instead of the embedded default model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Output format (png, jpg, webp, bmp, tiff); default: the output's extension, else the input's.
+    #[arg(long)]
+    format: Option<String>,
+    /// JPEG quality (1-100).
+    #[arg(long, default_value_t = 92)]
+    quality: u8,
+    /// Replace existing output files.
+    #[arg(long)]
+    overwrite: bool,
+    /// Leave existing output files alone and go on with the rest.
+    #[arg(long, conflicts_with = "overwrite")]
+    skip_existing: bool,
+    /// Working-memory bound for the network (e.g. 512M, 2G); large images are tiled to fit.
+    #[arg(long, default_value = "1G", value_parser = parse_bytes)]
+    max_memory: u64,
+    /// Largest input accepted, in megapixels (protects against decompression bombs).
+    #[arg(long, default_value_t = 50.0)]
+    max_megapixels: f64,
+    /// Also write OUTPUT_compare.png: bicubic | model, side by side.
+    #[arg(long)]
+    compare: bool,
+}
+
+/// Parses `1G`, `512M`, `64K` or a plain byte count.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('G') => (&t[..t.len() - 1], 1u64 << 30),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('K') => (&t[..t.len() - 1], 1 << 10),
+        _ => (t, 1),
+    };
+    let value: f64 = num.parse().map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
+    if value <= 0.0 {
+        return Err(format!("`{text}` must be positive"));
+    }
+    Ok((value * mult as f64) as u64)
+}
+
+fn format_from_name(name: &str) -> Result<ImageFormat> {
+    let f = match name.to_ascii_lowercase().as_str() {
+        "png" => ImageFormat::Png,
+        "jpg" | "jpeg" => ImageFormat::Jpeg,
+        "webp" => ImageFormat::WebP,
+        "bmp" => ImageFormat::Bmp,
+        "tif" | "tiff" => ImageFormat::Tiff,
+        other => bail!("unsupported output format `{other}` (png, jpg, webp, bmp, tiff)"),
+    };
+    Ok(f)
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| format_from_name(e).is_ok() || e.eq_ignore_ascii_case("tif"))
+}
+
+/// One unit of work: where to read, where to write.
+struct Job {
+    input: PathBuf,
+    output: PathBuf,
+}
+
+fn collect_dir(root: &Path, dir: &Path, out_root: &Path, jobs: &mut Vec<Job>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the folder", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_dir(root, &path, out_root, jobs)?;
+        } else if is_image(&path) {
+            let rel = path.strip_prefix(root).expect("inside the root");
+            jobs.push(Job { output: out_root.join(rel), input: path });
+        }
+    }
+    Ok(())
+}
+
+fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
+    let single_file = args.inputs.len() == 1 && !args.inputs[0].is_dir();
+    if single_file && !args.output.is_dir() {
+        return Ok(vec![Job { input: args.inputs[0].clone(), output: args.output.clone() }]);
+    }
+    if args.output == Path::new("-") {
+        bail!("`-o -` takes a single input");
+    }
+    let mut jobs = Vec::new();
+    for input in &args.inputs {
+        if input == Path::new("-") {
+            bail!("`-` (standard input) goes with a single output file or `-o -`");
+        } else if input.is_dir() {
+            collect_dir(input, input, &args.output, &mut jobs)?;
+        } else {
+            let name = input.file_name().ok_or_else(|| anyhow!("{}: not a file name", input.display()))?;
+            jobs.push(Job { input: input.clone(), output: args.output.join(name) });
+        }
+    }
+    Ok(jobs)
+}
+
+fn load_engine(args: &UpscaleArgs) -> Result<BurnUpscaler> {
+    let weights = match &args.weights {
+        Some(path) => {
+            let w = ModelWeights::load(path)?;
+            if let Some(s) = args.scale {
+                if s != w.config.scale {
+                    bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
+                }
+            }
+            w
+        }
+        None => rt4ksr::default_models::load(args.scale.unwrap_or(2))?,
+    };
+    Ok(BurnUpscaler::new(&weights, Device::flex())?)
+}
+
+struct Outcome {
+    done: usize,
+    skipped: usize,
+    failed: Vec<String>,
+}
+
+pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
+    if args.output.as_os_str().is_empty() {
+        bail!("-o needs a path");
+    }
+    let jobs = plan_jobs(&args)?;
+    if jobs.is_empty() {
+        bail!("no image files (png, jpg, webp, bmp, tif) among the inputs");
+    }
+    let engine = load_engine(&args)?;
+    let limits = DecodeLimits { max_pixels: (args.max_megapixels * 1e6) as u64 };
+    let mut outcome = Outcome { done: 0, skipped: 0, failed: Vec::new() };
+    let bar = if jobs.len() > 1 { progress::bar(jobs.len() as u64, "files") } else { ProgressBar::hidden() };
+    for job in &jobs {
+        bar.set_message(job.input.display().to_string());
+        match process(&args, &engine, limits, job, &bar) {
+            Ok(true) => outcome.done += 1,
+            Ok(false) => outcome.skipped += 1,
+            Err(e) => {
+                let line = format!("{}: {e:#}", job.input.display());
+                bar.suspend(|| eprintln!("rt4ksr: {line}"));
+                outcome.failed.push(line);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if jobs.len() > 1 || !outcome.failed.is_empty() {
+        eprintln!(
+            "{} upscaled, {} skipped (already there), {} failed",
+            outcome.done,
+            outcome.skipped,
+            outcome.failed.len()
+        );
+    }
+    Ok(if outcome.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Upscales one file; `Ok(false)` when it was skipped because the output exists.
+fn process(args: &UpscaleArgs, engine: &BurnUpscaler, limits: DecodeLimits, job: &Job, bar: &ProgressBar) -> Result<bool> {
+    let to_stdout = job.output == Path::new("-");
+    if !to_stdout && job.output.exists() {
+        if args.skip_existing {
+            return Ok(false);
+        }
+        if !args.overwrite {
+            bail!("{} exists (use --overwrite to replace it, --skip-existing to keep it)", job.output.display());
+        }
+    }
+    let format = match &args.format {
+        Some(name) => format_from_name(name)?,
+        None => {
+            let from = |p: &Path| p.extension().and_then(|e| e.to_str()).and_then(|e| format_from_name(e).ok());
+            from(&job.output).or_else(|| from(&job.input)).unwrap_or(ImageFormat::Png)
+        }
+    };
+    let bytes = if job.input == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        buf
+    } else {
+        std::fs::read(&job.input).context("cannot read the file")?
+    };
+    let picture = picture::decode(&bytes, limits).map_err(|e| anyhow!(e))?;
+    let tile_bar = progress::bar(0, "tiles");
+    tile_bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let result = upscale::upscale_picture(engine, &picture, args.max_memory as usize, |done, total| {
+        if total > 1 && done == 1 {
+            tile_bar.set_length(total as u64);
+            if !bar.is_hidden() || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                tile_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+        }
+        tile_bar.set_position(done as u64);
+    })
+    .map_err(|e| anyhow!(e))?;
+    tile_bar.finish_and_clear();
+    let encoded = picture::encode(&result, EncodeOptions { format, jpeg_quality: args.quality }).map_err(|e| anyhow!(e))?;
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&encoded).and_then(|_| out.flush()).context("writing standard output")?;
+    } else {
+        if let Some(parent) = job.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create the folder", parent.display()))?;
+        }
+        fsutil::write_atomic(&job.output, &encoded).with_context(|| format!("{}: cannot write", job.output.display()))?;
+        if args.compare {
+            write_compare(&picture, &result, engine.config().scale, &job.output)?;
+        }
+    }
+    Ok(true)
+}
+
+fn write_compare(input: &Picture, result: &Picture, scale: usize, output: &Path) -> Result<()> {
+    let bicubic = upscale::bicubic(&input.color, scale);
+    let side = upscale::side_by_side(&bicubic, &result.color);
+    let pic = Picture { color: side, alpha: None, depth: picture::BitDepth::Eight, icc: result.icc.clone() };
+    let bytes = picture::encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 92 }).map_err(|e| anyhow!(e))?;
+    let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+    let path = output.with_file_name(format!("{stem}_compare.png"));
+    fsutil::write_atomic(&path, &bytes).with_context(|| format!("{}: cannot write", path.display()))
+}

@@ -1,0 +1,41 @@
+//! The default models, embedded in the binary so that a fresh machine upscales with no
+//! download: the project's own x2 and x3 models, trained by `rt4ksr train` on the training set
+//! (see docs/training.md for how, and README.md for their quality).
+
+use crate::{ModelWeights, WeightError};
+use std::path::Path;
+
+const X2: &[u8] = include_bytes!("../models/rt4ksr_x2.safetensors");
+const X3: &[u8] = include_bytes!("../models/rt4ksr_x3.safetensors");
+
+/// Scales with an embedded model.
+pub const SCALES: [usize; 2] = [2, 3];
+
+/// The embedded model for `scale`.
+pub fn load(scale: usize) -> Result<ModelWeights, WeightError> {
+    let (bytes, name) = match scale {
+        2 => (X2, "embedded x2 model"),
+        3 => (X3, "embedded x3 model"),
+        other => {
+            return Err(WeightError::Infer(format!(
+                "no embedded model for x{other} (there are x2 and x3); give one with --weights"
+            )));
+        }
+    };
+    ModelWeights::from_bytes(bytes, Path::new(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_models_load_folded_with_their_scale() {
+        for s in SCALES {
+            let w = load(s).unwrap();
+            assert_eq!(w.config.scale, s);
+            assert_eq!(w.form, crate::Form::Folded);
+        }
+        assert!(load(4).unwrap_err().to_string().contains("--weights"));
+    }
+}

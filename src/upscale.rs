@@ -1,0 +1,172 @@
+//! Upscaling whole pictures of any size: odd sides padded by reflection, the frame cut into
+//! tiles whose halo covers the network's receptive field (so tiled output equals untiled
+//! output), grey and alpha handled around the RGB network.
+
+use crate::imaging::Image;
+use crate::imaging::picture::Picture;
+use crate::imaging::resize;
+use crate::inference::pad_to_even;
+use crate::model::ModelConfig;
+
+/// Something that super-resolves RGB images with even sides.
+pub trait Engine {
+    fn config(&self) -> &ModelConfig;
+    /// Upscales a whole RGB image with even sides; output not clamped.
+    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String>;
+    /// Working memory per LR pixel of one run, for planning tiles.
+    fn bytes_per_lr_pixel(&self) -> usize;
+}
+
+/// How far (in LR pixels) an output pixel looks into the input: one feature pixel per 3x3 conv
+/// (head, N body blocks, tail, upsample), each feature pixel two LR pixels, plus the Gaussian's
+/// reach on the HF path. Kept even so tiles stay on the 2x2 unshuffle grid.
+pub fn receptive_radius(config: &ModelConfig) -> usize {
+    2 * (config.num_blocks + 3) + 2
+}
+
+/// Whether tiles can reproduce the whole-image result: channel attention pools over the whole
+/// image, so a model with it must see the whole image at once.
+pub fn tileable(config: &ModelConfig) -> bool {
+    !config.eca
+}
+
+/// One tile: the core region it is responsible for and the region it reads (core + halo).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub core_y: usize,
+    pub core_x: usize,
+    pub core_h: usize,
+    pub core_w: usize,
+    pub read_y: usize,
+    pub read_x: usize,
+    pub read_h: usize,
+    pub read_w: usize,
+}
+
+/// Splits an `h` x `w` image (even sides) into tiles whose read region holds at most
+/// `max_pixels` LR pixels; a single tile when the whole image fits.
+pub fn plan_tiles(h: usize, w: usize, halo: usize, max_pixels: usize) -> Vec<Tile> {
+    let whole = vec![Tile { core_y: 0, core_x: 0, core_h: h, core_w: w, read_y: 0, read_x: 0, read_h: h, read_w: w }];
+    if h * w <= max_pixels {
+        return whole;
+    }
+    // Largest even core side c with (c + 2 halo)^2 <= max_pixels, at least 2.
+    let side = ((max_pixels as f64).sqrt() as usize).saturating_sub(2 * halo);
+    let core = (side & !1).max(2);
+    let mut tiles = Vec::new();
+    for core_y in (0..h).step_by(core) {
+        for core_x in (0..w).step_by(core) {
+            let core_h = core.min(h - core_y);
+            let core_w = core.min(w - core_x);
+            let read_y = core_y.saturating_sub(halo);
+            let read_x = core_x.saturating_sub(halo);
+            let read_h = (core_y + core_h + halo).min(h) - read_y;
+            let read_w = (core_x + core_w + halo).min(w) - read_x;
+            tiles.push(Tile { core_y, core_x, core_h, core_w, read_y, read_x, read_h, read_w });
+        }
+    }
+    tiles
+}
+
+/// Upscales an RGB image of any size within `max_bytes` of working memory. `on_tile(done,
+/// total)` reports progress.
+pub fn upscale_rgb(
+    engine: &dyn Engine,
+    rgb: &Image<f32>,
+    max_bytes: usize,
+    mut on_tile: impl FnMut(usize, usize),
+) -> Result<Image<f32>, String> {
+    let config = engine.config();
+    let s = config.scale;
+    let (h, w) = (rgb.height, rgb.width);
+    let padded = pad_to_even(rgb);
+    let budget = (max_bytes / engine.bytes_per_lr_pixel().max(1)).max(64 * 64);
+    let tiles = if tileable(config) {
+        plan_tiles(padded.height, padded.width, receptive_radius(config), budget)
+    } else {
+        plan_tiles(padded.height, padded.width, 0, usize::MAX)
+    };
+    let mut out = Image::zeros(3, padded.height * s, padded.width * s);
+    for (i, t) in tiles.iter().enumerate() {
+        let input = padded.crop(t.read_y, t.read_x, t.read_h, t.read_w);
+        let result = engine.run(&input)?;
+        let (dy, dx) = ((t.core_y - t.read_y) * s, (t.core_x - t.read_x) * s);
+        for c in 0..3 {
+            let src = result.plane(c);
+            let dst = out.plane_mut(c);
+            for y in 0..t.core_h * s {
+                let from = (dy + y) * result.width + dx;
+                let to = (t.core_y * s + y) * padded.width * s + t.core_x * s;
+                dst[to..to + t.core_w * s].copy_from_slice(&src[from..from + t.core_w * s]);
+            }
+        }
+        on_tile(i + 1, tiles.len());
+    }
+    Ok(if (padded.height, padded.width) == (h, w) { out } else { out.crop(0, 0, h * s, w * s) })
+}
+
+/// Upscales a picture: the colour through the network (grey as RGB, then averaged back),
+/// alpha by bicubic. Samples are clamped to 0..1.
+pub fn upscale_picture(
+    engine: &dyn Engine,
+    picture: &Picture,
+    max_bytes: usize,
+    on_tile: impl FnMut(usize, usize),
+) -> Result<Picture, String> {
+    let s = engine.config().scale;
+    let grey = picture.color.channels == 1;
+    let rgb = crate::imaging::color::grey_to_rgb(&picture.color);
+    let sr = upscale_rgb(engine, &rgb, max_bytes, on_tile)?;
+    let color = if grey {
+        let n = sr.height * sr.width;
+        let data = (0..n).map(|i| ((sr.data[i] + sr.data[n + i] + sr.data[2 * n + i]) / 3.0).clamp(0.0, 1.0)).collect();
+        Image::new(1, sr.height, sr.width, data)
+    } else {
+        sr.map(|v| v.clamp(0.0, 1.0))
+    };
+    let alpha = picture.alpha.as_ref().map(|a| bicubic(a, s));
+    Ok(Picture { color, alpha, depth: picture.depth, icc: picture.icc.clone() })
+}
+
+/// MATLAB-style bicubic enlargement, clamped.
+pub fn bicubic(image: &Image<f32>, scale: usize) -> Image<f32> {
+    resize::upscale(&image.map(|v| v as f64), scale).map(|v| v.clamp(0.0, 1.0) as f32)
+}
+
+/// Bicubic | model, side by side, for showing the gain.
+pub fn side_by_side(left: &Image<f32>, right: &Image<f32>) -> Image<f32> {
+    assert_eq!((left.channels, left.height), (right.channels, right.height));
+    let (h, w1, w2) = (left.height, left.width, right.width);
+    let mut out = Image::zeros(left.channels, h, w1 + w2);
+    for c in 0..left.channels {
+        for y in 0..h {
+            let row = &mut out.plane_mut(c)[y * (w1 + w2)..(y + 1) * (w1 + w2)];
+            row[..w1].copy_from_slice(&left.plane(c)[y * w1..(y + 1) * w1]);
+            row[w1..].copy_from_slice(&right.plane(c)[y * w2..(y + 1) * w2]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_the_image_once_and_stay_on_the_even_grid() {
+        for (h, w, budget) in [(100, 62, 900), (8, 8, 10), (64, 200, 4000), (2, 2, 1)] {
+            let tiles = plan_tiles(h, w, 6, budget);
+            let mut covered = vec![0u8; h * w];
+            for t in &tiles {
+                assert!(t.core_y % 2 == 0 && t.core_x % 2 == 0 && t.read_y % 2 == 0 && t.read_x % 2 == 0);
+                assert!(t.read_y + t.read_h <= h && t.read_x + t.read_w <= w);
+                for y in t.core_y..t.core_y + t.core_h {
+                    for x in t.core_x..t.core_x + t.core_w {
+                        covered[y * w + x] += 1;
+                    }
+                }
+            }
+            assert!(covered.iter().all(|&c| c == 1), "{h}x{w}");
+        }
+    }
+}
