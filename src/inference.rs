@@ -81,13 +81,13 @@ impl crate::upscale::Engine for BurnUpscaler {
         self.upscale(rgb)
     }
 
-    /// burn keeps a few copies of the features alive at once, and the im2col buffer of the
-    /// last conv (9 F values per feature pixel) and the pre-shuffle and output tensors dominate;
-    /// measured peak RSS of whole frames divided by their LR pixels, with a margin.
+    /// Three feature maps alive at once (F channels at a quarter of the LR pixels), the
+    /// pre-shuffle tensor twice (before and after the shuffle), and the output; calibrated
+    /// against the peak RSS of whole 720p and 1080p frames.
     fn bytes_per_lr_pixel(&self) -> usize {
         let f = self.config.feature_channels;
         let up = self.config.upsample_channels();
-        // Per feature pixel (4 LR pixels): im2col 9F, features 4F, pre-shuffle and output 2*up.
-        (9 * f + 4 * f + 2 * up) * 4 / 4 * 2
+        let s = self.config.scale;
+        3 * f + 2 * up + 12 * s * s
     }
 }
