@@ -73,6 +73,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         });
         cases.push(case(&format!("burn network x{scale} {width}x{height} -> {}x{}", width * scale, height * scale), gmac, t));
 
+        let fast = rt4ksr::engine::FastEngine::new(&weights)?.expect("official config is supported");
+        let rgb = Image::new(3, height, width, (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect());
+        let mut ws = rt4ksr::engine::Workspace::default();
+        let t = time(args.runs, || {
+            let _ = fast.upscale(&rgb, &mut ws).unwrap();
+        });
+        cases.push(case(&format!("fast engine x{scale} {width}x{height} ({:?})", fast.isa), gmac, t));
+
         let lr = Image::new(3, height, width, vec![0.5f64; 3 * height * width]);
         let t = time(args.runs.min(3), || {
             let _ = resize::upscale(&lr, scale);
