@@ -91,3 +91,48 @@ impl crate::upscale::Engine for BurnUpscaler {
         3 * f + 2 * up + 12 * s * s
     }
 }
+
+/// The fast engine with its reusable buffers, as an [`Engine`](crate::upscale::Engine).
+pub struct FastUpscaler {
+    engine: crate::engine::FastEngine,
+    workspace: std::sync::Mutex<crate::engine::Workspace>,
+}
+
+impl crate::upscale::Engine for FastUpscaler {
+    fn config(&self) -> &crate::ModelConfig {
+        &self.engine.config
+    }
+
+    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+        let padded = pad_to_even(rgb);
+        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        let out = self.engine.upscale(&padded, &mut ws)?;
+        let s = self.engine.config.scale;
+        let (h, w) = (rgb.height * s, rgb.width * s);
+        Ok(if (out.height, out.width) == (h, w) { out } else { out.crop(0, 0, h, w) })
+    }
+
+    /// Two feature maps of F channels and the 12-channel input at a quarter of the LR pixels,
+    /// and the 3 s^2 output samples per LR pixel.
+    fn bytes_per_lr_pixel(&self) -> usize {
+        let c = &self.engine.config;
+        (12 + 2 * c.feature_channels) + 12 * c.scale * c.scale
+    }
+}
+
+/// The fastest engine that runs these weights: the fast CPU engine where it supports the
+/// configuration, else burn on the CPU.
+pub fn best_engine(weights: &ModelWeights) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
+    Ok(match crate::engine::FastEngine::new(weights)? {
+        Some(engine) => Box::new(FastUpscaler { engine, workspace: Default::default() }),
+        None => Box::new(BurnUpscaler::new(weights, Device::flex())?),
+    })
+}
+
+/// Upscales an 8-bit image with any engine and rounds to 8 bit (clamped, half to even).
+pub fn upscale_u8(engine: &dyn crate::upscale::Engine, image: &Image<u8>) -> Result<Image<u8>, String> {
+    let out = engine.run(&pad_to_even(&image.map(|v| v as f32 / 255.0)))?;
+    let s = engine.config().scale;
+    let out = if (out.height, out.width) == (image.height * s, image.width * s) { out } else { out.crop(0, 0, image.height * s, image.width * s) };
+    Ok(out.map(|v| v as f64).quantize_u8())
+}

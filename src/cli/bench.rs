@@ -18,6 +18,9 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only the fast engine (for profiling).
+    #[arg(long)]
+    fast_only: bool,
 }
 
 #[derive(Serialize)]
@@ -47,19 +50,35 @@ fn case(name: &str, gmac: f64, (median_ms, min_ms, max_ms): (f64, f64, f64)) -> 
     Case { name: name.into(), median_ms, min_ms, max_ms, gmac, gmac_per_s: gmac / (median_ms / 1e3) }
 }
 
+#[derive(Serialize)]
+struct Report {
+    machine: String,
+    threads: usize,
+    peak_gmac_per_s: f64,
+    cases: Vec<Case>,
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let device = Device::flex();
     let mut cases = Vec::new();
+    let peak = rt4ksr::engine::measure_peak_gmacs(300);
 
     // One 3x3 conv 24 -> 24 at the feature resolution of a 1080p LR frame.
     let x = Tensor::<4>::random([1, 24, 540, 960], Distribution::Uniform(0.0, 1.0), &device);
     let w = Tensor::<4>::random([24, 24, 3, 3], Distribution::Uniform(-0.1, 0.1), &device);
     let b = Tensor::<1>::zeros([24], &device);
     let conv_gmac = 540.0 * 960.0 * 24.0 * 24.0 * 9.0 / 1e9;
-    let t = time(args.runs, || {
+    let t = if args.fast_only { (0.0, 0.0, 0.0) } else { time(args.runs, || {
         let y = conv2d(x.clone(), w.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
         let _ = y.into_data();
-    });
+    }) };
     cases.push(case("burn conv3x3 24->24 [1,24,540,960]", conv_gmac, t));
 
     for (scale, width, height) in [(3, 1280, 720), (2, 1920, 1080)] {
@@ -68,37 +87,60 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let net = Rt4ksr::from_weights(&weights, &device);
         let input = Tensor::<4>::random([1, 3, height, width], Distribution::Uniform(0.0, 1.0), &device);
         let gmac = config.folded_macs(width, height, false) as f64 / 1e9;
-        let t = time(args.runs, || {
+        let t = if args.fast_only { (0.0, 0.0, 0.0) } else { time(args.runs, || {
             let _ = net.forward(input.clone()).into_data();
-        });
+        }) };
         cases.push(case(&format!("burn network x{scale} {width}x{height} -> {}x{}", width * scale, height * scale), gmac, t));
 
         let fast = rt4ksr::engine::FastEngine::new(&weights)?.expect("official config is supported");
         let rgb = Image::new(3, height, width, (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect());
         let mut ws = rt4ksr::engine::Workspace::default();
+        let mut out = Image::zeros(0, 0, 0);
         let t = time(args.runs, || {
-            let _ = fast.upscale(&rgb, &mut ws).unwrap();
+            fast.upscale_into(&rgb, &mut ws, &mut out).unwrap();
         });
         cases.push(case(&format!("fast engine x{scale} {width}x{height} ({:?})", fast.isa), gmac, t));
 
         let lr = Image::new(3, height, width, vec![0.5f64; 3 * height * width]);
-        let t = time(args.runs.min(3), || {
+        let t = if args.fast_only { (0.0, 0.0, 0.0) } else { time(args.runs.min(3), || {
             let _ = resize::upscale(&lr, scale);
-        });
+        }) };
         cases.push(case(&format!("bicubic x{scale} {width}x{height} (f64, 1 thread)"), 0.0, t));
     }
 
+    let report = Report { machine: cpu_name(), threads: rayon::current_num_threads(), peak_gmac_per_s: peak, cases };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&cases)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{:<48} {:>10} {:>10} {:>10} {:>8} {:>8}", "case", "median ms", "min ms", "max ms", "GMAC", "GMAC/s");
-        for c in &cases {
+        println!(
+            "{} ({} threads); measured fp32 FMA peak {:.1} GMAC/s; {} runs after one warm-up",
+            report.machine, report.threads, peak, args.runs
+        );
+        println!(
+            "{:<48} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}",
+            "case", "median ms", "min ms", "max ms", "frame/s", "GMAC/s", "% peak", "vs bicubic"
+        );
+        let bicubic = |scale: &str| report.cases.iter().find(|c| c.name.starts_with(&format!("bicubic {scale}")) && c.median_ms > 0.0).map(|c| c.median_ms);
+        for c in report.cases.iter().filter(|c| c.median_ms > 0.0) {
+            let scale = c.name.split_whitespace().find(|w| w.starts_with('x') && w.len() == 2).unwrap_or("");
+            let ratio = match bicubic(scale) {
+                Some(b) if c.gmac > 0.0 && !c.name.contains("conv3x3") => format!("{:.2}x", b / c.median_ms),
+                _ => "-".into(),
+            };
+            let pct = if c.gmac > 0.0 { format!("{:.0}%", 100.0 * c.gmac_per_s / peak) } else { "-".into() };
             println!(
-                "{:<48} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>8.1}",
-                c.name, c.median_ms, c.min_ms, c.max_ms, c.gmac, c.gmac_per_s
+                "{:<48} {:>9.1} {:>8.1} {:>8.1} {:>7.2} {:>7.1} {:>7} {:>7}",
+                c.name,
+                c.median_ms,
+                c.min_ms,
+                c.max_ms,
+                1e3 / c.median_ms,
+                c.gmac_per_s,
+                pct,
+                ratio
             );
         }
-        println!("threads: {} (rayon); runs: {} after one warm-up", rayon::current_num_threads(), args.runs);
+        println!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,9 @@
 use super::progress;
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
 use clap::Args;
 use rt4ksr::eval::{Scores, bicubic_sr, make_pair};
 use rt4ksr::imaging::io::load_rgb8;
-use rt4ksr::inference::BurnUpscaler;
+use rt4ksr::inference::{best_engine, upscale_u8};
 use rt4ksr::ModelWeights;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -75,7 +74,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             if weights.config.scale != args.scale {
                 bail!("{}: the model is x{}, --scale asks for x{}", path.display(), weights.config.scale, args.scale);
             }
-            Some(BurnUpscaler::new(&weights, Device::flex())?)
+            Some(best_engine(&weights)?)
         }
         (None, true) => None,
         (None, false) => bail!("give --weights FILE, or --bicubic for the baseline alone"),
@@ -101,7 +100,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         let bicubic = Scores::measure(&hr, &bicubic_sr(&lr, args.scale), crop_border);
         let model = match &upscaler {
             Some(u) => {
-                let sr = u.upscale_u8(&lr).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                let sr = upscale_u8(u.as_ref(), &lr).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
                 Some(Scores::measure(&hr, &sr, crop_border))
             }
             None => None,

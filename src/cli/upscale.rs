@@ -1,12 +1,10 @@
 use super::progress;
 use anyhow::{Context, Result, anyhow, bail};
-use burn::tensor::Device;
 use clap::Args;
 use image::ImageFormat;
 use indicatif::ProgressBar;
 use rt4ksr::fsutil;
 use rt4ksr::imaging::picture::{self, DecodeLimits, EncodeOptions, Picture};
-use rt4ksr::inference::BurnUpscaler;
 use rt4ksr::upscale::{self, Engine};
 use rt4ksr::ModelWeights;
 use std::io::{Read, Write};
@@ -129,7 +127,7 @@ fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn load_engine(args: &UpscaleArgs) -> Result<BurnUpscaler> {
+fn load_engine(args: &UpscaleArgs) -> Result<Box<dyn Engine + Send + Sync>> {
     let weights = match &args.weights {
         Some(path) => {
             let w = ModelWeights::load(path)?;
@@ -142,7 +140,7 @@ fn load_engine(args: &UpscaleArgs) -> Result<BurnUpscaler> {
         }
         None => rt4ksr::default_models::load(args.scale.unwrap_or(2))?,
     };
-    Ok(BurnUpscaler::new(&weights, Device::flex())?)
+    Ok(rt4ksr::inference::best_engine(&weights)?)
 }
 
 struct Outcome {
@@ -165,7 +163,7 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
     let bar = if jobs.len() > 1 { progress::bar(jobs.len() as u64, "files") } else { ProgressBar::hidden() };
     for job in &jobs {
         bar.set_message(job.input.display().to_string());
-        match process(&args, &engine, limits, job, &bar) {
+        match process(&args, engine.as_ref(), limits, job, &bar) {
             Ok(true) => outcome.done += 1,
             Ok(false) => outcome.skipped += 1,
             Err(e) => {
@@ -189,7 +187,7 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
 }
 
 /// Upscales one file; `Ok(false)` when it was skipped because the output exists.
-fn process(args: &UpscaleArgs, engine: &BurnUpscaler, limits: DecodeLimits, job: &Job, bar: &ProgressBar) -> Result<bool> {
+fn process(args: &UpscaleArgs, engine: &dyn Engine, limits: DecodeLimits, job: &Job, bar: &ProgressBar) -> Result<bool> {
     let to_stdout = job.output == Path::new("-");
     if !to_stdout && job.output.exists() {
         if args.skip_existing {

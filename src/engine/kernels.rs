@@ -1,8 +1,10 @@
 //! The convolution block kernel and the fused epilogue, in AVX2+FMA and in portable Rust.
 //!
 //! A block is 16 consecutive output pixels of one row and every output channel, written to
-//! `block[co * 16 + p]`. The input is planar with a zero border: padded row `y..y+2` and padded
-//! columns `x0..x0+18` are read for output row `y`, columns `x0..x0+16`.
+//! `block[co * 16 + p]`. The input is stored row by row, each row holding all its channels one
+//! after another (`[(y * C + c) * stride + x]`, so the 3 input rows a block reads are 3
+//! contiguous runs), with a zero border: padded rows `y..y+2` and padded columns `x0..x0+18`
+//! are read for output row `y`, columns `x0..x0+16`.
 
 use super::math::{ERF_ALPHA, ERF_BETA, gelu};
 use super::{BLOCK, Epilogue, Isa, Layer};
@@ -14,15 +16,15 @@ const LN_EPS: f32 = 1e-6;
 const LRELU_SLOPE: f32 = 0.05;
 
 #[allow(clippy::too_many_arguments)]
-pub fn conv_block(isa: Isa, layer: &Layer, src: &[f32], stride: usize, plane: usize, y: usize, x0: usize, block: &mut [f32]) {
+pub fn conv_block(isa: Isa, layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
     assert!(layer.co % GROUP == 0 && block.len() >= layer.co * BLOCK);
-    assert!((layer.ci - 1) * plane + (y + 2) * stride + x0 + BLOCK + 2 <= src.len(), "conv_block reads inside the buffer");
+    assert!(((y + 2) * layer.ci + layer.ci - 1) * stride + x0 + BLOCK + 2 <= src.len(), "conv_block reads inside the buffer");
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen after detecting both features; the reads are
         // bounded by the assert above.
-        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, src, stride, plane, y, x0, block) },
-        _ => conv_block_portable(layer, src, stride, plane, y, x0, block),
+        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, src, stride, y, x0, block) },
+        _ => conv_block_portable(layer, src, stride, y, x0, block),
     }
 }
 
@@ -35,7 +37,7 @@ pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32]) {
     }
 }
 
-fn conv_block_portable(layer: &Layer, src: &[f32], stride: usize, plane: usize, y: usize, x0: usize, block: &mut [f32]) {
+fn conv_block_portable(layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
     let co = layer.co;
     for g in (0..co).step_by(GROUP) {
         let mut acc = [[0f32; BLOCK]; GROUP];
@@ -45,7 +47,7 @@ fn conv_block_portable(layer: &Layer, src: &[f32], stride: usize, plane: usize, 
         for ci in 0..layer.ci {
             for k in 0..9 {
                 let (ky, kx) = (k / 3, k % 3);
-                let row = &src[ci * plane + (y + ky) * stride + x0 + kx..][..BLOCK];
+                let row = &src[((y + ky) * layer.ci + ci) * stride + x0 + kx..][..BLOCK];
                 let w = &layer.weights[(ci * 9 + k) * co + g..][..GROUP];
                 for c in 0..GROUP {
                     for p in 0..BLOCK {
@@ -89,8 +91,9 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn conv_block(layer: &Layer, src: &[f32], stride: usize, plane: usize, y: usize, x0: usize, block: &mut [f32]) {
+    pub unsafe fn conv_block(layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
         let co = layer.co;
+        let row_stride = layer.ci * stride;
         let out = block.as_mut_ptr();
         for g in (0..co).step_by(GROUP) {
             let mut lo = [_mm256_setzero_ps(); GROUP];
@@ -103,11 +106,11 @@ mod avx2 {
             for ci in 0..layer.ci {
                 // SAFETY (whole loop): bounds asserted by the caller.
                 unsafe {
-                    let base = src.as_ptr().add(ci * plane + y * stride + x0);
+                    let base = src.as_ptr().add(y * row_stride + ci * stride + x0);
                     let wbase = layer.weights.as_ptr().add(ci * 9 * co + g);
                     for ky in 0..3 {
                         for kx in 0..3 {
-                            let p = base.add(ky * stride + kx);
+                            let p = base.add(ky * row_stride + kx);
                             let v0 = _mm256_loadu_ps(p);
                             let v1 = _mm256_loadu_ps(p.add(8));
                             let wk = wbase.add((ky * 3 + kx) * co);
@@ -127,6 +130,21 @@ mod avx2 {
                 }
             }
         }
+    }
+
+    /// 12 independent chains of 8-wide FMAs: enough to cover the FMA latency on two pipes.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fma_burst(iters: u64) -> u64 {
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        let m = _mm256_set1_ps(0.999_999);
+        let a = _mm256_set1_ps(1e-7);
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, m, a);
+            }
+        }
+        std::hint::black_box(acc);
+        iters * 12 * 8
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -188,6 +206,28 @@ mod avx2 {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Runs a fixed burst of independent FMA chains; returns the multiply-accumulates done.
+pub fn fma_burst(isa: Isa) -> u64 {
+    const ITERS: u64 = 1 << 16;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected.
+        Isa::Avx2Fma => unsafe { avx2::fma_burst(ITERS) },
+        _ => {
+            let mut acc = [[1f32; 8]; 12];
+            for _ in 0..ITERS {
+                for a in acc.iter_mut() {
+                    for v in a.iter_mut() {
+                        *v = v.mul_add(0.999_999, 1e-7);
+                    }
+                }
+            }
+            std::hint::black_box(acc);
+            ITERS * 12 * 8
         }
     }
 }
