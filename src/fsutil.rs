@@ -6,9 +6,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The temporary name used while `path` is being written (same folder, so rename is atomic).
+/// It is the same for every run, so that a run killed mid-write leaves at most one hidden
+/// `.NAME.rt4ksr.tmp`, which the next write of that file replaces.
 pub fn temp_path_for(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.rt4ksr.tmp"))
 }
 
 /// Writes `bytes` to `path` atomically; on failure nothing is left at `path` or beside it.

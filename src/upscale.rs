@@ -125,7 +125,7 @@ pub fn upscale_picture(
         sr.map(|v| v.clamp(0.0, 1.0))
     };
     let alpha = picture.alpha.as_ref().map(|a| bicubic(a, s));
-    Ok(Picture { color, alpha, depth: picture.depth, icc: picture.icc.clone() })
+    Ok(Picture { color, alpha, depth: picture.depth, icc: picture.icc.clone(), exif: picture.exif.clone() })
 }
 
 /// MATLAB-style bicubic enlargement, clamped.

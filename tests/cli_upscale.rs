@@ -96,13 +96,21 @@ fn jpeg_with_orientation(img: &DynamicImage, path: &Path) {
 }
 
 #[test]
-fn jpeg_exif_orientation_is_applied() {
+fn jpeg_exif_orientation_is_applied_and_exif_kept() {
     let dir = common::scratch("exif");
     let input = dir.join("rotated.jpg");
     jpeg_with_orientation(&rgb_pattern(24, 10), &input);
     let output = dir.join("out.png");
     assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&output), "-s", "2"]));
     assert_eq!(image::open(&output).unwrap().dimensions(), (20, 48));
+    // The EXIF block is carried over, its orientation reset so viewers do not rotate again.
+    for out in [output, dir.join("out.jpg")] {
+        assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&out), "-s", "2", "--overwrite"]));
+        let mut decoder = image::ImageReader::open(&out).unwrap().with_guessed_format().unwrap().into_decoder().unwrap();
+        use image::ImageDecoder;
+        let exif = decoder.exif_metadata().unwrap().expect("EXIF kept");
+        assert_eq!(image::metadata::Orientation::from_exif_chunk(&exif), Some(image::metadata::Orientation::NoTransforms));
+    }
 }
 
 #[test]

@@ -244,7 +244,7 @@ fn process(args: &UpscaleArgs, engine: &dyn Engine, limits: DecodeLimits, job: &
 fn write_compare(input: &Picture, result: &Picture, scale: usize, output: &Path) -> Result<()> {
     let bicubic = upscale::bicubic(&input.color, scale);
     let side = upscale::side_by_side(&bicubic, &result.color);
-    let pic = Picture { color: side, alpha: None, depth: picture::BitDepth::Eight, icc: result.icc.clone() };
+    let pic = Picture { color: side, alpha: None, depth: picture::BitDepth::Eight, icc: result.icc.clone(), exif: None };
     let bytes = picture::encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 92 }).map_err(|e| anyhow!(e))?;
     let stem = output.file_stem().unwrap_or_default().to_string_lossy();
     let path = output.with_file_name(format!("{stem}_compare.png"));

@@ -20,6 +20,8 @@ pub struct Picture {
     pub alpha: Option<Image<f32>>,
     pub depth: BitDepth,
     pub icc: Option<Vec<u8>>,
+    /// The EXIF block, its orientation reset to "upright" once applied to the pixels.
+    pub exif: Option<Vec<u8>>,
 }
 
 /// Limits on what is decoded, checked from the header before the pixels are allocated.
@@ -72,10 +74,16 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
     image_limits.max_alloc = Some(pixels * 16 + (64 << 20));
     decoder.set_limits(image_limits).map_err(|e| e.to_string())?;
     let icc = decoder.icc_profile().ok().flatten();
+    let mut exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    if let Some(chunk) = exif.as_mut() {
+        image::metadata::Orientation::remove_from_exif_chunk(chunk);
+    }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
-    Ok(from_dynamic(&img, icc))
+    let mut picture = from_dynamic(&img, icc);
+    picture.exif = exif;
+    Ok(picture)
 }
 
 fn planes_from<T: Copy>(data: &[T], channels: usize, w: usize, h: usize, pick: &[usize], f: impl Fn(T) -> f32) -> Image<f32> {
@@ -121,7 +129,7 @@ fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>) -> Picture {
         let f = |v: u8| v as f32 / 255.0;
         (planes_from(&buf, channels, w, h, color_idx, f), has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)))
     };
-    Picture { color, alpha, depth: if sixteen { BitDepth::Sixteen } else { BitDepth::Eight }, icc }
+    Picture { color, alpha, depth: if sixteen { BitDepth::Sixteen } else { BitDepth::Eight }, icc, exif: None }
 }
 
 /// Rounds a 0..1 sample to an integer level, clamping first.
@@ -168,23 +176,25 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
     }
     let mut out = Cursor::new(Vec::new());
     let (w32, h32) = (w as u32, h as u32);
-    let icc = picture.icc.clone();
+    // Metadata goes where the format holds it; an encoder that cannot take it drops it.
+    fn with_metadata<E: ImageEncoder>(mut enc: E, picture: &Picture) -> E {
+        if let Some(icc) = &picture.icc {
+            let _ = enc.set_icc_profile(icc.clone());
+        }
+        if let Some(exif) = &picture.exif {
+            let _ = enc.set_exif_metadata(exif.clone());
+        }
+        enc
+    }
     let result = match format {
-        ImageFormat::Png => {
-            let mut enc = image::codecs::png::PngEncoder::new(&mut out);
-            if let Some(icc) = icc {
-                let _ = enc.set_icc_profile(icc);
-            }
-            enc.write_image(&raw, w32, h32, color_type)
-        }
+        ImageFormat::Png => with_metadata(image::codecs::png::PngEncoder::new(&mut out), picture).write_image(&raw, w32, h32, color_type),
         ImageFormat::Jpeg => {
-            let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, options.jpeg_quality.clamp(1, 100));
-            if let Some(icc) = icc {
-                let _ = enc.set_icc_profile(icc);
-            }
-            enc.write_image(&raw, w32, h32, color_type)
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, options.jpeg_quality.clamp(1, 100));
+            with_metadata(enc, picture).write_image(&raw, w32, h32, color_type)
         }
-        ImageFormat::WebP => image::codecs::webp::WebPEncoder::new_lossless(&mut out).write_image(&raw, w32, h32, color_type),
+        ImageFormat::WebP => {
+            with_metadata(image::codecs::webp::WebPEncoder::new_lossless(&mut out), picture).write_image(&raw, w32, h32, color_type)
+        }
         ImageFormat::Bmp => image::codecs::bmp::BmpEncoder::new(&mut out).write_image(&raw, w32, h32, color_type),
         ImageFormat::Tiff => image::codecs::tiff::TiffEncoder::new(&mut out).write_image(&raw, w32, h32, color_type),
         other => return Err(format!("cannot write {other:?} images")),
@@ -205,7 +215,7 @@ mod tests {
     fn sixteen_bit_png_with_alpha_round_trips_exactly() {
         let color = gradient(3, 5, 7).map(|v| (v * 65535.0).round() / 65535.0);
         let alpha = gradient(1, 5, 7).map(|v| (v * 65535.0).round() / 65535.0);
-        let pic = Picture { color: color.clone(), alpha: Some(alpha.clone()), depth: BitDepth::Sixteen, icc: None };
+        let pic = Picture { color: color.clone(), alpha: Some(alpha.clone()), depth: BitDepth::Sixteen, icc: None, exif: None };
         let bytes = encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 90 }).unwrap();
         let back = decode(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(back.depth, BitDepth::Sixteen);
@@ -217,7 +227,7 @@ mod tests {
     fn grey_stays_grey_and_the_icc_profile_is_kept() {
         let color = gradient(1, 4, 6).map(|v| (v * 255.0).round() / 255.0);
         let icc = b"fake icc profile bytes".to_vec();
-        let pic = Picture { color: color.clone(), alpha: None, depth: BitDepth::Eight, icc: Some(icc.clone()) };
+        let pic = Picture { color: color.clone(), alpha: None, depth: BitDepth::Eight, icc: Some(icc.clone()), exif: None };
         let bytes = encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 90 }).unwrap();
         let back = decode(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(back.color.channels, 1);
@@ -227,7 +237,7 @@ mod tests {
 
     #[test]
     fn oversized_images_are_refused_from_the_header() {
-        let pic = Picture { color: gradient(3, 100, 100), alpha: None, depth: BitDepth::Eight, icc: None };
+        let pic = Picture { color: gradient(3, 100, 100), alpha: None, depth: BitDepth::Eight, icc: None, exif: None };
         let bytes = encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 90 }).unwrap();
         let err = decode(&bytes, DecodeLimits { max_pixels: 9_999 }).unwrap_err();
         assert!(err.contains("--max-megapixels"), "{err}");
