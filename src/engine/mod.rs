@@ -258,20 +258,14 @@ fn run_layer(isa: Isa, layer: &Layer, src: &[f32], target: Target<'_>, g: Geomet
                         }
                         Some(r) => {
                             let out_plane = out_h * out_w;
-                            // Each (channel, sub-row) of the shuffle is one contiguous run of
-                            // `valid * r` output samples, gathered from r conv channels.
-                            let mut run = [0f32; BLOCK * 8];
-                            for ch in 0..3 {
-                                for i in 0..r {
-                                    let base = (ch * r + i) * r;
-                                    for p in 0..valid {
-                                        for j in 0..r {
-                                            run[p * r + j] = block[(base + j) * BLOCK + p];
-                                        }
-                                    }
-                                    let at = ch * out_plane + (y * r + i) * out_w + x0 * r;
-                                    debug_assert!(at + valid * r <= 3 * out_plane);
-                                    std::ptr::copy_nonoverlapping(run.as_ptr(), out.0.add(at), valid * r);
+                            // PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to
+                            // output row y*r + i, column x*r + j of plane ch.
+                            for c in 0..layer.co {
+                                let (ch, i, j) = (c / (r * r), (c / r) % r, c % r);
+                                let row = out.0.add(ch * out_plane + (y * r + i) * out_w + x0 * r + j);
+                                debug_assert!(ch * out_plane + (y * r + i) * out_w + (x0 + valid - 1) * r + j < 3 * out_plane);
+                                for (p, &v) in block[c * BLOCK..][..valid].iter().enumerate() {
+                                    *row.add(p * r) = v;
                                 }
                             }
                         }

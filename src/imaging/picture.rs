@@ -77,7 +77,7 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
     let mut exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     if let Some(chunk) = exif.as_mut() {
-        image::metadata::Orientation::remove_from_exif_chunk(chunk);
+        let _ = image::metadata::Orientation::remove_from_exif_chunk(chunk);
     }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
