@@ -30,9 +30,20 @@ pub struct Scores {
 
 impl Scores {
     pub fn measure(hr: &Image<u8>, sr: &Image<u8>, crop_border: usize) -> Self {
-        let Quality { psnr: psnr_y, ssim: ssim_y } = metrics::quality(hr, sr, crop_border, Channels::Y);
-        let Quality { psnr: psnr_rgb, ssim: ssim_rgb } = metrics::quality(hr, sr, crop_border, Channels::Rgb);
-        Self { psnr_y, ssim_y, psnr_rgb, ssim_rgb }
+        let Quality {
+            psnr: psnr_y,
+            ssim: ssim_y,
+        } = metrics::quality(hr, sr, crop_border, Channels::Y);
+        let Quality {
+            psnr: psnr_rgb,
+            ssim: ssim_rgb,
+        } = metrics::quality(hr, sr, crop_border, Channels::Rgb);
+        Self {
+            psnr_y,
+            ssim_y,
+            psnr_rgb,
+            ssim_rgb,
+        }
     }
 
     /// The mean of several results, each metric averaged as papers do (mean of per-image dB).

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// It is the same for every run, so that a run killed mid-write leaves at most one hidden
 /// `.NAME.rt4ksr.tmp`, which the next write of that file replaces.
 pub fn temp_path_for(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.rt4ksr.tmp"))
 }
 
@@ -19,10 +22,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// As [`write_atomic`], with the content produced by `fill`.
-pub fn write_atomic_with(
-    path: &Path,
-    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
-) -> io::Result<()> {
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut fs::File) -> io::Result<()>) -> io::Result<()> {
     let temp = temp_path_for(path);
     let result = (|| {
         let mut file = fs::File::create(&temp)?;

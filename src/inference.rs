@@ -41,7 +41,11 @@ impl BurnUpscaler {
         let out = host(self.net.try_forward(tensor4(&input, &self.device))?);
         let s = self.scale;
         let out = Image::new(3, out.shape[2], out.shape[3], out.data);
-        Ok(if (out.height, out.width) == (h * s, w * s) { out } else { out.crop(0, 0, h * s, w * s) })
+        Ok(if (out.height, out.width) == (h * s, w * s) {
+            out
+        } else {
+            out.crop(0, 0, h * s, w * s)
+        })
     }
 
     /// Upscales an 8-bit image and rounds the result to 8 bit (clamped, half to even).
@@ -58,7 +62,15 @@ pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> Image<T> {
     if (ph, pw) == (h, w) {
         return image.clone();
     }
-    let reflect = |i: usize, n: usize| if i < n { i } else if n >= 2 { 2 * n - 2 - i } else { 0 };
+    let reflect = |i: usize, n: usize| {
+        if i < n {
+            i
+        } else if n >= 2 {
+            2 * n - 2 - i
+        } else {
+            0
+        }
+    };
     let mut out = Image::zeros(image.channels, ph, pw);
     for c in 0..image.channels {
         let src = image.plane(c);
@@ -109,7 +121,11 @@ impl crate::upscale::Engine for FastUpscaler {
         let out = self.engine.upscale(&padded, &mut ws)?;
         let s = self.engine.config.scale;
         let (h, w) = (rgb.height * s, rgb.width * s);
-        Ok(if (out.height, out.width) == (h, w) { out } else { out.crop(0, 0, h, w) })
+        Ok(if (out.height, out.width) == (h, w) {
+            out
+        } else {
+            out.crop(0, 0, h, w)
+        })
     }
 
     /// Two feature maps of F channels and the 12-channel input at a quarter of the LR pixels,
@@ -122,9 +138,14 @@ impl crate::upscale::Engine for FastUpscaler {
 
 /// The fastest engine that runs these weights: the fast CPU engine where it supports the
 /// configuration, else burn on the CPU.
-pub fn best_engine(weights: &ModelWeights) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
+pub fn best_engine(
+    weights: &ModelWeights,
+) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
     Ok(match crate::engine::FastEngine::new(weights)? {
-        Some(engine) => Box::new(FastUpscaler { engine, workspace: Default::default() }),
+        Some(engine) => Box::new(FastUpscaler {
+            engine,
+            workspace: Default::default(),
+        }),
         None => Box::new(BurnUpscaler::new(weights, Device::flex())?),
     })
 }
@@ -133,6 +154,10 @@ pub fn best_engine(weights: &ModelWeights) -> Result<Box<dyn crate::upscale::Eng
 pub fn upscale_u8(engine: &dyn crate::upscale::Engine, image: &Image<u8>) -> Result<Image<u8>, String> {
     let out = engine.run(&pad_to_even(&image.map(|v| v as f32 / 255.0)))?;
     let s = engine.config().scale;
-    let out = if (out.height, out.width) == (image.height * s, image.width * s) { out } else { out.crop(0, 0, image.height * s, image.width * s) };
+    let out = if (out.height, out.width) == (image.height * s, image.width * s) {
+        out
+    } else {
+        out.crop(0, 0, image.height * s, image.width * s)
+    };
     Ok(out.map(|v| v as f64).quantize_u8())
 }

@@ -30,7 +30,10 @@ fn prepare(a: &Image<u8>, b: &Image<u8>, crop_border: usize, channels: Channels)
             Channels::Rgb => rgb.map(|v| v * 255.0),
         };
         let (h, w) = (img.height, img.width);
-        assert!(h > 2 * crop_border && w > 2 * crop_border, "metric: crop border larger than the image");
+        assert!(
+            h > 2 * crop_border && w > 2 * crop_border,
+            "metric: crop border larger than the image"
+        );
         img.crop(crop_border, crop_border, h - 2 * crop_border, w - 2 * crop_border)
     };
     (one(a), one(b))
@@ -45,19 +48,28 @@ pub fn psnr(a: &Image<u8>, b: &Image<u8>, crop_border: usize, channels: Channels
 /// PSNR of two sample arrays with the given peak value.
 pub fn psnr_f64(a: &[f64], b: &[f64], peak: f64) -> f64 {
     let mse = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (peak * peak / mse).log10() }
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (peak * peak / mse).log10()
+    }
 }
 
 /// Structural similarity, mean over channels.
 pub fn ssim(a: &Image<u8>, b: &Image<u8>, crop_border: usize, channels: Channels) -> f64 {
     let (a, b) = prepare(a, b, crop_border, channels);
-    (0..a.channels).map(|c| ssim_plane(a.plane(c), b.plane(c), a.height, a.width)).sum::<f64>()
+    (0..a.channels)
+        .map(|c| ssim_plane(a.plane(c), b.plane(c), a.height, a.width))
+        .sum::<f64>()
         / a.channels as f64
 }
 
 /// Both metrics at once.
 pub fn quality(a: &Image<u8>, b: &Image<u8>, crop_border: usize, channels: Channels) -> Quality {
-    Quality { psnr: psnr(a, b, crop_border, channels), ssim: ssim(a, b, crop_border, channels) }
+    Quality {
+        psnr: psnr(a, b, crop_border, channels),
+        ssim: ssim(a, b, crop_border, channels),
+    }
 }
 
 /// The normalised 11-tap Gaussian, sigma 1.5 (OpenCV's `getGaussianKernel(11, 1.5)`).
@@ -98,7 +110,11 @@ pub fn ssim_plane(a: &[f64], b: &[f64], h: usize, w: usize) -> f64 {
     let sq = |x: &[f64]| x.iter().map(|v| v * v).collect::<Vec<_>>();
     let ab: Vec<f64> = a.iter().zip(b).map(|(x, y)| x * y).collect();
     let (mu_a, mu_b) = (filter_valid(a, h, w), filter_valid(b, h, w));
-    let (e_aa, e_bb, e_ab) = (filter_valid(&sq(a), h, w), filter_valid(&sq(b), h, w), filter_valid(&ab, h, w));
+    let (e_aa, e_bb, e_ab) = (
+        filter_valid(&sq(a), h, w),
+        filter_valid(&sq(b), h, w),
+        filter_valid(&ab, h, w),
+    );
     let n = mu_a.len();
     (0..n)
         .map(|i| {
@@ -115,7 +131,9 @@ mod tests {
     use super::*;
 
     fn pattern(h: usize, w: usize, c: usize) -> Image<u8> {
-        let data = (0..c * h * w).map(|i| ((i * 37 + (i / w) * 11) % 200 + 20) as u8).collect();
+        let data = (0..c * h * w)
+            .map(|i| ((i * 37 + (i / w) * 11) % 200 + 20) as u8)
+            .collect();
         Image::new(c, h, w, data)
     }
 
@@ -145,7 +163,12 @@ mod tests {
     fn known_noise_level_gives_the_expected_psnr() {
         // Alternating +-3 levels: MSE 9 exactly, PSNR = 20 log10(255 / 3) = 38.588 dB.
         let a = Image::new(1, 12, 12, vec![128u8; 144]);
-        let b = Image::new(1, 12, 12, (0..144).map(|i| if i % 2 == 0 { 131 } else { 125 }).collect());
+        let b = Image::new(
+            1,
+            12,
+            12,
+            (0..144).map(|i| if i % 2 == 0 { 131 } else { 125 }).collect(),
+        );
         assert!((psnr(&a, &b, 1, Channels::Rgb) - 20.0 * (255.0f64 / 3.0).log10()).abs() < 1e-12);
     }
 

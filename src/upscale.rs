@@ -46,7 +46,16 @@ pub struct Tile {
 /// Splits an `h` x `w` image (even sides) into tiles whose read region holds at most
 /// `max_pixels` LR pixels; a single tile when the whole image fits.
 pub fn plan_tiles(h: usize, w: usize, halo: usize, max_pixels: usize) -> Vec<Tile> {
-    let whole = vec![Tile { core_y: 0, core_x: 0, core_h: h, core_w: w, read_y: 0, read_x: 0, read_h: h, read_w: w }];
+    let whole = vec![Tile {
+        core_y: 0,
+        core_x: 0,
+        core_h: h,
+        core_w: w,
+        read_y: 0,
+        read_x: 0,
+        read_h: h,
+        read_w: w,
+    }];
     if h * w <= max_pixels {
         return whole;
     }
@@ -62,7 +71,16 @@ pub fn plan_tiles(h: usize, w: usize, halo: usize, max_pixels: usize) -> Vec<Til
             let read_x = core_x.saturating_sub(halo);
             let read_h = (core_y + core_h + halo).min(h) - read_y;
             let read_w = (core_x + core_w + halo).min(w) - read_x;
-            tiles.push(Tile { core_y, core_x, core_h, core_w, read_y, read_x, read_h, read_w });
+            tiles.push(Tile {
+                core_y,
+                core_x,
+                core_h,
+                core_w,
+                read_y,
+                read_x,
+                read_h,
+                read_w,
+            });
         }
     }
     tiles
@@ -102,7 +120,11 @@ pub fn upscale_rgb(
         }
         on_tile(i + 1, tiles.len());
     }
-    Ok(if (padded.height, padded.width) == (h, w) { out } else { out.crop(0, 0, h * s, w * s) })
+    Ok(if (padded.height, padded.width) == (h, w) {
+        out
+    } else {
+        out.crop(0, 0, h * s, w * s)
+    })
 }
 
 /// Upscales a picture: the colour through the network (grey as RGB, then averaged back),
@@ -119,13 +141,21 @@ pub fn upscale_picture(
     let sr = upscale_rgb(engine, &rgb, max_bytes, on_tile)?;
     let color = if grey {
         let n = sr.height * sr.width;
-        let data = (0..n).map(|i| ((sr.data[i] + sr.data[n + i] + sr.data[2 * n + i]) / 3.0).clamp(0.0, 1.0)).collect();
+        let data = (0..n)
+            .map(|i| ((sr.data[i] + sr.data[n + i] + sr.data[2 * n + i]) / 3.0).clamp(0.0, 1.0))
+            .collect();
         Image::new(1, sr.height, sr.width, data)
     } else {
         sr.map(|v| v.clamp(0.0, 1.0))
     };
     let alpha = picture.alpha.as_ref().map(|a| bicubic(a, s));
-    Ok(Picture { color, alpha, depth: picture.depth, icc: picture.icc.clone(), exif: picture.exif.clone() })
+    Ok(Picture {
+        color,
+        alpha,
+        depth: picture.depth,
+        icc: picture.icc.clone(),
+        exif: picture.exif.clone(),
+    })
 }
 
 /// MATLAB-style bicubic enlargement, clamped.

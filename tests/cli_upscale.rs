@@ -19,7 +19,11 @@ fn s(p: &Path) -> &str {
 
 fn rgb_pattern(w: u32, h: u32) -> DynamicImage {
     DynamicImage::ImageRgb8(ImageBuffer::from_fn(w, h, |x, y| {
-        Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, ((x * y) % 256) as u8])
+        Rgb([
+            (x * 255 / w.max(1)) as u8,
+            (y * 255 / h.max(1)) as u8,
+            ((x * y) % 256) as u8,
+        ])
     }))
 }
 
@@ -32,16 +36,38 @@ fn every_format_and_depth_keeps_its_kind() {
     let dir = common::scratch("formats");
     let cases: Vec<(&str, DynamicImage)> = vec![
         ("rgb8.png", rgb_pattern(20, 14)),
-        ("rgb16.png", DynamicImage::ImageRgb16(ImageBuffer::from_fn(20, 14, |x, y| Rgb([(x * 3000) as u16, (y * 4000) as u16, 40000])))),
-        ("grey8.png", DynamicImage::ImageLuma8(ImageBuffer::from_fn(20, 14, |x, y| Luma([(x * 10 + y) as u8])))),
-        ("grey16.png", DynamicImage::ImageLuma16(ImageBuffer::from_fn(20, 14, |x, y| Luma([(x * 3000 + y) as u16])))),
-        ("greyalpha.png", DynamicImage::ImageLumaA8(ImageBuffer::from_fn(20, 14, |x, _| LumaA([(x * 10) as u8, 200])))),
-        ("rgba8.png", DynamicImage::ImageRgba8(ImageBuffer::from_fn(20, 14, |x, y| Rgba([x as u8 * 9, y as u8 * 9, 90, if x < 10 { 255 } else { 0 }])))),
+        (
+            "rgb16.png",
+            DynamicImage::ImageRgb16(ImageBuffer::from_fn(20, 14, |x, y| {
+                Rgb([(x * 3000) as u16, (y * 4000) as u16, 40000])
+            })),
+        ),
+        (
+            "grey8.png",
+            DynamicImage::ImageLuma8(ImageBuffer::from_fn(20, 14, |x, y| Luma([(x * 10 + y) as u8]))),
+        ),
+        (
+            "grey16.png",
+            DynamicImage::ImageLuma16(ImageBuffer::from_fn(20, 14, |x, y| Luma([(x * 3000 + y) as u16]))),
+        ),
+        (
+            "greyalpha.png",
+            DynamicImage::ImageLumaA8(ImageBuffer::from_fn(20, 14, |x, _| LumaA([(x * 10) as u8, 200]))),
+        ),
+        (
+            "rgba8.png",
+            DynamicImage::ImageRgba8(ImageBuffer::from_fn(20, 14, |x, y| {
+                Rgba([x as u8 * 9, y as u8 * 9, 90, if x < 10 { 255 } else { 0 }])
+            })),
+        ),
         ("photo.jpg", rgb_pattern(20, 14)),
         ("photo.webp", rgb_pattern(20, 14)),
         ("photo.bmp", rgb_pattern(20, 14)),
         ("photo.tiff", rgb_pattern(20, 14)),
-        ("rgb16.tiff", DynamicImage::ImageRgb16(ImageBuffer::from_fn(20, 14, |x, _| Rgb([(x * 3000) as u16, 0, 65535])))),
+        (
+            "rgb16.tiff",
+            DynamicImage::ImageRgb16(ImageBuffer::from_fn(20, 14, |x, _| Rgb([(x * 3000) as u16, 0, 65535]))),
+        ),
     ];
     for (name, img) in &cases {
         img.save(dir.join(name)).unwrap();
@@ -77,7 +103,8 @@ fn odd_sizes_give_exactly_scaled_outputs() {
 /// A baseline JPEG with an EXIF APP1 segment saying "rotate 90 degrees clockwise" (6).
 fn jpeg_with_orientation(img: &DynamicImage, path: &Path) {
     let mut plain = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut plain), image::ImageFormat::Jpeg).unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut plain), image::ImageFormat::Jpeg)
+        .unwrap();
     let mut tiff = b"II*\x00\x08\x00\x00\x00".to_vec();
     tiff.extend_from_slice(&1u16.to_le_bytes());
     tiff.extend_from_slice(&0x0112u16.to_le_bytes());
@@ -105,11 +132,27 @@ fn jpeg_exif_orientation_is_applied_and_exif_kept() {
     assert_eq!(image::open(&output).unwrap().dimensions(), (20, 48));
     // The EXIF block is carried over, its orientation reset so viewers do not rotate again.
     for out in [output, dir.join("out.jpg")] {
-        assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&out), "-s", "2", "--overwrite"]));
-        let mut decoder = image::ImageReader::open(&out).unwrap().with_guessed_format().unwrap().into_decoder().unwrap();
+        assert_ok(&rt4ksr(&[
+            "upscale",
+            s(&input),
+            "-o",
+            s(&out),
+            "-s",
+            "2",
+            "--overwrite",
+        ]));
+        let mut decoder = image::ImageReader::open(&out)
+            .unwrap()
+            .with_guessed_format()
+            .unwrap()
+            .into_decoder()
+            .unwrap();
         use image::ImageDecoder;
         let exif = decoder.exif_metadata().unwrap().expect("EXIF kept");
-        assert_eq!(image::metadata::Orientation::from_exif_chunk(&exif), Some(image::metadata::Orientation::NoTransforms));
+        assert_eq!(
+            image::metadata::Orientation::from_exif_chunk(&exif),
+            Some(image::metadata::Orientation::NoTransforms)
+        );
     }
 }
 
@@ -127,13 +170,22 @@ fn folders_are_mirrored_and_a_corrupt_file_does_not_stop_the_rest() {
     let out = rt4ksr(&["upscale", s(&src), "-o", s(&dst), "-s", "2"]);
     assert!(!out.status.success(), "a failed file makes the exit code non-zero");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("broken.png") && stderr.contains("3 upscaled, 0 skipped (already there), 1 failed"), "{stderr}");
+    assert!(
+        stderr.contains("broken.png") && stderr.contains("3 upscaled, 0 skipped (already there), 1 failed"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(image::open(dst.join("a.png")).unwrap().dimensions(), (24, 20));
     assert_eq!(image::open(dst.join("sub/b.jpg")).unwrap().dimensions(), (20, 24));
-    assert_eq!(image::open(dst.join("sub/deeper/c.png")).unwrap().dimensions(), (16, 16));
+    assert_eq!(
+        image::open(dst.join("sub/deeper/c.png")).unwrap().dimensions(),
+        (16, 16)
+    );
     assert!(!dst.join("sub/broken.png").exists());
-    let leftovers: Vec<PathBuf> = walk(&dst).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<PathBuf> = walk(&dst)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -161,16 +213,34 @@ fn existing_outputs_are_kept_unless_asked() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
     assert_eq!(std::fs::read(&output).unwrap(), b"precious");
-    assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&output), "-s", "2", "--skip-existing"]));
+    assert_ok(&rt4ksr(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&output),
+        "-s",
+        "2",
+        "--skip-existing",
+    ]));
     assert_eq!(std::fs::read(&output).unwrap(), b"precious");
-    assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&output), "-s", "2", "--overwrite"]));
+    assert_ok(&rt4ksr(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&output),
+        "-s",
+        "2",
+        "--overwrite",
+    ]));
     assert_eq!(image::open(&output).unwrap().dimensions(), (20, 16));
 }
 
 #[test]
 fn standard_input_to_standard_output() {
     let mut png = Vec::new();
-    rgb_pattern(14, 6).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    rgb_pattern(14, 6)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
         .args(["upscale", "-", "-o", "-", "-s", "3", "--format", "png"])
         .stdin(Stdio::piped())
@@ -190,10 +260,20 @@ fn absurd_inputs_are_refused_with_a_way_out() {
     let dir = common::scratch("bomb");
     let input = dir.join("big.png");
     rgb_pattern(200, 100).save(&input).unwrap();
-    let out = rt4ksr(&["upscale", s(&input), "-o", s(&dir.join("o.png")), "--max-megapixels", "0.01"]);
+    let out = rt4ksr(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&dir.join("o.png")),
+        "--max-megapixels",
+        "0.01",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("big.png") && stderr.contains("--max-megapixels"), "{stderr}");
+    assert!(
+        stderr.contains("big.png") && stderr.contains("--max-megapixels"),
+        "{stderr}"
+    );
     assert!(!dir.join("o.png").exists());
 }
 
@@ -202,6 +282,14 @@ fn compare_writes_bicubic_and_model_side_by_side() {
     let dir = common::scratch("compare");
     let input = dir.join("in.png");
     rgb_pattern(16, 12).save(&input).unwrap();
-    assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&dir.join("out.png")), "-s", "2", "--compare"]));
+    assert_ok(&rt4ksr(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&dir.join("out.png")),
+        "-s",
+        "2",
+        "--compare",
+    ]));
     assert_eq!(image::open(dir.join("out_compare.png")).unwrap().dimensions(), (64, 24));
 }

@@ -3,13 +3,13 @@
 mod common;
 
 use burn::tensor::Device;
+use rt4ksr::ModelWeights;
 use rt4ksr::engine::{FastEngine, Isa, Workspace};
 use rt4ksr::imaging::Image;
 use rt4ksr::inference::BurnUpscaler;
 use rt4ksr::model::init::perturbed_weights;
 use rt4ksr::model::{Activation, Form, ModelConfig};
 use rt4ksr::weights::store::read_tensors;
-use rt4ksr::ModelWeights;
 
 fn isas() -> Vec<Isa> {
     let mut v = vec![Isa::Portable];
@@ -20,12 +20,23 @@ fn isas() -> Vec<Isa> {
 }
 
 fn image(h: usize, w: usize, seed: usize) -> Image<f32> {
-    Image::new(3, h, w, (0..3 * h * w).map(|i| ((i * 2654435761 + seed * 97) % 1000) as f32 / 999.0).collect())
+    Image::new(
+        3,
+        h,
+        w,
+        (0..3 * h * w)
+            .map(|i| ((i * 2654435761 + seed * 97) % 1000) as f32 / 999.0)
+            .collect(),
+    )
 }
 
 fn max_diff(a: &Image<f32>, b: &Image<f32>) -> f32 {
     assert_eq!((a.channels, a.height, a.width), (b.channels, b.height, b.width));
-    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -33,9 +44,22 @@ fn fast_engine_matches_the_burn_path_across_configurations() {
     let base = ModelConfig::official(2);
     let configs = [
         base.clone(),
-        ModelConfig { scale: 3, ..base.clone() },
-        ModelConfig { scale: 4, activation: Activation::Relu, layernorm: false, ..base.clone() },
-        ModelConfig { feature_channels: 12, num_blocks: 2, activation: Activation::Lrelu, ..base.clone() },
+        ModelConfig {
+            scale: 3,
+            ..base.clone()
+        },
+        ModelConfig {
+            scale: 4,
+            activation: Activation::Relu,
+            layernorm: false,
+            ..base.clone()
+        },
+        ModelConfig {
+            feature_channels: 12,
+            num_blocks: 2,
+            activation: Activation::Lrelu,
+            ..base.clone()
+        },
         ModelConfig { num_blocks: 0, ..base },
     ];
     for (k, config) in configs.iter().enumerate() {
@@ -58,7 +82,9 @@ fn fast_engine_matches_the_burn_path_across_configurations() {
 
 #[test]
 fn fast_engine_matches_the_official_outputs() {
-    let Some(dir) = common::shared_dir("fast_engine_matches_the_official_outputs") else { return };
+    let Some(dir) = common::shared_dir("fast_engine_matches_the_official_outputs") else {
+        return;
+    };
     for scale in [2, 3] {
         let weights = ModelWeights::load(&dir.join(format!("models/official/rt4ksr_x{scale}.pth"))).unwrap();
         for isa in isas() {
@@ -72,7 +98,12 @@ fn fast_engine_matches_the_official_outputs() {
                 let img = Image::new(3, input.shape[2], input.shape[3], input.data.clone());
                 let out = fast.upscale(&img, &mut ws).unwrap();
                 let expected = &t["rep.output"];
-                let d = out.data.iter().zip(&expected.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                let d = out
+                    .data
+                    .iter()
+                    .zip(&expected.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
                 assert!(d <= 1e-4, "x{scale} {isa:?} {case}: {d:e}");
             }
         }

@@ -23,7 +23,9 @@ fn planar<T: Copy + Default>(hwc: &[T], shape: &[usize]) -> Image<T> {
 
 #[test]
 fn imresize_reproduces_basicsr_golden_arrays() {
-    let Some(dir) = common::shared_dir("imresize_reproduces_basicsr_golden_arrays") else { return };
+    let Some(dir) = common::shared_dir("imresize_reproduces_basicsr_golden_arrays") else {
+        return;
+    };
     let bytes = std::fs::read(dir.join("reference/imresize_golden.safetensors")).unwrap();
     let golden = SafeTensors::deserialize(&bytes).unwrap();
     let mut checked = 0;
@@ -36,19 +38,37 @@ fn imresize_reproduces_basicsr_golden_arrays() {
 
             let view = golden.tensor(&key("lr_f64")).unwrap();
             assert_eq!(view.dtype(), Dtype::F64);
-            let values: Vec<f64> = view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+            let values: Vec<f64> = view
+                .data()
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                .collect();
             let expected = planar(&values, view.shape());
             assert_eq!((lr.height, lr.width), (expected.height, expected.width));
-            let diff = lr.data.iter().zip(&expected.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let diff = lr
+                .data
+                .iter()
+                .zip(&expected.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(diff < 1e-6, "{}: max diff {diff:e}", key("lr_f64"));
 
             for (what, ours) in [("lr_u8", lr8.clone()), ("bicubic_sr_u8", bicubic_sr(&lr8, scale))] {
                 let view = golden.tensor(&key(what)).unwrap();
                 let expected = planar(view.data(), view.shape());
-                let off: Vec<i32> = ours.data.iter().zip(&expected.data).map(|(&a, &b)| (a as i32 - b as i32).abs()).collect();
+                let off: Vec<i32> = ours
+                    .data
+                    .iter()
+                    .zip(&expected.data)
+                    .map(|(&a, &b)| (a as i32 - b as i32).abs())
+                    .collect();
                 let max = off.iter().copied().max().unwrap();
                 let count = off.iter().filter(|&&d| d > 0).count();
-                assert!(max <= 1 && count * 1000 <= off.len(), "{}: max {max}, {count} differ", key(what));
+                assert!(
+                    max <= 1 && count * 1000 <= off.len(),
+                    "{}: max {max}, {count} differ",
+                    key(what)
+                );
                 checked += 1;
             }
         }
@@ -62,7 +82,9 @@ fn golden_metrics(dir: &Path) -> Value {
 
 #[test]
 fn bicubic_baseline_metrics_match_basicsr_per_image_and_mean() {
-    let Some(dir) = common::shared_dir("bicubic_baseline_metrics_match_basicsr_per_image_and_mean") else { return };
+    let Some(dir) = common::shared_dir("bicubic_baseline_metrics_match_basicsr_per_image_and_mean") else {
+        return;
+    };
     let golden = golden_metrics(&dir);
     for scale in [2, 3, 4] {
         for set in ["set5", "set14"] {
@@ -77,7 +99,10 @@ fn bicubic_baseline_metrics_match_basicsr_per_image_and_mean() {
                 let e = &expected[format!("x{scale}")];
                 let close = |ours: f64, field: &str, tol: f64| {
                     let theirs = e[field].as_f64().unwrap();
-                    assert!((ours - theirs).abs() <= tol, "{key} x{scale} {field}: {ours} vs {theirs}");
+                    assert!(
+                        (ours - theirs).abs() <= tol,
+                        "{key} x{scale} {field}: {ours} vs {theirs}"
+                    );
                 };
                 close(s.psnr_y, "psnr_y", 0.01);
                 close(s.psnr_rgb, "psnr_rgb", 0.01);
@@ -87,8 +112,14 @@ fn bicubic_baseline_metrics_match_basicsr_per_image_and_mean() {
             }
             let mean = Scores::mean(&all);
             let m = &golden["means"][format!("{set}_x{scale}")];
-            assert!((mean.psnr_y - m["psnr_y"].as_f64().unwrap()).abs() <= 0.01, "{set} x{scale} mean");
-            assert!((mean.ssim_y - m["ssim_y"].as_f64().unwrap()).abs() <= 1e-4, "{set} x{scale} mean");
+            assert!(
+                (mean.psnr_y - m["psnr_y"].as_f64().unwrap()).abs() <= 0.01,
+                "{set} x{scale} mean"
+            );
+            assert!(
+                (mean.ssim_y - m["ssim_y"].as_f64().unwrap()).abs() <= 1e-4,
+                "{set} x{scale} mean"
+            );
         }
     }
 }

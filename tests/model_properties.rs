@@ -2,18 +2,34 @@
 //! weights across the design space, and bad input sizes are errors, never panics.
 
 use burn::tensor::{Device, Distribution, Tensor};
+use rt4ksr::Rt4ksr;
 use rt4ksr::model::init::perturbed_weights;
 use rt4ksr::model::network::host;
 use rt4ksr::model::{Activation, Form, HfExtraction, ModelConfig};
-use rt4ksr::Rt4ksr;
 
 fn configurations() -> Vec<ModelConfig> {
     let base = ModelConfig::official(2);
     vec![
         base.clone(),
-        ModelConfig { scale: 3, activation: Activation::Relu, residual: true, ..base.clone() },
-        ModelConfig { scale: 4, feature_channels: 8, num_blocks: 2, eca: true, ..base.clone() },
-        ModelConfig { activation: Activation::Lrelu, layernorm: false, merge_hf: true, ..base.clone() },
+        ModelConfig {
+            scale: 3,
+            activation: Activation::Relu,
+            residual: true,
+            ..base.clone()
+        },
+        ModelConfig {
+            scale: 4,
+            feature_channels: 8,
+            num_blocks: 2,
+            eca: true,
+            ..base.clone()
+        },
+        ModelConfig {
+            activation: Activation::Lrelu,
+            layernorm: false,
+            merge_hf: true,
+            ..base.clone()
+        },
         ModelConfig {
             scale: 3,
             feature_channels: 12,
@@ -45,7 +61,11 @@ fn folded_output_equals_training_output_for_random_weights() {
             assert_eq!(a.shape, vec![2, 3, h * config.scale, w * config.scale]);
             let scale = a.data.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
             let diff = a.max_abs_diff(&b);
-            assert!(diff <= 1e-5 * scale, "{}: {h}x{w} differs by {diff:e}", config.summary());
+            assert!(
+                diff <= 1e-5 * scale,
+                "{}: {h}x{w} differs by {diff:e}",
+                config.summary()
+            );
         }
     }
 }

@@ -29,7 +29,12 @@ fn compare_case(weights: &ModelWeights, case: &TensorMap, prefix: &str) -> usize
     let mut compared = 0;
     for (name, expected) in case.iter().filter(|(k, _)| k.starts_with(prefix)) {
         let key = &name[prefix.len()..];
-        let ours = host(trace.get(key).unwrap_or_else(|| panic!("no activation `{key}`")).clone());
+        let ours = host(
+            trace
+                .get(key)
+                .unwrap_or_else(|| panic!("no activation `{key}`"))
+                .clone(),
+        );
         let diff = ours.max_abs_diff(expected);
         assert!(diff <= TOLERANCE, "{name}: max abs diff {diff:e} > {TOLERANCE:e}");
         compared += 1;
@@ -39,23 +44,33 @@ fn compare_case(weights: &ModelWeights, case: &TensorMap, prefix: &str) -> usize
 
 #[test]
 fn checkpoint_reader_matches_the_reference_tensors() {
-    let Some(dir) = common::shared_dir("checkpoint_reader_matches_the_reference_tensors") else { return };
+    let Some(dir) = common::shared_dir("checkpoint_reader_matches_the_reference_tensors") else {
+        return;
+    };
     for scale in [2, 3] {
         let weights = official(&dir, scale);
         assert_eq!(weights.form, Form::Training);
         assert_eq!(weights.config, rt4ksr::ModelConfig::official(scale));
         let expected = reference(&dir, &format!("rt4ksr_x{scale}_train.safetensors"));
-        assert_eq!(weights.tensors, expected, "x{scale}: .pth tensors differ from the reference");
+        assert_eq!(
+            weights.tensors, expected,
+            "x{scale}: .pth tensors differ from the reference"
+        );
     }
 }
 
 #[test]
 fn folding_matches_the_official_reparameterization() {
-    let Some(dir) = common::shared_dir("folding_matches_the_official_reparameterization") else { return };
+    let Some(dir) = common::shared_dir("folding_matches_the_official_reparameterization") else {
+        return;
+    };
     for scale in [2, 3] {
         let ours = official(&dir, scale).folded(true).unwrap();
         let theirs = reference(&dir, &format!("rt4ksr_x{scale}_rep.safetensors"));
-        assert_eq!(ours.tensors.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>());
+        assert_eq!(
+            ours.tensors.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>()
+        );
         for (name, t) in &theirs {
             // The official fold runs in f32; ours in f64 (README: within 6e-7 of f64).
             let diff = ours.tensors[name].max_abs_diff(t);
@@ -66,7 +81,9 @@ fn folding_matches_the_official_reparameterization() {
 
 #[test]
 fn training_form_matches_pytorch_on_random_input() {
-    let Some(dir) = common::shared_dir("training_form_matches_pytorch_on_random_input") else { return };
+    let Some(dir) = common::shared_dir("training_form_matches_pytorch_on_random_input") else {
+        return;
+    };
     for scale in [2, 3] {
         let case = reference(&dir, &format!("rt4ksr_x{scale}_random_36x52.safetensors"));
         let n = compare_case(&official(&dir, scale), &case, "train.");
@@ -76,7 +93,9 @@ fn training_form_matches_pytorch_on_random_input() {
 
 #[test]
 fn folded_form_matches_pytorch_on_all_inputs() {
-    let Some(dir) = common::shared_dir("folded_form_matches_pytorch_on_all_inputs") else { return };
+    let Some(dir) = common::shared_dir("folded_form_matches_pytorch_on_all_inputs") else {
+        return;
+    };
     for scale in [2, 3] {
         let folded = official(&dir, scale).folded(true).unwrap();
         for case in ["random_36x52", "astronaut_96x128", "coffee_96x128"] {
@@ -89,7 +108,9 @@ fn folded_form_matches_pytorch_on_all_inputs() {
 
 #[test]
 fn training_form_output_matches_pytorch_on_photos() {
-    let Some(dir) = common::shared_dir("training_form_output_matches_pytorch_on_photos") else { return };
+    let Some(dir) = common::shared_dir("training_form_output_matches_pytorch_on_photos") else {
+        return;
+    };
     let device = Device::flex();
     for scale in [2, 3] {
         let net = Rt4ksr::from_weights(&official(&dir, scale), &device);
@@ -104,7 +125,9 @@ fn training_form_output_matches_pytorch_on_photos() {
 
 #[test]
 fn folded_file_without_dead_branch_gives_the_same_output() {
-    let Some(dir) = common::shared_dir("folded_file_without_dead_branch_gives_the_same_output") else { return };
+    let Some(dir) = common::shared_dir("folded_file_without_dead_branch_gives_the_same_output") else {
+        return;
+    };
     let device = Device::flex();
     let folded = official(&dir, 3).folded(false).unwrap();
     assert!(!folded.tensors.contains_key("hfb.0.rep_conv.weight"));

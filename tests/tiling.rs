@@ -8,22 +8,38 @@ use rt4ksr::model::{Form, HfExtraction, ModelConfig};
 use rt4ksr::upscale::{Engine, plan_tiles, receptive_radius, upscale_rgb};
 
 fn picture(h: usize, w: usize) -> Image<f32> {
-    let data = (0..3 * h * w).map(|i| (((i * 7919) % 1000) as f32 / 999.0 * 0.8 + 0.1 * ((i % 13) as f32 / 12.0))).collect();
+    let data = (0..3 * h * w)
+        .map(|i| (((i * 7919) % 1000) as f32 / 999.0 * 0.8 + 0.1 * ((i % 13) as f32 / 12.0)))
+        .collect();
     Image::new(3, h, w, data)
 }
 
 #[test]
 fn tiled_output_equals_untiled_output() {
     let official = ModelConfig::official(3);
-    let merged = ModelConfig { merge_hf: true, num_blocks: 2, scale: 2, ..ModelConfig::official(2) };
-    let avg = ModelConfig { merge_hf: true, hf_extraction: HfExtraction::AvgPool, residual: true, ..ModelConfig::official(2) };
+    let merged = ModelConfig {
+        merge_hf: true,
+        num_blocks: 2,
+        scale: 2,
+        ..ModelConfig::official(2)
+    };
+    let avg = ModelConfig {
+        merge_hf: true,
+        hf_extraction: HfExtraction::AvgPool,
+        residual: true,
+        ..ModelConfig::official(2)
+    };
     for config in [official, merged, avg] {
         let mut weights = perturbed_weights(&config, Form::Training, 3);
         weights.tensors.get_mut("gamma").unwrap().data[0] = 0.5;
         let burn: Box<dyn Engine> = Box::new(BurnUpscaler::new(&weights, Device::flex()).unwrap());
         // The fast engine where it supports the configuration (merge off), burn otherwise.
         let fast: Box<dyn Engine> = best_engine(&weights).unwrap();
-        for (engine, (h, w)) in [(burn.as_ref(), (96, 130)), (fast.as_ref(), (85, 101)), (fast.as_ref(), (96, 130))] {
+        for (engine, (h, w)) in [
+            (burn.as_ref(), (96, 130)),
+            (fast.as_ref(), (85, 101)),
+            (fast.as_ref(), (96, 130)),
+        ] {
             let img = picture(h, w);
             let whole = upscale_rgb(engine, &img, usize::MAX, |_, _| {}).unwrap();
             // A budget that forces a grid of tiles with 40-pixel cores.
@@ -35,7 +51,12 @@ fn tiled_output_equals_untiled_output() {
             let mut seen = 0;
             let tiled = upscale_rgb(engine, &img, budget, |done, _| seen = done).unwrap();
             assert_eq!(seen, tiles.len());
-            let diff = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let diff = whole
+                .data
+                .iter()
+                .zip(&tiled.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(diff <= 1e-6, "{}: {h}x{w} tiled differs by {diff:e}", config.summary());
             assert_eq!((tiled.height, tiled.width), (h * config.scale, w * config.scale));
         }

@@ -32,7 +32,11 @@ fn make_images(dir: &Path, count: usize) {
 
 fn tiny_config(dir: &Path, out: &str) -> TrainConfig {
     TrainConfig {
-        model: ModelConfig { feature_channels: 8, num_blocks: 1, ..ModelConfig::official(2) },
+        model: ModelConfig {
+            feature_channels: 8,
+            num_blocks: 1,
+            ..ModelConfig::official(2)
+        },
         data: vec![dir.join("data")],
         val_data: Some(dir.join("data")),
         out_dir: dir.join(out),
@@ -40,7 +44,10 @@ fn tiny_config(dir: &Path, out: &str) -> TrainConfig {
         batch_size: 2,
         lr_patches: vec![8, 6],
         learning_rate: 2e-3,
-        schedule: Schedule::MultiStep { milestones: vec![4], gamma: 0.5 },
+        schedule: Schedule::MultiStep {
+            milestones: vec![4],
+            gamma: 0.5,
+        },
         ema_decay: Some(0.9),
         val_every: 4,
         checkpoint_every: 100,
@@ -55,7 +62,12 @@ fn a_tiny_run_lowers_the_loss_and_exports_models() {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 3);
     std::fs::write(dir.join("data/broken.png"), b"not an image").unwrap();
-    let config = TrainConfig { steps: 60, ema_decay: None, val_every: 60, ..tiny_config(&dir, "run") };
+    let config = TrainConfig {
+        steps: 60,
+        ema_decay: None,
+        val_every: 60,
+        ..tiny_config(&dir, "run")
+    };
     let trainer = Trainer::new(config).unwrap();
     let mut losses = Vec::new();
     let mut skipped = 0;
@@ -66,13 +78,21 @@ fn a_tiny_run_lowers_the_loss_and_exports_models() {
             _ => {}
         })
         .unwrap();
-    assert_eq!(skipped, 2, "the broken file is skipped and counted (training and validation)");
+    assert_eq!(
+        skipped, 2,
+        "the broken file is skipped and counted (training and validation)"
+    );
     assert_eq!(losses.len(), 60);
     let first: f64 = losses[..10].iter().sum::<f64>() / 10.0;
     let last: f64 = losses[50..].iter().sum::<f64>() / 10.0;
     assert!(last < 0.7 * first, "loss went from {first} to {last}");
     assert!(summary.best_psnr.unwrap() > 10.0);
-    for file in ["best.safetensors", "last.safetensors", "checkpoint.safetensors", "log.csv"] {
+    for file in [
+        "best.safetensors",
+        "last.safetensors",
+        "checkpoint.safetensors",
+        "log.csv",
+    ] {
         assert!(dir.join("run").join(file).exists(), "{file}");
     }
     let best = rt4ksr::ModelWeights::load(&dir.join("run/best.safetensors")).unwrap();
@@ -86,14 +106,23 @@ fn resume_after_interruption_is_bit_identical() {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 2);
 
-    let straight = Trainer::new(tiny_config(&dir, "straight")).unwrap().run(false, None, |_| {}).unwrap();
+    let straight = Trainer::new(tiny_config(&dir, "straight"))
+        .unwrap()
+        .run(false, None, |_| {})
+        .unwrap();
 
     let config = tiny_config(&dir, "interrupted");
-    let first = Trainer::new(config.clone()).unwrap().run(false, Some(3), |_| {}).unwrap();
+    let first = Trainer::new(config.clone())
+        .unwrap()
+        .run(false, Some(3), |_| {})
+        .unwrap();
     assert_eq!(first.steps_done, 3);
     let resumed = Trainer::new(config).unwrap().run(true, None, |_| {}).unwrap();
     assert_eq!(resumed.steps_done, 8);
-    assert_eq!(resumed.weights.tensors, straight.weights.tensors, "resumed weights differ");
+    assert_eq!(
+        resumed.weights.tensors, straight.weights.tensors,
+        "resumed weights differ"
+    );
     assert_eq!(resumed.best_psnr, straight.best_psnr);
     let log = std::fs::read_to_string(dir.join("interrupted/log.csv")).unwrap();
     assert_eq!(log.lines().filter(|l| !l.is_empty()).count(), 1 + 8 + 2, "{log}");
@@ -105,5 +134,8 @@ fn a_folder_without_usable_images_is_a_clear_error() {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::write(dir.join("data/a.png"), b"junk").unwrap();
     let err = Trainer::new(tiny_config(&dir, "out")).err().unwrap();
-    assert!(err.contains("no usable training image") && err.contains("1 files skipped"), "{err}");
+    assert!(
+        err.contains("no usable training image") && err.contains("1 files skipped"),
+        "{err}"
+    );
 }

@@ -21,6 +21,40 @@ pub struct BenchArgs {
     /// Only the fast engine (for profiling).
     #[arg(long)]
     fast_only: bool,
+    /// Measure training throughput instead (official x2 configuration, batch 16, 64x64 LR
+    /// patches, forward + backward + Adam step), in patches per second.
+    #[arg(long)]
+    training: bool,
+}
+
+fn training_throughput(runs: usize) -> Result<()> {
+    use burn::optim::{AdamConfig, GradientsParams};
+    use rt4ksr::train::loss::{hf_loss, l1};
+    let device = Device::flex().autodiff();
+    let config = ModelConfig::official(2);
+    let mut model = Rt4ksr::from_weights(&random_weights(&config, Form::Training, 1), &device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let (batch, patch) = (16, 64);
+    let lr = Tensor::<4>::random([batch, 3, patch, patch], Distribution::Uniform(0.0, 1.0), &device);
+    let hr = Tensor::<4>::random(
+        [batch, 3, 2 * patch, 2 * patch],
+        Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let mut step = || {
+        let m = model.clone();
+        let sr = m.forward(lr.clone());
+        let loss = l1(sr.clone(), hr.clone()) + hf_loss(sr, hr.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = optim.step(5e-4, m, grads);
+    };
+    let (median, min, max) = time(runs, &mut step);
+    println!(
+        "training step, official x2, batch {batch}, {patch}x{patch} LR patches, {} threads: median {median:.0} ms (min {min:.0}, max {max:.0}), {:.1} patches/s",
+        rayon::current_num_threads(),
+        batch as f64 / (median / 1e3)
+    );
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -47,7 +81,14 @@ fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
 }
 
 fn case(name: &str, gmac: f64, (median_ms, min_ms, max_ms): (f64, f64, f64)) -> Case {
-    Case { name: name.into(), median_ms, min_ms, max_ms, gmac, gmac_per_s: gmac / (median_ms / 1e3) }
+    Case {
+        name: name.into(),
+        median_ms,
+        min_ms,
+        max_ms,
+        gmac,
+        gmac_per_s: gmac / (median_ms / 1e3),
+    }
 }
 
 #[derive(Serialize)]
@@ -61,11 +102,19 @@ struct Report {
 fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if args.training {
+        training_throughput(args.runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let device = Device::flex();
     let mut cases = Vec::new();
     let peak = rt4ksr::engine::measure_peak_gmacs(300);
@@ -75,10 +124,19 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let w = Tensor::<4>::random([24, 24, 3, 3], Distribution::Uniform(-0.1, 0.1), &device);
     let b = Tensor::<1>::zeros([24], &device);
     let conv_gmac = 540.0 * 960.0 * 24.0 * 24.0 * 9.0 / 1e9;
-    let t = if args.fast_only { (0.0, 0.0, 0.0) } else { time(args.runs, || {
-        let y = conv2d(x.clone(), w.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
-        let _ = y.into_data();
-    }) };
+    let t = if args.fast_only {
+        (0.0, 0.0, 0.0)
+    } else {
+        time(args.runs, || {
+            let y = conv2d(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            );
+            let _ = y.into_data();
+        })
+    };
     cases.push(case("burn conv3x3 24->24 [1,24,540,960]", conv_gmac, t));
 
     for (scale, width, height) in [(3, 1280, 720), (2, 1920, 1080)] {
@@ -87,28 +145,62 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let net = Rt4ksr::from_weights(&weights, &device);
         let input = Tensor::<4>::random([1, 3, height, width], Distribution::Uniform(0.0, 1.0), &device);
         let gmac = config.folded_macs(width, height, false) as f64 / 1e9;
-        let t = if args.fast_only { (0.0, 0.0, 0.0) } else { time(args.runs, || {
-            let _ = net.forward(input.clone()).into_data();
-        }) };
-        cases.push(case(&format!("burn network x{scale} {width}x{height} -> {}x{}", width * scale, height * scale), gmac, t));
+        let t = if args.fast_only {
+            (0.0, 0.0, 0.0)
+        } else {
+            time(args.runs, || {
+                let _ = net.forward(input.clone()).into_data();
+            })
+        };
+        cases.push(case(
+            &format!(
+                "burn network x{scale} {width}x{height} -> {}x{}",
+                width * scale,
+                height * scale
+            ),
+            gmac,
+            t,
+        ));
 
         let fast = rt4ksr::engine::FastEngine::new(&weights)?.expect("official config is supported");
-        let rgb = Image::new(3, height, width, (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect());
+        let rgb = Image::new(
+            3,
+            height,
+            width,
+            (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect(),
+        );
         let mut ws = rt4ksr::engine::Workspace::default();
         let mut out = Image::zeros(0, 0, 0);
         let t = time(args.runs, || {
             fast.upscale_into(&rgb, &mut ws, &mut out).unwrap();
         });
-        cases.push(case(&format!("fast engine x{scale} {width}x{height} ({:?})", fast.isa), gmac, t));
+        cases.push(case(
+            &format!("fast engine x{scale} {width}x{height} ({:?})", fast.isa),
+            gmac,
+            t,
+        ));
 
         let lr = Image::new(3, height, width, vec![0.5f64; 3 * height * width]);
-        let t = if args.fast_only { (0.0, 0.0, 0.0) } else { time(args.runs.min(3), || {
-            let _ = resize::upscale(&lr, scale);
-        }) };
-        cases.push(case(&format!("bicubic x{scale} {width}x{height} (f64, 1 thread)"), 0.0, t));
+        let t = if args.fast_only {
+            (0.0, 0.0, 0.0)
+        } else {
+            time(args.runs.min(3), || {
+                let _ = resize::upscale(&lr, scale);
+            })
+        };
+        cases.push(case(
+            &format!("bicubic x{scale} {width}x{height} (f64, 1 thread)"),
+            0.0,
+            t,
+        ));
     }
 
-    let report = Report { machine: cpu_name(), threads: rayon::current_num_threads(), peak_gmac_per_s: peak, cases };
+    let report = Report {
+        machine: cpu_name(),
+        threads: rayon::current_num_threads(),
+        peak_gmac_per_s: peak,
+        cases,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -120,14 +212,28 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "{:<48} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}",
             "case", "median ms", "min ms", "max ms", "frame/s", "GMAC/s", "% peak", "vs bicubic"
         );
-        let bicubic = |scale: &str| report.cases.iter().find(|c| c.name.starts_with(&format!("bicubic {scale}")) && c.median_ms > 0.0).map(|c| c.median_ms);
+        let bicubic = |scale: &str| {
+            report
+                .cases
+                .iter()
+                .find(|c| c.name.starts_with(&format!("bicubic {scale}")) && c.median_ms > 0.0)
+                .map(|c| c.median_ms)
+        };
         for c in report.cases.iter().filter(|c| c.median_ms > 0.0) {
-            let scale = c.name.split_whitespace().find(|w| w.starts_with('x') && w.len() == 2).unwrap_or("");
+            let scale = c
+                .name
+                .split_whitespace()
+                .find(|w| w.starts_with('x') && w.len() == 2)
+                .unwrap_or("");
             let ratio = match bicubic(scale) {
                 Some(b) if c.gmac > 0.0 && !c.name.contains("conv3x3") => format!("{:.2}x", b / c.median_ms),
                 _ => "-".into(),
             };
-            let pct = if c.gmac > 0.0 { format!("{:.0}%", 100.0 * c.gmac_per_s / peak) } else { "-".into() };
+            let pct = if c.gmac > 0.0 {
+                format!("{:.0}%", 100.0 * c.gmac_per_s / peak)
+            } else {
+                "-".into()
+            };
             println!(
                 "{:<48} {:>9.1} {:>8.1} {:>8.1} {:>7.2} {:>7.1} {:>7} {:>7}",
                 c.name,

@@ -26,7 +26,10 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let weights = ModelWeights::load(&args.input)?;
     let out = if args.training_form {
         if weights.form != rt4ksr::Form::Training {
-            bail!("{}: holds folded weights, which cannot be unfolded", args.input.display());
+            bail!(
+                "{}: holds folded weights, which cannot be unfolded",
+                args.input.display()
+            );
         }
         weights
     } else {

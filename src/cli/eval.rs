@@ -1,10 +1,10 @@
 use super::progress;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use rt4ksr::ModelWeights;
 use rt4ksr::eval::{Scores, bicubic_sr, make_pair};
 use rt4ksr::imaging::io::load_rgb8;
 use rt4ksr::inference::{best_engine, upscale_u8};
-use rt4ksr::ModelWeights;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,7 +56,10 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "webp")
+                matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "webp"
+                )
             })
         })
         .collect();
@@ -72,7 +75,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         (Some(path), _) => {
             let weights = ModelWeights::load(path)?;
             if weights.config.scale != args.scale {
-                bail!("{}: the model is x{}, --scale asks for x{}", path.display(), weights.config.scale, args.scale);
+                bail!(
+                    "{}: the model is x{}, --scale asks for x{}",
+                    path.display(),
+                    weights.config.scale,
+                    args.scale
+                );
             }
             Some(best_engine(&weights)?)
         }
@@ -82,7 +90,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let crop_border = args.crop_border.unwrap_or(args.scale);
     let files = image_files(&args.data)?;
     if files.is_empty() {
-        bail!("{}: no image files (png, jpg, bmp, tif, webp) in the folder", args.data.display());
+        bail!(
+            "{}: no image files (png, jpg, bmp, tif, webp) in the folder",
+            args.data.display()
+        );
     }
     let bar = progress::bar(files.len() as u64, "images");
     let mut images = Vec::new();
@@ -93,7 +104,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         let (hr, lr) = make_pair(&hr, args.scale);
         let min_side = 2 * crop_border + 11;
         if hr.height < min_side || hr.width < min_side {
-            bar.suspend(|| eprintln!("{}: skipped, {}x{} is too small to measure", file.display(), hr.width, hr.height));
+            bar.suspend(|| {
+                eprintln!(
+                    "{}: skipped, {}x{} is too small to measure",
+                    file.display(),
+                    hr.width,
+                    hr.height
+                )
+            });
             bar.inc(1);
             continue;
         }
@@ -110,7 +128,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     let mean_bicubic = Scores::mean(&images.iter().map(|r| r.bicubic).collect::<Vec<_>>());
-    let mean_model = upscaler.as_ref().map(|_| Scores::mean(&images.iter().filter_map(|r| r.model).collect::<Vec<_>>()));
+    let mean_model = upscaler
+        .as_ref()
+        .map(|_| Scores::mean(&images.iter().filter_map(|r| r.model).collect::<Vec<_>>()));
     let report = Report {
         data: args.data.display().to_string(),
         scale: args.scale,
@@ -141,14 +161,22 @@ fn print_table(r: &Report) {
         "image", "bicubic Y", "bicubic RGB", "model Y", "model RGB", "gain Y"
     );
     let cell = |s: &Scores, y: bool| {
-        if y { format!("{:.3}/{:.4}", s.psnr_y, s.ssim_y) } else { format!("{:.3}/{:.4}", s.psnr_rgb, s.ssim_rgb) }
+        if y {
+            format!("{:.3}/{:.4}", s.psnr_y, s.ssim_y)
+        } else {
+            format!("{:.3}/{:.4}", s.psnr_rgb, s.ssim_rgb)
+        }
     };
     let row = |name: &str, b: &Scores, m: Option<&Scores>| {
         let (my, mr, gain) = match m {
             Some(m) => (cell(m, true), cell(m, false), format!("{:+.3}", m.psnr_y - b.psnr_y)),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        println!("{name:<14} {:>16} {:>16} {my:>16} {mr:>16} {gain:>8}", cell(b, true), cell(b, false));
+        println!(
+            "{name:<14} {:>16} {:>16} {my:>16} {mr:>16} {gain:>8}",
+            cell(b, true),
+            cell(b, false)
+        );
     };
     for img in &r.images {
         row(&img.name, &img.bicubic, img.model.as_ref());

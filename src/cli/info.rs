@@ -1,7 +1,7 @@
 use anyhow::Result;
 use clap::Args;
-use rt4ksr::model::Form;
 use rt4ksr::ModelWeights;
+use rt4ksr::model::Form;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,7 +25,14 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     println!("layernorm:        {}", c.layernorm);
     println!("channel attention: {}", if c.eca { "on" } else { "off" });
     println!("block residual:   {}", c.residual);
-    println!("hf merge:         {}", if c.merge_hf { "on" } else { "off (HF branch is dead work)" });
+    println!(
+        "hf merge:         {}",
+        if c.merge_hf {
+            "on"
+        } else {
+            "off (HF branch is dead work)"
+        }
+    );
     println!("parameters:       {} in the file", weights.parameter_count());
     println!(
         "                  {} training form, {} folded ({} without the dead branch)",

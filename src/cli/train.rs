@@ -100,7 +100,17 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     macro_rules! set {
         ($($field:ident),*) => { $(if let Some(v) = &args.$field { c.$field = v.clone().into(); })* };
     }
-    set!(steps, batch_size, learning_rate, weight_decay, hf_loss_weight, seed, val_every, checkpoint_every, log_every);
+    set!(
+        steps,
+        batch_size,
+        learning_rate,
+        weight_decay,
+        hf_loss_weight,
+        seed,
+        val_every,
+        checkpoint_every,
+        log_every
+    );
     if args.val_data.is_some() {
         c.val_data = args.val_data.clone();
     }
@@ -108,13 +118,20 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         c.out_dir = o.clone();
     }
     if let Some(o) = &args.optimizer {
-        c.optimizer = if o == "adamw" { OptimizerKind::AdamW } else { OptimizerKind::Adam };
+        c.optimizer = if o == "adamw" {
+            OptimizerKind::AdamW
+        } else {
+            OptimizerKind::Adam
+        };
     }
     if let Some(min_lr) = args.cosine_min_lr {
         c.schedule = Schedule::Cosine { min_lr };
     }
     if let Some(m) = &args.milestones {
-        c.schedule = Schedule::MultiStep { milestones: m.clone(), gamma: 0.5 };
+        c.schedule = Schedule::MultiStep {
+            milestones: m.clone(),
+            gamma: 0.5,
+        };
     }
     if args.grad_clip.is_some() {
         c.grad_clip = args.grad_clip;
@@ -147,22 +164,40 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let bar = progress::bar(config.steps, "steps");
     let summary = trainer
         .run(args.resume, args.stop_at, |event| match event {
-            TrainEvent::Started { start_step, images, skipped } => {
+            TrainEvent::Started {
+                start_step,
+                images,
+                skipped,
+            } => {
                 bar.set_position(start_step);
                 bar.reset_eta();
                 bar.suspend(|| {
-                    eprintln!("training {} on {images} images from step {start_step}", config.model.summary());
+                    eprintln!(
+                        "training {} on {images} images from step {start_step}",
+                        config.model.summary()
+                    );
                     for (file, why) in &skipped {
                         eprintln!("  skipped {}: {why}", file.display());
                     }
                 });
             }
-            TrainEvent::Step { step, loss, lr, steps_per_sec, .. } => {
+            TrainEvent::Step {
+                step,
+                loss,
+                lr,
+                steps_per_sec,
+                ..
+            } => {
                 bar.set_position(step);
                 bar.set_message(format!("loss {loss:.5} lr {lr:.2e} {steps_per_sec:.2} steps/s"));
             }
             TrainEvent::Validation { step, psnr_y, best } => {
-                bar.suspend(|| eprintln!("step {step}: validation Y-PSNR {psnr_y:.3} dB{}", if best { " (best)" } else { "" }));
+                bar.suspend(|| {
+                    eprintln!(
+                        "step {step}: validation Y-PSNR {psnr_y:.3} dB{}",
+                        if best { " (best)" } else { "" }
+                    )
+                });
             }
             TrainEvent::Checkpoint { .. } => {}
         })

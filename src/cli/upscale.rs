@@ -3,10 +3,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use image::ImageFormat;
 use indicatif::ProgressBar;
+use rt4ksr::ModelWeights;
 use rt4ksr::fsutil;
 use rt4ksr::imaging::picture::{self, DecodeLimits, EncodeOptions, Picture};
 use rt4ksr::upscale::{self, Engine};
-use rt4ksr::ModelWeights;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,7 +57,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         Some('K') => (&t[..t.len() - 1], 1 << 10),
         _ => (t, 1),
     };
-    let value: f64 = num.parse().map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
     if value <= 0.0 {
         return Err(format!("`{text}` must be positive"));
     }
@@ -99,7 +101,10 @@ fn collect_dir(root: &Path, dir: &Path, out_root: &Path, jobs: &mut Vec<Job>) ->
             collect_dir(root, &path, out_root, jobs)?;
         } else if is_image(&path) {
             let rel = path.strip_prefix(root).expect("inside the root");
-            jobs.push(Job { output: out_root.join(rel), input: path });
+            jobs.push(Job {
+                output: out_root.join(rel),
+                input: path,
+            });
         }
     }
     Ok(())
@@ -108,7 +113,10 @@ fn collect_dir(root: &Path, dir: &Path, out_root: &Path, jobs: &mut Vec<Job>) ->
 fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
     let single_file = args.inputs.len() == 1 && !args.inputs[0].is_dir();
     if single_file && !args.output.is_dir() {
-        return Ok(vec![Job { input: args.inputs[0].clone(), output: args.output.clone() }]);
+        return Ok(vec![Job {
+            input: args.inputs[0].clone(),
+            output: args.output.clone(),
+        }]);
     }
     if args.output == Path::new("-") {
         bail!("`-o -` takes a single input");
@@ -120,8 +128,13 @@ fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
         } else if input.is_dir() {
             collect_dir(input, input, &args.output, &mut jobs)?;
         } else {
-            let name = input.file_name().ok_or_else(|| anyhow!("{}: not a file name", input.display()))?;
-            jobs.push(Job { input: input.clone(), output: args.output.join(name) });
+            let name = input
+                .file_name()
+                .ok_or_else(|| anyhow!("{}: not a file name", input.display()))?;
+            jobs.push(Job {
+                input: input.clone(),
+                output: args.output.join(name),
+            });
         }
     }
     Ok(jobs)
@@ -158,9 +171,19 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
         bail!("no image files (png, jpg, webp, bmp, tif) among the inputs");
     }
     let engine = load_engine(&args)?;
-    let limits = DecodeLimits { max_pixels: (args.max_megapixels * 1e6) as u64 };
-    let mut outcome = Outcome { done: 0, skipped: 0, failed: Vec::new() };
-    let bar = if jobs.len() > 1 { progress::bar(jobs.len() as u64, "files") } else { ProgressBar::hidden() };
+    let limits = DecodeLimits {
+        max_pixels: (args.max_megapixels * 1e6) as u64,
+    };
+    let mut outcome = Outcome {
+        done: 0,
+        skipped: 0,
+        failed: Vec::new(),
+    };
+    let bar = if jobs.len() > 1 {
+        progress::bar(jobs.len() as u64, "files")
+    } else {
+        ProgressBar::hidden()
+    };
     for job in &jobs {
         bar.set_message(job.input.display().to_string());
         match process(&args, engine.as_ref(), limits, job, &bar) {
@@ -183,30 +206,51 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
             outcome.failed.len()
         );
     }
-    Ok(if outcome.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Upscales one file; `Ok(false)` when it was skipped because the output exists.
-fn process(args: &UpscaleArgs, engine: &dyn Engine, limits: DecodeLimits, job: &Job, bar: &ProgressBar) -> Result<bool> {
+fn process(
+    args: &UpscaleArgs,
+    engine: &dyn Engine,
+    limits: DecodeLimits,
+    job: &Job,
+    bar: &ProgressBar,
+) -> Result<bool> {
     let to_stdout = job.output == Path::new("-");
     if !to_stdout && job.output.exists() {
         if args.skip_existing {
             return Ok(false);
         }
         if !args.overwrite {
-            bail!("{} exists (use --overwrite to replace it, --skip-existing to keep it)", job.output.display());
+            bail!(
+                "{} exists (use --overwrite to replace it, --skip-existing to keep it)",
+                job.output.display()
+            );
         }
     }
     let format = match &args.format {
         Some(name) => format_from_name(name)?,
         None => {
-            let from = |p: &Path| p.extension().and_then(|e| e.to_str()).and_then(|e| format_from_name(e).ok());
-            from(&job.output).or_else(|| from(&job.input)).unwrap_or(ImageFormat::Png)
+            let from = |p: &Path| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(|e| format_from_name(e).ok())
+            };
+            from(&job.output)
+                .or_else(|| from(&job.input))
+                .unwrap_or(ImageFormat::Png)
         }
     };
     let bytes = if job.input == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
         buf
     } else {
         std::fs::read(&job.input).context("cannot read the file")?
@@ -225,15 +269,26 @@ fn process(args: &UpscaleArgs, engine: &dyn Engine, limits: DecodeLimits, job: &
     })
     .map_err(|e| anyhow!(e))?;
     tile_bar.finish_and_clear();
-    let encoded = picture::encode(&result, EncodeOptions { format, jpeg_quality: args.quality }).map_err(|e| anyhow!(e))?;
+    let encoded = picture::encode(
+        &result,
+        EncodeOptions {
+            format,
+            jpeg_quality: args.quality,
+        },
+    )
+    .map_err(|e| anyhow!(e))?;
     if to_stdout {
         let mut out = std::io::stdout().lock();
-        out.write_all(&encoded).and_then(|_| out.flush()).context("writing standard output")?;
+        out.write_all(&encoded)
+            .and_then(|_| out.flush())
+            .context("writing standard output")?;
     } else {
         if let Some(parent) = job.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create the folder", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create the folder", parent.display()))?;
         }
-        fsutil::write_atomic(&job.output, &encoded).with_context(|| format!("{}: cannot write", job.output.display()))?;
+        fsutil::write_atomic(&job.output, &encoded)
+            .with_context(|| format!("{}: cannot write", job.output.display()))?;
         if args.compare {
             write_compare(&picture, &result, engine.config().scale, &job.output)?;
         }
@@ -244,8 +299,21 @@ fn process(args: &UpscaleArgs, engine: &dyn Engine, limits: DecodeLimits, job: &
 fn write_compare(input: &Picture, result: &Picture, scale: usize, output: &Path) -> Result<()> {
     let bicubic = upscale::bicubic(&input.color, scale);
     let side = upscale::side_by_side(&bicubic, &result.color);
-    let pic = Picture { color: side, alpha: None, depth: picture::BitDepth::Eight, icc: result.icc.clone(), exif: None };
-    let bytes = picture::encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 92 }).map_err(|e| anyhow!(e))?;
+    let pic = Picture {
+        color: side,
+        alpha: None,
+        depth: picture::BitDepth::Eight,
+        icc: result.icc.clone(),
+        exif: None,
+    };
+    let bytes = picture::encode(
+        &pic,
+        EncodeOptions {
+            format: ImageFormat::Png,
+            jpeg_quality: 92,
+        },
+    )
+    .map_err(|e| anyhow!(e))?;
     let stem = output.file_stem().unwrap_or_default().to_string_lossy();
     let path = output.with_file_name(format!("{stem}_compare.png"));
     fsutil::write_atomic(&path, &bytes).with_context(|| format!("{}: cannot write", path.display()))

@@ -18,7 +18,10 @@ const LRELU_SLOPE: f32 = 0.05;
 #[allow(clippy::too_many_arguments)]
 pub fn conv_block(isa: Isa, layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
     assert!(layer.co % GROUP == 0 && block.len() >= layer.co * BLOCK);
-    assert!(((y + 2) * layer.ci + layer.ci - 1) * stride + x0 + BLOCK + 2 <= src.len(), "conv_block reads inside the buffer");
+    assert!(
+        ((y + 2) * layer.ci + layer.ci - 1) * stride + x0 + BLOCK + 2 <= src.len(),
+        "conv_block reads inside the buffer"
+    );
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen after detecting both features; the reads are
@@ -68,7 +71,13 @@ fn epilogue_portable(epilogue: &Epilogue, co: usize, block: &mut [f32]) {
             *v = match act {
                 Activation::Gelu => gelu(*v),
                 Activation::Relu => v.max(0.0),
-                Activation::Lrelu => if *v < 0.0 { *v * LRELU_SLOPE } else { *v },
+                Activation::Lrelu => {
+                    if *v < 0.0 {
+                        *v * LRELU_SLOPE
+                    } else {
+                        *v
+                    }
+                }
             };
         }
     }
@@ -197,7 +206,10 @@ mod avx2 {
                         sq = _mm256_fmadd_ps(d, d, sq);
                     }
                     let var = _mm256_mul_ps(sq, n);
-                    let inv = _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_sqrt_ps(_mm256_add_ps(var, _mm256_set1_ps(LN_EPS))));
+                    let inv = _mm256_div_ps(
+                        _mm256_set1_ps(1.0),
+                        _mm256_sqrt_ps(_mm256_add_ps(var, _mm256_set1_ps(LN_EPS))),
+                    );
                     for c in 0..co {
                         let at = ptr.add(c * BLOCK + half);
                         let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(at), mean), inv);

@@ -12,7 +12,13 @@ pub const ERF_ALPHA: [f32; 7] = [
     -2.954_600e-3,
     -1.609_603_3e-2,
 ];
-pub const ERF_BETA: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2];
+pub const ERF_BETA: [f32; 5] = [
+    -1.456_607_2e-5,
+    -2.133_740_6e-4,
+    -1.682_827e-3,
+    -7.373_329e-3,
+    -1.426_474e-2,
+];
 
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
@@ -53,7 +59,11 @@ mod tests {
         let mut worst = 0f64;
         for i in -5000..=5000 {
             let x = i as f64 / 1000.0;
-            let want = if x.abs() > 4.0 { x.signum() * erf_reference(4.0) } else { erf_reference(x) };
+            let want = if x.abs() > 4.0 {
+                x.signum() * erf_reference(4.0)
+            } else {
+                erf_reference(x)
+            };
             worst = worst.max((erf(x as f32) as f64 - want).abs());
         }
         assert!(worst < 5e-7, "{worst:e}");

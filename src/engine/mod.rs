@@ -48,7 +48,13 @@ impl Layer {
                 }
             }
         }
-        Self { ci, co, weights: packed, bias: bias.data.clone(), epilogue }
+        Self {
+            ci,
+            co,
+            weights: packed,
+            bias: bias.data.clone(),
+            epilogue,
+        }
     }
 }
 
@@ -128,22 +134,67 @@ impl FastEngine {
     /// As [`FastEngine::new`] with a chosen instruction set (for tests and benchmarks).
     pub fn from_folded(config: &ModelConfig, t: &TensorMap, isa: Isa) -> Self {
         debug_assert!(crate::weights::check_layout(config, Form::Folded, t).is_ok());
-        let norm = |prefix: &str| Some((t[&format!("{prefix}.weight")].data.clone(), t[&format!("{prefix}.bias")].data.clone()));
-        let body_norm = |i: usize| if config.layernorm { norm(&format!("body.{i}.norm")) } else { None };
-        let after = |i: usize| if i < config.num_blocks { body_norm(i) } else { norm("tail.0") };
+        let norm = |prefix: &str| {
+            Some((
+                t[&format!("{prefix}.weight")].data.clone(),
+                t[&format!("{prefix}.bias")].data.clone(),
+            ))
+        };
+        let body_norm = |i: usize| {
+            if config.layernorm {
+                norm(&format!("body.{i}.norm"))
+            } else {
+                None
+            }
+        };
+        let after = |i: usize| {
+            if i < config.num_blocks {
+                body_norm(i)
+            } else {
+                norm("tail.0")
+            }
+        };
         let act = Some(config.activation);
-        let mut layers = vec![Layer::new(&t["head.0.weight"], &t["head.0.bias"], Epilogue { activation: None, norm: after(0) })];
+        let mut layers = vec![Layer::new(
+            &t["head.0.weight"],
+            &t["head.0.bias"],
+            Epilogue {
+                activation: None,
+                norm: after(0),
+            },
+        )];
         for i in 0..config.num_blocks {
             let p = format!("body.{i}.conv1.rep_conv");
             layers.push(Layer::new(
                 &t[&format!("{p}.weight")],
                 &t[&format!("{p}.bias")],
-                Epilogue { activation: act, norm: after(i + 1) },
+                Epilogue {
+                    activation: act,
+                    norm: after(i + 1),
+                },
             ));
         }
-        layers.push(Layer::new(&t["tail.1.rep_conv.weight"], &t["tail.1.rep_conv.bias"], Epilogue { activation: None, norm: None }));
-        layers.push(Layer::new(&t["upsample.0.weight"], &t["upsample.0.bias"], Epilogue { activation: None, norm: None }));
-        Self { config: config.clone(), layers, isa }
+        layers.push(Layer::new(
+            &t["tail.1.rep_conv.weight"],
+            &t["tail.1.rep_conv.bias"],
+            Epilogue {
+                activation: None,
+                norm: None,
+            },
+        ));
+        layers.push(Layer::new(
+            &t["upsample.0.weight"],
+            &t["upsample.0.bias"],
+            Epilogue {
+                activation: None,
+                norm: None,
+            },
+        ));
+        Self {
+            config: config.clone(),
+            layers,
+            isa,
+        }
     }
 
     /// Upscales an RGB image with even sides; output not clamped.
@@ -185,7 +236,11 @@ impl FastEngine {
         let (ws_input, ping, pong) = (&ws.input, &mut ws.ping, &mut ws.pong);
         run_layer(self.isa, &self.layers[0], ws_input, Target::Features(ping), geometry);
         for (i, layer) in self.layers[1..n - 1].iter().enumerate() {
-            let (src, dst) = if i % 2 == 0 { (&*ping, &mut *pong) } else { (&*pong, &mut *ping) };
+            let (src, dst) = if i % 2 == 0 {
+                (&*ping, &mut *pong)
+            } else {
+                (&*pong, &mut *ping)
+            };
             run_layer(self.isa, layer, src, Target::Features(dst), geometry);
         }
         let last_src = if (n - 2) % 2 == 1 { &*pong } else { &*ping };
@@ -193,7 +248,13 @@ impl FastEngine {
         if (out.channels, out.height, out.width) != (3, rgb.height * s, rgb.width * s) {
             *out = Image::zeros(3, rgb.height * s, rgb.width * s);
         }
-        run_layer(self.isa, &self.layers[n - 1], last_src, Target::Shuffled { image: out, scale: s }, geometry);
+        run_layer(
+            self.isa,
+            &self.layers[n - 1],
+            last_src,
+            Target::Shuffled { image: out, scale: s },
+            geometry,
+        );
         Ok(())
     }
 }
@@ -250,7 +311,8 @@ fn run_layer(isa: Isa, layer: &Layer, src: &[f32], target: Target<'_>, g: Geomet
                                 if valid == BLOCK {
                                     // A fixed-size copy compiles to two vector moves, where a
                                     // memmove call per 64 bytes cost 5% of the frame.
-                                    (out.0.add(at) as *mut [f32; BLOCK]).write_unaligned(*(from as *const [f32; BLOCK]));
+                                    (out.0.add(at) as *mut [f32; BLOCK])
+                                        .write_unaligned(*(from as *const [f32; BLOCK]));
                                 } else {
                                     std::ptr::copy_nonoverlapping(from, out.0.add(at), valid);
                                 }
@@ -263,7 +325,9 @@ fn run_layer(isa: Isa, layer: &Layer, src: &[f32], target: Target<'_>, g: Geomet
                             for c in 0..layer.co {
                                 let (ch, i, j) = (c / (r * r), (c / r) % r, c % r);
                                 let row = out.0.add(ch * out_plane + (y * r + i) * out_w + x0 * r + j);
-                                debug_assert!(ch * out_plane + (y * r + i) * out_w + (x0 + valid - 1) * r + j < 3 * out_plane);
+                                debug_assert!(
+                                    ch * out_plane + (y * r + i) * out_w + (x0 + valid - 1) * r + j < 3 * out_plane
+                                );
                                 for (p, &v) in block[c * BLOCK..][..valid].iter().enumerate() {
                                     *row.add(p * r) = v;
                                 }
@@ -285,7 +349,14 @@ mod tests {
     fn packing_puts_output_channels_innermost() {
         let w = crate::HostTensor::new(vec![2, 1, 3, 3], (0..18).map(|v| v as f32).collect());
         let b = crate::HostTensor::new(vec![2], vec![0.0, 0.0]);
-        let layer = Layer::new(&w, &b, Epilogue { activation: None, norm: None });
+        let layer = Layer::new(
+            &w,
+            &b,
+            Epilogue {
+                activation: None,
+                norm: None,
+            },
+        );
         assert_eq!(&layer.weights[..4], &[0.0, 9.0, 1.0, 10.0]);
     }
 

@@ -12,7 +12,9 @@ pub fn rgb_to_y(image: &Image<f64>) -> Image<f64> {
         3 => (image.plane(0), image.plane(1), image.plane(2)),
         n => panic!("rgb_to_y: {n} channels"),
     };
-    let data = (0..h * w).map(|i| 16.0 + 65.481 * r[i] + 128.553 * g[i] + 24.966 * b[i]).collect();
+    let data = (0..h * w)
+        .map(|i| 16.0 + 65.481 * r[i] + 128.553 * g[i] + 24.966 * b[i])
+        .collect();
     Image::new(1, h, w, data)
 }
 

@@ -16,7 +16,10 @@ pub enum ImageIoError {
 /// Reads an image file as 8-bit planar RGB (greyscale and palette images become RGB, alpha is
 /// dropped).
 pub fn load_rgb8(path: &Path) -> Result<Image<u8>, ImageIoError> {
-    let fail = |reason: String| ImageIoError::Read { path: path.display().to_string(), reason };
+    let fail = |reason: String| ImageIoError::Read {
+        path: path.display().to_string(),
+        reason,
+    };
     let decoded = image::ImageReader::open(path)
         .map_err(|e| fail(e.to_string()))?
         .with_guessed_format()
@@ -50,7 +53,10 @@ pub fn to_rgb8(img: &Image<u8>) -> image::RgbImage {
 
 /// Writes an 8-bit RGB image atomically; the format follows the extension.
 pub fn save_rgb8(path: &Path, img: &Image<u8>) -> Result<(), ImageIoError> {
-    let fail = |reason: String| ImageIoError::Write { path: path.display().to_string(), reason };
+    let fail = |reason: String| ImageIoError::Write {
+        path: path.display().to_string(),
+        reason,
+    };
     let format = image::ImageFormat::from_path(path).map_err(|e| fail(e.to_string()))?;
     let rgb = to_rgb8(img);
     let mut bytes = std::io::Cursor::new(Vec::new());

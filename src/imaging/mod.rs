@@ -18,7 +18,12 @@ pub struct Image<T> {
 impl<T: Copy + Default> Image<T> {
     pub fn new(channels: usize, height: usize, width: usize, data: Vec<T>) -> Self {
         assert_eq!(data.len(), channels * height * width, "image data size");
-        Self { channels, height, width, data }
+        Self {
+            channels,
+            height,
+            width,
+            data,
+        }
     }
 
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
@@ -37,7 +42,10 @@ impl<T: Copy + Default> Image<T> {
 
     /// The top-left `height` x `width` part.
     pub fn crop(&self, top: usize, left: usize, height: usize, width: usize) -> Self {
-        assert!(top + height <= self.height && left + width <= self.width, "crop inside the image");
+        assert!(
+            top + height <= self.height && left + width <= self.width,
+            "crop inside the image"
+        );
         let mut data = Vec::with_capacity(self.channels * height * width);
         for c in 0..self.channels {
             let plane = self.plane(c);
@@ -50,11 +58,21 @@ impl<T: Copy + Default> Image<T> {
 
     /// Crops to the largest size whose sides are multiples of `multiple` (SR "modcrop").
     pub fn modcrop(&self, multiple: usize) -> Self {
-        self.crop(0, 0, self.height - self.height % multiple, self.width - self.width % multiple)
+        self.crop(
+            0,
+            0,
+            self.height - self.height % multiple,
+            self.width - self.width % multiple,
+        )
     }
 
     pub fn map<U: Copy + Default>(&self, f: impl Fn(T) -> U) -> Image<U> {
-        Image::new(self.channels, self.height, self.width, self.data.iter().map(|&v| f(v)).collect())
+        Image::new(
+            self.channels,
+            self.height,
+            self.width,
+            self.data.iter().map(|&v| f(v)).collect(),
+        )
     }
 }
 

@@ -47,15 +47,22 @@ pub struct EncodeOptions {
 
 /// The formats this tool reads and writes.
 pub fn supported_format(format: ImageFormat) -> bool {
-    matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Bmp | ImageFormat::Tiff)
+    matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Bmp | ImageFormat::Tiff
+    )
 }
 
 /// Decodes a picture from bytes.
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
     let format = reader.format().ok_or("unknown image format")?;
     if !supported_format(format) {
-        return Err(format!("{format:?} images are not supported (PNG, JPEG, WebP, BMP, TIFF are)"));
+        return Err(format!(
+            "{format:?} images are not supported (PNG, JPEG, WebP, BMP, TIFF are)"
+        ));
     }
     let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
     let (w, h) = decoder.dimensions();
@@ -75,7 +82,9 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
     decoder.set_limits(image_limits).map_err(|e| e.to_string())?;
     let icc = decoder.icc_profile().ok().flatten();
     let mut exif = decoder.exif_metadata().ok().flatten();
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     if let Some(chunk) = exif.as_mut() {
         let _ = image::metadata::Orientation::remove_from_exif_chunk(chunk);
     }
@@ -86,7 +95,14 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
     Ok(picture)
 }
 
-fn planes_from<T: Copy>(data: &[T], channels: usize, w: usize, h: usize, pick: &[usize], f: impl Fn(T) -> f32) -> Image<f32> {
+fn planes_from<T: Copy>(
+    data: &[T],
+    channels: usize,
+    w: usize,
+    h: usize,
+    pick: &[usize],
+    f: impl Fn(T) -> f32,
+) -> Image<f32> {
     let mut out = Image::zeros(pick.len(), h, w);
     for (p, &c) in pick.iter().enumerate() {
         let plane = out.plane_mut(p);
@@ -118,7 +134,10 @@ fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>) -> Picture {
             (false, true) => img.to_rgba16().into_raw(),
         };
         let f = |v: u16| v as f32 / 65535.0;
-        (planes_from(&buf, channels, w, h, color_idx, f), has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)))
+        (
+            planes_from(&buf, channels, w, h, color_idx, f),
+            has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)),
+        )
     } else {
         let buf: Vec<u8> = match (grey, has_alpha) {
             (true, false) => img.to_luma8().into_raw(),
@@ -127,9 +146,18 @@ fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>) -> Picture {
             (false, true) => img.to_rgba8().into_raw(),
         };
         let f = |v: u8| v as f32 / 255.0;
-        (planes_from(&buf, channels, w, h, color_idx, f), has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)))
+        (
+            planes_from(&buf, channels, w, h, color_idx, f),
+            has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)),
+        )
     };
-    Picture { color, alpha, depth: if sixteen { BitDepth::Sixteen } else { BitDepth::Eight }, icc, exif: None }
+    Picture {
+        color,
+        alpha,
+        depth: if sixteen { BitDepth::Sixteen } else { BitDepth::Eight },
+        icc,
+        exif: None,
+    }
 }
 
 /// Rounds a 0..1 sample to an integer level, clamping first.
@@ -187,14 +215,14 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
         enc
     }
     let result = match format {
-        ImageFormat::Png => with_metadata(image::codecs::png::PngEncoder::new(&mut out), picture).write_image(&raw, w32, h32, color_type),
+        ImageFormat::Png => with_metadata(image::codecs::png::PngEncoder::new(&mut out), picture)
+            .write_image(&raw, w32, h32, color_type),
         ImageFormat::Jpeg => {
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, options.jpeg_quality.clamp(1, 100));
             with_metadata(enc, picture).write_image(&raw, w32, h32, color_type)
         }
-        ImageFormat::WebP => {
-            with_metadata(image::codecs::webp::WebPEncoder::new_lossless(&mut out), picture).write_image(&raw, w32, h32, color_type)
-        }
+        ImageFormat::WebP => with_metadata(image::codecs::webp::WebPEncoder::new_lossless(&mut out), picture)
+            .write_image(&raw, w32, h32, color_type),
         ImageFormat::Bmp => image::codecs::bmp::BmpEncoder::new(&mut out).write_image(&raw, w32, h32, color_type),
         ImageFormat::Tiff => image::codecs::tiff::TiffEncoder::new(&mut out).write_image(&raw, w32, h32, color_type),
         other => return Err(format!("cannot write {other:?} images")),
@@ -208,15 +236,33 @@ mod tests {
     use super::*;
 
     fn gradient(channels: usize, h: usize, w: usize) -> Image<f32> {
-        Image::new(channels, h, w, (0..channels * h * w).map(|i| (i % 97) as f32 / 96.0).collect())
+        Image::new(
+            channels,
+            h,
+            w,
+            (0..channels * h * w).map(|i| (i % 97) as f32 / 96.0).collect(),
+        )
     }
 
     #[test]
     fn sixteen_bit_png_with_alpha_round_trips_exactly() {
         let color = gradient(3, 5, 7).map(|v| (v * 65535.0).round() / 65535.0);
         let alpha = gradient(1, 5, 7).map(|v| (v * 65535.0).round() / 65535.0);
-        let pic = Picture { color: color.clone(), alpha: Some(alpha.clone()), depth: BitDepth::Sixteen, icc: None, exif: None };
-        let bytes = encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 90 }).unwrap();
+        let pic = Picture {
+            color: color.clone(),
+            alpha: Some(alpha.clone()),
+            depth: BitDepth::Sixteen,
+            icc: None,
+            exif: None,
+        };
+        let bytes = encode(
+            &pic,
+            EncodeOptions {
+                format: ImageFormat::Png,
+                jpeg_quality: 90,
+            },
+        )
+        .unwrap();
         let back = decode(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(back.depth, BitDepth::Sixteen);
         assert_eq!(back.color, color);
@@ -227,8 +273,21 @@ mod tests {
     fn grey_stays_grey_and_the_icc_profile_is_kept() {
         let color = gradient(1, 4, 6).map(|v| (v * 255.0).round() / 255.0);
         let icc = b"fake icc profile bytes".to_vec();
-        let pic = Picture { color: color.clone(), alpha: None, depth: BitDepth::Eight, icc: Some(icc.clone()), exif: None };
-        let bytes = encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 90 }).unwrap();
+        let pic = Picture {
+            color: color.clone(),
+            alpha: None,
+            depth: BitDepth::Eight,
+            icc: Some(icc.clone()),
+            exif: None,
+        };
+        let bytes = encode(
+            &pic,
+            EncodeOptions {
+                format: ImageFormat::Png,
+                jpeg_quality: 90,
+            },
+        )
+        .unwrap();
         let back = decode(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(back.color.channels, 1);
         assert_eq!(back.color, color);
@@ -237,8 +296,21 @@ mod tests {
 
     #[test]
     fn oversized_images_are_refused_from_the_header() {
-        let pic = Picture { color: gradient(3, 100, 100), alpha: None, depth: BitDepth::Eight, icc: None, exif: None };
-        let bytes = encode(&pic, EncodeOptions { format: ImageFormat::Png, jpeg_quality: 90 }).unwrap();
+        let pic = Picture {
+            color: gradient(3, 100, 100),
+            alpha: None,
+            depth: BitDepth::Eight,
+            icc: None,
+            exif: None,
+        };
+        let bytes = encode(
+            &pic,
+            EncodeOptions {
+                format: ImageFormat::Png,
+                jpeg_quality: 90,
+            },
+        )
+        .unwrap();
         let err = decode(&bytes, DecodeLimits { max_pixels: 9_999 }).unwrap_err();
         assert!(err.contains("--max-megapixels"), "{err}");
     }

@@ -81,7 +81,10 @@ pub fn imresize_to(image: &Image<f64>, out_h: usize, out_w: usize, scale: f64) -
         let src = image.plane(c);
         // Height first.
         for oy in 0..out_h {
-            let (idx, wts) = (&rows.indices[oy * rows.taps..][..rows.taps], &rows.weights[oy * rows.taps..][..rows.taps]);
+            let (idx, wts) = (
+                &rows.indices[oy * rows.taps..][..rows.taps],
+                &rows.weights[oy * rows.taps..][..rows.taps],
+            );
             let dst = &mut tmp[oy * w..(oy + 1) * w];
             dst.fill(0.0);
             for (&iy, &wt) in idx.iter().zip(wts) {
@@ -97,7 +100,10 @@ pub fn imresize_to(image: &Image<f64>, out_h: usize, out_w: usize, scale: f64) -
         for oy in 0..out_h {
             let line = &tmp[oy * w..(oy + 1) * w];
             for ox in 0..out_w {
-                let (idx, wts) = (&cols.indices[ox * cols.taps..][..cols.taps], &cols.weights[ox * cols.taps..][..cols.taps]);
+                let (idx, wts) = (
+                    &cols.indices[ox * cols.taps..][..cols.taps],
+                    &cols.weights[ox * cols.taps..][..cols.taps],
+                );
                 dst[oy * out_w + ox] = idx.iter().zip(wts).map(|(&ix, &wt)| wt * line[ix]).sum();
             }
         }
@@ -156,7 +162,11 @@ mod tests {
         let ramp = Image::new(1, 1, 8, (0..8).map(|v| v as f64).collect());
         let up = imresize_to(&ramp, 1, 16, 2.0);
         for x in 4..12 {
-            assert!((up.data[x] - (x as f64 / 2.0 - 0.25)).abs() < 1e-12, "{x}: {}", up.data[x]);
+            assert!(
+                (up.data[x] - (x as f64 / 2.0 - 0.25)).abs() < 1e-12,
+                "{x}: {}",
+                up.data[x]
+            );
         }
     }
 

@@ -129,24 +129,21 @@ impl ModelConfig {
     pub fn tensor_layout(&self, form: Form) -> Vec<TensorSpec> {
         let f = self.feature_channels;
         let mut specs = Vec::new();
-        let mut push = |name: String, shape: Vec<usize>, optional: bool| {
-            specs.push(TensorSpec { name, shape, optional })
-        };
-        let rrb = |prefix: &str, optional: bool, push: &mut dyn FnMut(String, Vec<usize>, bool)| {
-            match form {
-                Form::Training => {
-                    let e = EXPAND_RATIO * f;
-                    push(format!("{prefix}.expand_conv.weight"), vec![e, f, 1, 1], optional);
-                    push(format!("{prefix}.expand_conv.bias"), vec![e], optional);
-                    push(format!("{prefix}.fea_conv.weight"), vec![e, e, 3, 3], optional);
-                    push(format!("{prefix}.fea_conv.bias"), vec![e], optional);
-                    push(format!("{prefix}.reduce_conv.weight"), vec![f, e, 1, 1], optional);
-                    push(format!("{prefix}.reduce_conv.bias"), vec![f], optional);
-                }
-                Form::Folded => {
-                    push(format!("{prefix}.rep_conv.weight"), vec![f, f, 3, 3], optional);
-                    push(format!("{prefix}.rep_conv.bias"), vec![f], optional);
-                }
+        let mut push =
+            |name: String, shape: Vec<usize>, optional: bool| specs.push(TensorSpec { name, shape, optional });
+        let rrb = |prefix: &str, optional: bool, push: &mut dyn FnMut(String, Vec<usize>, bool)| match form {
+            Form::Training => {
+                let e = EXPAND_RATIO * f;
+                push(format!("{prefix}.expand_conv.weight"), vec![e, f, 1, 1], optional);
+                push(format!("{prefix}.expand_conv.bias"), vec![e], optional);
+                push(format!("{prefix}.fea_conv.weight"), vec![e, e, 3, 3], optional);
+                push(format!("{prefix}.fea_conv.bias"), vec![e], optional);
+                push(format!("{prefix}.reduce_conv.weight"), vec![f, e, 1, 1], optional);
+                push(format!("{prefix}.reduce_conv.bias"), vec![f], optional);
+            }
+            Form::Folded => {
+                push(format!("{prefix}.rep_conv.weight"), vec![f, f, 3, 3], optional);
+                push(format!("{prefix}.rep_conv.bias"), vec![f], optional);
             }
         };
         push("head.0.weight".into(), vec![f, UNSHUFFLED_CHANNELS, 3, 3], false);
@@ -167,7 +164,11 @@ impl ModelConfig {
         push("tail.0.weight".into(), vec![f], false);
         push("tail.0.bias".into(), vec![f], false);
         rrb("tail.1", false, &mut push);
-        push("upsample.0.weight".into(), vec![self.upsample_channels(), f, 3, 3], false);
+        push(
+            "upsample.0.weight".into(),
+            vec![self.upsample_channels(), f, 3, 3],
+            false,
+        );
         push("upsample.0.bias".into(), vec![self.upsample_channels()], false);
         specs
     }
@@ -195,9 +196,8 @@ impl ModelConfig {
                 HfExtraction::Gaussian => 25,
                 HfExtraction::AvgPool => 1,
             };
-            macs += (width * height * IMAGE_CHANNELS) as u64 * blur
-                + conv3(UNSHUFFLED_CHANNELS as u64, f)
-                + conv3(f, f);
+            macs +=
+                (width * height * IMAGE_CHANNELS) as u64 * blur + conv3(UNSHUFFLED_CHANNELS as u64, f) + conv3(f, f);
         }
         macs
     }

@@ -87,11 +87,7 @@ pub fn fold_block(
 /// Turns a validated training-form tensor map into the folded form. Tensors that are not part
 /// of a block are copied. The dead HF branch (merge off) is dropped unless `keep_dead` asks for
 /// it (to compare its activations with the reference).
-pub fn fold(
-    config: &ModelConfig,
-    training: &TensorMap,
-    keep_dead: bool,
-) -> Result<TensorMap, WeightError> {
+pub fn fold(config: &ModelConfig, training: &TensorMap, keep_dead: bool) -> Result<TensorMap, WeightError> {
     let drop_dead = !config.merge_hf && !keep_dead;
     let get = |name: String| {
         training.get(&name).ok_or_else(|| WeightError::Missing {

@@ -42,7 +42,11 @@ pub fn perturbed_weights(config: &ModelConfig, form: Form, seed: u64) -> ModelWe
     let mut weights = random_weights(config, form, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
     for (name, t) in weights.tensors.iter_mut() {
-        let spread = if name.contains("norm") || name.starts_with("tail.0") || name == "gamma" { 0.5 } else { 0.05 };
+        let spread = if name.contains("norm") || name.starts_with("tail.0") || name == "gamma" {
+            0.5
+        } else {
+            0.05
+        };
         for v in t.data.iter_mut() {
             *v += rng.random_range(-spread..spread);
         }

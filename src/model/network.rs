@@ -26,7 +26,12 @@ pub struct Conv {
 impl Conv {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let p = self.padding;
-        conv2d(x, self.weight.val(), Some(self.bias.val()), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
+        conv2d(
+            x,
+            self.weight.val(),
+            Some(self.bias.val()),
+            ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+        )
     }
 }
 
@@ -264,7 +269,15 @@ impl Rt4ksr {
 
     fn run(&self, x: Tensor<4>, mut trace: Option<&mut Trace>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let hf_fits = check_input_size(&ModelConfig { merge_hf: true, ..self.config.clone() }, h, w).is_ok();
+        let hf_fits = check_input_size(
+            &ModelConfig {
+                merge_hf: true,
+                ..self.config.clone()
+            },
+            h,
+            w,
+        )
+        .is_ok();
         let want_hf = self.config.merge_hf || (trace.is_some() && hf_fits);
         let mut record = |name: &'static str, t: &Tensor<4>| {
             if let Some(trace) = trace.as_deref_mut() {
@@ -304,7 +317,12 @@ impl Rt4ksr {
         }
         record("body_out", &features);
         if self.config.merge_hf {
-            let gamma = self.gamma.as_ref().expect("checked by the layout").val().reshape([1, 1, 1, 1]);
+            let gamma = self
+                .gamma
+                .as_ref()
+                .expect("checked by the layout")
+                .val()
+                .reshape([1, 1, 1, 1]);
             let hf = hf_features.expect("computed when merging");
             features = features * gamma + hf;
         }
@@ -326,7 +344,9 @@ pub fn check_input_size(config: &ModelConfig, height: usize, width: usize) -> Re
         ));
     }
     if config.merge_hf && config.hf_extraction == HfExtraction::Gaussian && (height < 4 || width < 4) {
-        return Err(format!("the Gaussian HF branch needs sides of at least 4, got {width}x{height}"));
+        return Err(format!(
+            "the Gaussian HF branch needs sides of at least 4, got {width}x{height}"
+        ));
     }
     Ok(())
 }
@@ -371,14 +391,18 @@ pub fn gaussian_blur(x: Tensor<4>) -> Tensor<4> {
 /// `[N, C, H, W]` -> `[N, C r^2, H/r, W/r]`, channel index `c r^2 + dy r + dx`.
 pub fn pixel_unshuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h / r, r, w / r, r]).permute([0, 1, 3, 5, 2, 4]).reshape([n, c * r * r, h / r, w / r])
+    x.reshape([n, c, h / r, r, w / r, r])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([n, c * r * r, h / r, w / r])
 }
 
 /// `[N, C r^2, h, w]` -> `[N, C, h r, w r]`, the inverse of [`pixel_unshuffle`].
 pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
     let [n, cr2, h, w] = x.dims();
     let c = cr2 / (r * r);
-    x.reshape([n, c, r, r, h, w]).permute([0, 1, 4, 2, 5, 3]).reshape([n, c, h * r, w * r])
+    x.reshape([n, c, r, r, h, w])
+        .permute([0, 1, 4, 2, 5, 3])
+        .reshape([n, c, h * r, w * r])
 }
 
 /// A parameter whose id is derived from its name, so that optimizer state saved in one
@@ -386,7 +410,9 @@ pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
 pub fn named_param<const D: usize>(name: &str, tensor: Tensor<D>) -> Param<Tensor<D>> {
     let mut param = Param::from_tensor(tensor);
     // FNV-1a: stable across runs and platforms.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     param.id = ParamId::from(hash);
     param
 }

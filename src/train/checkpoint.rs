@@ -38,7 +38,12 @@ impl Checkpoint {
         if let Some(ema) = &self.ema {
             add("ema.", ema);
         }
-        raw.push((OPTIMIZER_TENSOR.into(), Dtype::U8, vec![self.optimizer.len()], self.optimizer.clone()));
+        raw.push((
+            OPTIMIZER_TENSOR.into(),
+            Dtype::U8,
+            vec![self.optimizer.len()],
+            self.optimizer.clone(),
+        ));
         let mut meta = HashMap::from([
             ("format".to_string(), "rt4ksr-checkpoint-v1".to_string()),
             ("step".to_string(), self.step.to_string()),
@@ -48,7 +53,9 @@ impl Checkpoint {
         if let Some(p) = self.best_psnr {
             meta.insert("best_psnr".into(), format!("{p:?}"));
         }
-        let views = raw.iter().map(|(n, d, s, b)| (n.as_str(), TensorView::new(*d, s.clone(), b).expect("sizes")));
+        let views = raw
+            .iter()
+            .map(|(n, d, s, b)| (n.as_str(), TensorView::new(*d, s.clone(), b).expect("sizes")));
         safetensors::serialize(views, Some(meta)).expect("checkpoint serializes")
     }
 
@@ -79,7 +86,11 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, String> {
         let fail = |why: &str| format!("{}: not a usable checkpoint ({why})", path.display());
         let file = SafeTensors::deserialize(bytes).map_err(|e| fail(&e.to_string()))?;
-        let optimizer = file.tensor(OPTIMIZER_TENSOR).map_err(|_| fail("no optimizer state"))?.data().to_vec();
+        let optimizer = file
+            .tensor(OPTIMIZER_TENSOR)
+            .map_err(|_| fail("no optimizer state"))?
+            .data()
+            .to_vec();
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fail(&e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("rt4ksr-checkpoint-v1") {
@@ -89,10 +100,16 @@ impl Checkpoint {
         let floats = without_tensor(bytes, OPTIMIZER_TENSOR).map_err(|e| fail(&e))?;
         let (all, _) = read_tensors(&floats, path).map_err(|e| fail(&e.to_string()))?;
         let split = |prefix: &str| -> TensorMap {
-            all.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_owned(), v.clone()))).collect()
+            all.iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_owned(), v.clone())))
+                .collect()
         };
         let ema = split("ema.");
-        let number = |key: &str| meta.get(key).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| fail(key));
+        let number = |key: &str| {
+            meta.get(key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| fail(key))
+        };
         Ok(Self {
             step: number("step")?,
             weights: split("model."),

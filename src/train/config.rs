@@ -58,7 +58,10 @@ impl Default for TrainConfig {
             optimizer: OptimizerKind::Adam,
             learning_rate: 5e-4,
             weight_decay: 0.0,
-            schedule: Schedule::MultiStep { milestones: vec![20_000, 40_000, 60_000, 80_000], gamma: 0.5 },
+            schedule: Schedule::MultiStep {
+                milestones: vec![20_000, 40_000, 60_000, 80_000],
+                gamma: 0.5,
+            },
             hf_loss_weight: 1.0,
             grad_clip: None,
             ema_decay: None,

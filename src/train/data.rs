@@ -55,7 +55,10 @@ impl TrainingSet {
         for file in files {
             match load_rgb8(&file) {
                 Ok(img) if img.height >= min_side && img.width >= min_side => images.push(img),
-                Ok(img) => skipped.push((file, format!("{}x{} is smaller than a {min_side}px crop", img.width, img.height))),
+                Ok(img) => skipped.push((
+                    file,
+                    format!("{}x{} is smaller than a {min_side}px crop", img.width, img.height),
+                )),
                 Err(e) => skipped.push((file, e.to_string())),
             }
         }
@@ -135,7 +138,12 @@ mod tests {
     #[test]
     fn batches_depend_only_on_seed_and_step() {
         let set = TrainingSet {
-            images: vec![Image::new(3, 20, 24, (0..3 * 20 * 24).map(|i| (i % 251) as u8).collect())],
+            images: vec![Image::new(
+                3,
+                20,
+                24,
+                (0..3 * 20 * 24).map(|i| (i % 251) as u8).collect(),
+            )],
             skipped: vec![],
         };
         let a = set.batch(7, 3, 2, 4, 2);

@@ -12,7 +12,10 @@ pub fn l1(sr: Tensor<4>, hr: Tensor<4>) -> Tensor<1> {
 
 /// Mean absolute error of the high frequencies.
 pub fn hf_loss(sr: Tensor<4>, hr: Tensor<4>) -> Tensor<1> {
-    l1(high_frequencies(sr, HfExtraction::Gaussian), high_frequencies(hr, HfExtraction::Gaussian))
+    l1(
+        high_frequencies(sr, HfExtraction::Gaussian),
+        high_frequencies(hr, HfExtraction::Gaussian),
+    )
 }
 
 #[cfg(test)]

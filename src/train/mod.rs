@@ -9,4 +9,4 @@ pub mod run;
 pub mod schedule;
 
 pub use config::TrainConfig;
-pub use run::{Trainer, TrainEvent};
+pub use run::{TrainEvent, Trainer};

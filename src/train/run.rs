@@ -22,10 +22,27 @@ use std::time::Instant;
 /// What the loop reports as it goes.
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
-    Started { start_step: u64, images: usize, skipped: Vec<(PathBuf, String)> },
-    Step { step: u64, loss: f64, l1: f64, hf: f64, lr: f64, steps_per_sec: f64 },
-    Validation { step: u64, psnr_y: f64, best: bool },
-    Checkpoint { step: u64 },
+    Started {
+        start_step: u64,
+        images: usize,
+        skipped: Vec<(PathBuf, String)>,
+    },
+    Step {
+        step: u64,
+        loss: f64,
+        l1: f64,
+        hf: f64,
+        lr: f64,
+        steps_per_sec: f64,
+    },
+    Validation {
+        step: u64,
+        psnr_y: f64,
+        best: bool,
+    },
+    Checkpoint {
+        step: u64,
+    },
 }
 
 /// The outcome of a run (or of the part of it that ran).
@@ -56,7 +73,11 @@ impl Trainer {
             validation = val.images.iter().map(|hr| make_pair(hr, config.model.scale)).collect();
             set.skipped.extend(val.skipped);
         }
-        Ok(Self { config, set, validation })
+        Ok(Self {
+            config,
+            set,
+            validation,
+        })
     }
 
     fn checkpoint_path(&self) -> PathBuf {
@@ -134,7 +155,11 @@ impl Trainer {
         };
         let model = Rt4ksr::from_weights(&weights, &device);
         let end = stop_at.map_or(c.steps, |s| s.min(c.steps));
-        on_event(TrainEvent::Started { start_step: start, images: self.set.images.len(), skipped: self.set.skipped.clone() });
+        on_event(TrainEvent::Started {
+            start_step: start,
+            images: self.set.images.len(),
+            skipped: self.set.skipped.clone(),
+        });
 
         let mut log = CsvLog::open(&c.out_dir.join("log.csv"), start)?;
         let began = Instant::now();
@@ -149,7 +174,10 @@ impl Trainer {
             scope.spawn(move || {
                 for step in start..end {
                     let patch = c.lr_patches[(step % c.lr_patches.len() as u64) as usize];
-                    if tx.send(set.batch(c.seed, step, c.batch_size, patch, c.model.scale)).is_err() {
+                    if tx
+                        .send(set.batch(c.seed, step, c.batch_size, patch, c.model.scale))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -178,7 +206,14 @@ impl Trainer {
                 if done % c.log_every == 0 || done == end {
                     let n = window_steps as f64;
                     let rate = n / window.elapsed().as_secs_f64().max(1e-9);
-                    on_event(TrainEvent::Step { step: done, loss: sum_loss / n, l1: sum_l1 / n, hf: sum_hf / n, lr, steps_per_sec: rate });
+                    on_event(TrainEvent::Step {
+                        step: done,
+                        loss: sum_loss / n,
+                        l1: sum_l1 / n,
+                        hf: sum_hf / n,
+                        lr,
+                        steps_per_sec: rate,
+                    });
                     log.row(done, sum_loss / n, sum_l1 / n, sum_hf / n, lr, rate, None)?;
                     (sum_loss, sum_l1, sum_hf, window_steps) = (0.0, 0.0, 0.0, 0);
                     window = Instant::now();
@@ -190,11 +225,17 @@ impl Trainer {
                     if best {
                         best_psnr = Some(psnr);
                         best_step = done;
-                        current.folded(false).map_err(|e| e.to_string())?
+                        current
+                            .folded(false)
+                            .map_err(|e| e.to_string())?
                             .save(&c.out_dir.join("best.safetensors"))
                             .map_err(|e| e.to_string())?;
                     }
-                    on_event(TrainEvent::Validation { step: done, psnr_y: psnr, best });
+                    on_event(TrainEvent::Validation {
+                        step: done,
+                        psnr_y: psnr,
+                        best,
+                    });
                     log.row(done, f64::NAN, f64::NAN, f64::NAN, lr, f64::NAN, Some(psnr))?;
                 }
                 if done % c.checkpoint_every == 0 || done == end {
@@ -218,11 +259,19 @@ impl Trainer {
         })?;
         let final_weights = self.export_weights(&model, ema.as_ref(), end)?;
         if end == c.steps {
-            final_weights.folded(false).map_err(|e| e.to_string())?
+            final_weights
+                .folded(false)
+                .map_err(|e| e.to_string())?
                 .save(&c.out_dir.join("last.safetensors"))
                 .map_err(|e| e.to_string())?;
         }
-        Ok(Summary { steps_done: end, best_psnr, best_step, weights: final_weights, seconds: began.elapsed().as_secs_f64() })
+        Ok(Summary {
+            steps_done: end,
+            best_psnr,
+            best_step,
+            weights: final_weights,
+            seconds: began.elapsed().as_secs_f64(),
+        })
     }
 
     /// The weights to validate and export: the EMA when it is on, else the live ones.
@@ -232,7 +281,12 @@ impl Trainer {
             env!("CARGO_PKG_VERSION"),
             self.config.steps,
             self.config.seed,
-            self.config.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")
+            self.config
+                .data
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         );
         match ema {
             Some(ema) => ModelWeights::new(self.config.model.clone(), Form::Training, ema.clone(), provenance),
@@ -258,7 +312,12 @@ impl CsvLog {
                 .unwrap_or_default()
                 .lines()
                 .skip(1)
-                .filter(|l| l.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= start))
+                .filter(|l| {
+                    l.split(',')
+                        .next()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .is_some_and(|s| s <= start)
+                })
                 .map(str::to_owned)
                 .collect()
         } else {
@@ -275,7 +334,16 @@ impl CsvLog {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn row(&mut self, step: u64, loss: f64, l1: f64, hf: f64, lr: f64, rate: f64, val: Option<f64>) -> Result<(), String> {
+    fn row(
+        &mut self,
+        step: u64,
+        loss: f64,
+        l1: f64,
+        hf: f64,
+        lr: f64,
+        rate: f64,
+        val: Option<f64>,
+    ) -> Result<(), String> {
         let opt = |v: f64| if v.is_nan() { String::new() } else { format!("{v:.6}") };
         writeln!(
             self.file,

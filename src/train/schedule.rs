@@ -32,7 +32,10 @@ mod tests {
 
     #[test]
     fn multistep_halves_at_each_milestone() {
-        let s = Schedule::MultiStep { milestones: vec![10, 20], gamma: 0.5 };
+        let s = Schedule::MultiStep {
+            milestones: vec![10, 20],
+            gamma: 0.5,
+        };
         assert_eq!(s.rate(1e-3, 9, 30), 1e-3);
         assert_eq!(s.rate(1e-3, 10, 30), 5e-4);
         assert_eq!(s.rate(1e-3, 29, 30), 2.5e-4);

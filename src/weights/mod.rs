@@ -35,7 +35,12 @@ impl ModelWeights {
     ) -> Result<Self, WeightError> {
         config.validate().map_err(WeightError::Infer)?;
         check_layout(&config, form, &tensors)?;
-        Ok(Self { config, form, tensors, provenance: provenance.into() })
+        Ok(Self {
+            config,
+            form,
+            tensors,
+            provenance: provenance.into(),
+        })
     }
 
     /// Reads any supported weight file, telling the format by its first bytes.
@@ -129,23 +134,19 @@ pub fn infer_config(tensors: &TensorMap) -> Result<(ModelConfig, Form), WeightEr
         Form::Training
     } else {
         return Err(WeightError::Infer(
-            "no `tail.1.rep_conv.weight` nor `tail.1.expand_conv.weight`: not an RT4KSR state dict"
-                .into(),
+            "no `tail.1.rep_conv.weight` nor `tail.1.expand_conv.weight`: not an RT4KSR state dict".into(),
         ));
     };
-    let head = shape("head.0.weight")
-        .ok_or_else(|| WeightError::Infer("no `head.0.weight` tensor".into()))?;
-    let upsample = shape("upsample.0.weight")
-        .ok_or_else(|| WeightError::Infer("no `upsample.0.weight` tensor".into()))?;
+    let head = shape("head.0.weight").ok_or_else(|| WeightError::Infer("no `head.0.weight` tensor".into()))?;
+    let upsample =
+        shape("upsample.0.weight").ok_or_else(|| WeightError::Infer("no `upsample.0.weight` tensor".into()))?;
     let feature_channels = head[0];
-    let scale = (2..=4)
-        .find(|s| 3 * (2 * s) * (2 * s) == upsample[0])
-        .ok_or_else(|| {
-            WeightError::Infer(format!(
-                "`upsample.0.weight` has {} output channels, not 3*(2s)^2 for s = 2, 3 or 4",
-                upsample[0]
-            ))
-        })?;
+    let scale = (2..=4).find(|s| 3 * (2 * s) * (2 * s) == upsample[0]).ok_or_else(|| {
+        WeightError::Infer(format!(
+            "`upsample.0.weight` has {} output channels, not 3*(2s)^2 for s = 2, 3 or 4",
+            upsample[0]
+        ))
+    })?;
     let num_blocks = (0..)
         .take_while(|i| tensors.keys().any(|k| k.starts_with(&format!("body.{i}."))))
         .count();
@@ -197,10 +198,18 @@ mod tests {
     fn a_wrong_shape_is_named_with_both_shapes() {
         let config = ModelConfig::official(2);
         let mut tensors = zeros_for(&config, Form::Folded);
-        tensors.insert("body.1.conv1.rep_conv.weight".into(), HostTensor::zeros(vec![24, 24, 1, 1]));
-        let message = ModelWeights::new(config, Form::Folded, tensors, "test").unwrap_err().to_string();
+        tensors.insert(
+            "body.1.conv1.rep_conv.weight".into(),
+            HostTensor::zeros(vec![24, 24, 1, 1]),
+        );
+        let message = ModelWeights::new(config, Form::Folded, tensors, "test")
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("body.1.conv1.rep_conv.weight"), "{message}");
-        assert!(message.contains("[24, 24, 1, 1]") && message.contains("[24, 24, 3, 3]"), "{message}");
+        assert!(
+            message.contains("[24, 24, 1, 1]") && message.contains("[24, 24, 3, 3]"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -123,7 +123,13 @@ const MAX_RANK: usize = 16;
 
 /// Decodes `data` into a value; `Err` carries a one-line reason.
 pub fn unpickle(data: &[u8]) -> Result<Value, String> {
-    Machine { data, pos: 0, stack: Vec::new(), memo: HashMap::new() }.run()
+    Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        memo: HashMap::new(),
+    }
+    .run()
 }
 
 struct Machine<'a> {
@@ -160,7 +166,10 @@ impl<'a> Machine<'a> {
 
     fn line(&mut self) -> Result<&'a str, String> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or("unterminated GLOBAL name")?;
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("unterminated GLOBAL name")?;
         let line = std::str::from_utf8(&rest[..n]).map_err(|_| "GLOBAL name is not UTF-8")?;
         self.pos += n + 1;
         Ok(line)
@@ -185,7 +194,11 @@ impl<'a> Machine<'a> {
 
     /// Pops everything down to the last MARK.
     fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
-        let at = self.stack.iter().rposition(|v| *v == Value::Mark).ok_or("MARK missing")?;
+        let at = self
+            .stack
+            .iter()
+            .rposition(|v| *v == Value::Mark)
+            .ok_or("MARK missing")?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
         Ok(items)
@@ -205,7 +218,11 @@ impl<'a> Machine<'a> {
     }
 
     fn recall(&mut self, key: u32) -> Result<(), String> {
-        let value = self.memo.get(&key).ok_or_else(|| format!("memo key {key} unknown"))?.clone();
+        let value = self
+            .memo
+            .get(&key)
+            .ok_or_else(|| format!("memo key {key} unknown"))?
+            .clone();
         self.push(value)
     }
 
@@ -239,9 +256,10 @@ impl<'a> Machine<'a> {
                 Some(Value::Dict(items)) => Ok(Value::Dict(items)),
                 _ => Ok(Value::Dict(Vec::new())),
             },
-            Callable::RebuildParameter => {
-                args.into_iter().next().ok_or_else(|| "_rebuild_parameter without a tensor".into())
-            }
+            Callable::RebuildParameter => args
+                .into_iter()
+                .next()
+                .ok_or_else(|| "_rebuild_parameter without a tensor".into()),
             Callable::RebuildTensorV2 => rebuild_tensor(args),
         }
     }
@@ -251,15 +269,17 @@ impl<'a> Machine<'a> {
             return Err("persistent id is not a tuple".into());
         };
         match items.as_slice() {
-            [Value::Str(kind), Value::StorageClass(dtype), Value::Str(key), _location, Value::Int(numel)]
-                if kind == "storage" && *numel >= 0 =>
-            {
-                Ok(Value::Storage(StorageRef {
-                    dtype: *dtype,
-                    key: key.clone(),
-                    numel: *numel as usize,
-                }))
-            }
+            [
+                Value::Str(kind),
+                Value::StorageClass(dtype),
+                Value::Str(key),
+                _location,
+                Value::Int(numel),
+            ] if kind == "storage" && *numel >= 0 => Ok(Value::Storage(StorageRef {
+                dtype: *dtype,
+                key: key.clone(),
+                numel: *numel as usize,
+            })),
             _ => Err("persistent id is not a ('storage', type, key, location, numel) record".into()),
         }
     }
@@ -303,7 +323,11 @@ impl<'a> Machine<'a> {
                         return Err("integer wider than 64 bits".into());
                     }
                     let bytes = self.take(n)?;
-                    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+                    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+                        [0xff; 8]
+                    } else {
+                        [0; 8]
+                    };
                     buf[..n].copy_from_slice(bytes);
                     self.push(Value::Int(i64::from_le_bytes(buf)))?
                 }
@@ -513,7 +537,12 @@ fn rebuild_tensor(args: Vec<Value>) -> Result<Value, String> {
             storage.numel
         ));
     }
-    Ok(Value::Tensor(TensorRef { storage: storage.clone(), offset, shape, stride }))
+    Ok(Value::Tensor(TensorRef {
+        storage: storage.clone(),
+        offset,
+        shape,
+        stride,
+    }))
 }
 
 #[cfg(test)]
@@ -538,7 +567,12 @@ mod tests {
         let v = unpickle(data).unwrap();
         assert_eq!(
             v.get("a"),
-            Some(&Value::List(vec![Value::Int(1), Value::Float(2.5), Value::None, Value::Bool(true)]))
+            Some(&Value::List(vec![
+                Value::Int(1),
+                Value::Float(2.5),
+                Value::None,
+                Value::Bool(true)
+            ]))
         );
         assert_eq!(v.get("b"), Some(&Value::Tuple(vec![Value::Int(300), Value::Int(-2)])));
     }
@@ -556,7 +590,11 @@ mod tests {
 
     #[test]
     fn tensor_views_outside_their_storage_are_refused() {
-        let storage = Value::Storage(StorageRef { dtype: StorageType::F32, key: "0".into(), numel: 6 });
+        let storage = Value::Storage(StorageRef {
+            dtype: StorageType::F32,
+            key: "0".into(),
+            numel: 6,
+        });
         let ok = rebuild_tensor(vec![
             storage.clone(),
             Value::Int(0),

@@ -17,9 +17,12 @@ const MAX_PICKLE_BYTES: u64 = 64 << 20;
 
 /// Reads the state dict of a PyTorch zip checkpoint held in `bytes`.
 pub fn read_state_dict(bytes: &[u8], path: &Path) -> Result<TensorMap, WeightError> {
-    let fail = |reason: String| WeightError::Pickle { path: path.to_owned(), reason };
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| fail(format!("not a readable zip archive ({e})")))?;
+    let fail = |reason: String| WeightError::Pickle {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| fail(format!("not a readable zip archive ({e})")))?;
     let pkl_name = archive
         .file_names()
         .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
@@ -47,28 +50,34 @@ pub fn read_state_dict(bytes: &[u8], path: &Path) -> Result<TensorMap, WeightErr
     for (key, value) in items {
         let Some(name) = key.as_str() else { continue };
         let Value::Tensor(tensor) = value else { continue };
-        let host = read_tensor(&mut archive, &prefix, tensor)
-            .map_err(|reason| fail(format!("tensor `{name}`: {reason}")))?;
+        let host =
+            read_tensor(&mut archive, &prefix, tensor).map_err(|reason| fail(format!("tensor `{name}`: {reason}")))?;
         tensors.insert(name.to_owned(), host);
     }
     if tensors.is_empty() {
         return Err(fail("the state dict holds no tensors".into()));
     }
     let prefixed = tensors.keys().all(|k| k.starts_with("module."));
-    Ok(if prefixed { super::strip_prefix(tensors, "module.") } else { tensors })
+    Ok(if prefixed {
+        super::strip_prefix(tensors, "module.")
+    } else {
+        tensors
+    })
 }
 
-fn read_record(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
-    name: &str,
-    limit: u64,
-) -> Result<Vec<u8>, String> {
+fn read_record(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -> Result<Vec<u8>, String> {
     let mut file = archive.by_name(name).map_err(|e| format!("record `{name}`: {e}"))?;
     if file.size() > limit {
-        return Err(format!("record `{name}` claims {} bytes, more than {limit}", file.size()));
+        return Err(format!(
+            "record `{name}` claims {} bytes, more than {limit}",
+            file.size()
+        ));
     }
     let mut out = Vec::with_capacity(file.size() as usize);
-    file.by_ref().take(limit).read_to_end(&mut out).map_err(|e| format!("record `{name}`: {e}"))?;
+    file.by_ref()
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("record `{name}`: {e}"))?;
     Ok(out)
 }
 
@@ -81,7 +90,9 @@ fn read_tensor(
     let size = storage.dtype.element_size();
     let bytes_needed = (storage.numel as u64).checked_mul(size as u64).unwrap_or(u64::MAX);
     if bytes_needed > MAX_TENSOR_BYTES {
-        return Err(format!("its storage claims {bytes_needed} bytes, more than {MAX_TENSOR_BYTES}"));
+        return Err(format!(
+            "its storage claims {bytes_needed} bytes, more than {MAX_TENSOR_BYTES}"
+        ));
     }
     let record = format!("{prefix}data/{}", storage.key);
     let raw = read_record(archive, &record, bytes_needed)?;
@@ -101,7 +112,10 @@ fn read_tensor(
             _ => unreachable!("checked below"),
         }
     };
-    if !matches!(storage.dtype, StorageType::F32 | StorageType::F64 | StorageType::F16 | StorageType::Bf16) {
+    if !matches!(
+        storage.dtype,
+        StorageType::F32 | StorageType::F64 | StorageType::F16 | StorageType::Bf16
+    ) {
         return Err(format!("{:?} tensors are not model weights", storage.dtype));
     }
     let numel: usize = tensor.shape.iter().product();
@@ -154,6 +168,9 @@ mod tests {
     #[test]
     fn non_zip_input_is_a_clear_error() {
         let err = read_state_dict(b"PK\x03\x04garbage", Path::new("bad.pth")).unwrap_err();
-        assert!(err.to_string().starts_with("bad.pth: PyTorch checkpoint refused"), "{err}");
+        assert!(
+            err.to_string().starts_with("bad.pth: PyTorch checkpoint refused"),
+            "{err}"
+        );
     }
 }

@@ -20,9 +20,11 @@ const PROVENANCE_KEY: &str = "rt4ksr.provenance";
 
 /// Reads the tensors of a safetensors file as f32 (f16/bf16/f64 are converted).
 pub fn read_tensors(bytes: &[u8], path: &Path) -> Result<(TensorMap, HashMap<String, String>), WeightError> {
-    let fail = |reason: String| WeightError::Format { path: path.to_owned(), reason };
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
+    let fail = |reason: String| WeightError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a safetensors file: {e}")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let file = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("invalid safetensors: {e}")))?;
     let mut tensors = TensorMap::new();
@@ -38,7 +40,9 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
     let chunks = |n: usize| raw.chunks_exact(n);
     Ok(match view.dtype() {
         Dtype::F32 => chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-        Dtype::F64 => chunks(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+        Dtype::F64 => chunks(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+            .collect(),
         Dtype::BF16 => chunks(2)
             .map(|b| f32::from_bits((u16::from_le_bytes(b.try_into().unwrap()) as u32) << 16))
             .collect(),
@@ -48,9 +52,18 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
 
 /// Reads a weight file in safetensors form: the project's own, or a plain state dict.
 pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
-    let fail = |reason: String| WeightError::Format { path: path.to_owned(), reason };
+    let fail = |reason: String| WeightError::Format {
+        path: path.to_owned(),
+        reason,
+    };
     if let Ok((_, header)) = SafeTensors::read_metadata(bytes) {
-        if header.metadata().as_ref().and_then(|m| m.get(FORMAT_KEY)).map(String::as_str) == Some(CHECKPOINT_FORMAT) {
+        if header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(FORMAT_KEY))
+            .map(String::as_str)
+            == Some(CHECKPOINT_FORMAT)
+        {
             let ckpt = crate::train::checkpoint::Checkpoint::from_bytes(bytes, path).map_err(fail)?;
             return ckpt.model_weights().map_err(fail);
         }
@@ -67,7 +80,11 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
         return ModelWeights::new(config, form, tensors, provenance);
     }
     let prefixed = !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("module."));
-    let tensors = if prefixed { strip_prefix(tensors, "module.") } else { tensors };
+    let tensors = if prefixed {
+        strip_prefix(tensors, "module.")
+    } else {
+        tensors
+    };
     let (config, form) = infer_config(&tensors)?;
     ModelWeights::new(config, form, tensors, format!("safetensors {}", path.display()))
 }
@@ -76,7 +93,10 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
 pub fn to_bytes(weights: &ModelWeights) -> Vec<u8> {
     let metadata = HashMap::from([
         (FORMAT_KEY.to_owned(), FORMAT_VALUE.to_owned()),
-        (CONFIG_KEY.to_owned(), serde_json::to_string(&weights.config).expect("config serializes")),
+        (
+            CONFIG_KEY.to_owned(),
+            serde_json::to_string(&weights.config).expect("config serializes"),
+        ),
         (FORM_KEY.to_owned(), weights.form.to_string()),
         (PROVENANCE_KEY.to_owned(), weights.provenance.clone()),
     ]);
@@ -98,8 +118,10 @@ pub fn plain_bytes(tensors: &TensorMap, metadata: Option<HashMap<String, String>
 
 /// Writes the project's own format atomically.
 pub fn write(weights: &ModelWeights, path: &Path) -> Result<(), WeightError> {
-    fsutil::write_atomic(path, &to_bytes(weights))
-        .map_err(|source| WeightError::Io { path: path.to_owned(), source })
+    fsutil::write_atomic(path, &to_bytes(weights)).map_err(|source| WeightError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -142,8 +164,11 @@ mod tests {
     #[test]
     fn plain_safetensors_get_their_configuration_from_shapes() {
         let weights = random_weights(&ModelConfig::official(4), Form::Folded);
-        let prefixed: TensorMap =
-            weights.tensors.iter().map(|(k, v)| (format!("module.{k}"), v.clone())).collect();
+        let prefixed: TensorMap = weights
+            .tensors
+            .iter()
+            .map(|(k, v)| (format!("module.{k}"), v.clone()))
+            .collect();
         let back = read(&plain_bytes(&prefixed, None), Path::new("mem")).unwrap();
         assert_eq!(back.config, ModelConfig::official(4));
         assert_eq!(back.form, Form::Folded);
@@ -154,7 +179,9 @@ mod tests {
     fn truncated_files_are_named_errors() {
         let bytes = to_bytes(&random_weights(&ModelConfig::official(2), Form::Folded));
         for cut in [0, 7, 8, 100, bytes.len() - 1] {
-            let err = read(&bytes[..cut], Path::new("cut.safetensors")).unwrap_err().to_string();
+            let err = read(&bytes[..cut], Path::new("cut.safetensors"))
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("cut.safetensors:"), "{err}");
         }
     }
