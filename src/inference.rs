@@ -128,11 +128,11 @@ impl crate::upscale::Engine for FastUpscaler {
         })
     }
 
-    /// Two feature maps of F channels and the 12-channel input at a quarter of the LR pixels,
-    /// and the 3 s^2 output samples per LR pixel.
+    /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output
+    /// samples per LR pixel; the per-band rings of three rows are small next to them.
     fn bytes_per_lr_pixel(&self) -> usize {
         let c = &self.engine.config;
-        (12 + 2 * c.feature_channels) + 12 * c.scale * c.scale
+        12 + 12 * c.scale * c.scale
     }
 }
 

@@ -1,10 +1,9 @@
 //! The convolution block kernel and the fused epilogue, in AVX2+FMA and in portable Rust.
 //!
 //! A block is 16 consecutive output pixels of one row and every output channel, written to
-//! `block[co * 16 + p]`. The input is stored row by row, each row holding all its channels one
-//! after another (`[(y * C + c) * stride + x]`, so the 3 input rows a block reads are 3
-//! contiguous runs), with a zero border: padded rows `y..y+2` and padded columns `x0..x0+18`
-//! are read for output row `y`, columns `x0..x0+16`.
+//! `block[co * 16 + p]`. It reads three input rows (above, at, below), each holding all its
+//! channels one after another (`[c * stride + x]`) with a zero column on each side: padded
+//! columns `x0..x0+18` are read for output columns `x0..x0+16`.
 
 use super::math::{ERF_ALPHA, ERF_BETA, gelu};
 use super::{BLOCK, Epilogue, Isa, Layer};
@@ -16,18 +15,20 @@ const LN_EPS: f32 = 1e-6;
 const LRELU_SLOPE: f32 = 0.05;
 
 #[allow(clippy::too_many_arguments)]
-pub fn conv_block(isa: Isa, layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
+pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
     assert!(layer.co % GROUP == 0 && block.len() >= layer.co * BLOCK);
-    assert!(
-        ((y + 2) * layer.ci + layer.ci - 1) * stride + x0 + BLOCK + 2 <= src.len(),
-        "conv_block reads inside the buffer"
-    );
+    for row in rows {
+        assert!(
+            (layer.ci - 1) * stride + x0 + BLOCK + 2 <= row.len(),
+            "conv_block reads inside the rows"
+        );
+    }
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen after detecting both features; the reads are
         // bounded by the assert above.
-        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, src, stride, y, x0, block) },
-        _ => conv_block_portable(layer, src, stride, y, x0, block),
+        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, rows, stride, x0, block) },
+        _ => conv_block_portable(layer, rows, stride, x0, block),
     }
 }
 
@@ -40,7 +41,7 @@ pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32]) {
     }
 }
 
-fn conv_block_portable(layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
+fn conv_block_portable(layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
     let co = layer.co;
     for g in (0..co).step_by(GROUP) {
         let mut acc = [[0f32; BLOCK]; GROUP];
@@ -50,7 +51,7 @@ fn conv_block_portable(layer: &Layer, src: &[f32], stride: usize, y: usize, x0: 
         for ci in 0..layer.ci {
             for k in 0..9 {
                 let (ky, kx) = (k / 3, k % 3);
-                let row = &src[((y + ky) * layer.ci + ci) * stride + x0 + kx..][..BLOCK];
+                let row = &rows[ky][ci * stride + x0 + kx..][..BLOCK];
                 let w = &layer.weights[(ci * 9 + k) * co + g..][..GROUP];
                 for c in 0..GROUP {
                     for p in 0..BLOCK {
@@ -100,9 +101,8 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn conv_block(layer: &Layer, src: &[f32], stride: usize, y: usize, x0: usize, block: &mut [f32]) {
+    pub unsafe fn conv_block(layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
         let co = layer.co;
-        let row_stride = layer.ci * stride;
         let out = block.as_mut_ptr();
         for g in (0..co).step_by(GROUP) {
             let mut lo = [_mm256_setzero_ps(); GROUP];
@@ -115,11 +115,11 @@ mod avx2 {
             for ci in 0..layer.ci {
                 // SAFETY (whole loop): bounds asserted by the caller.
                 unsafe {
-                    let base = src.as_ptr().add(y * row_stride + ci * stride + x0);
                     let wbase = layer.weights.as_ptr().add(ci * 9 * co + g);
-                    for ky in 0..3 {
+                    for (ky, row) in rows.iter().enumerate() {
+                        let base = row.as_ptr().add(ci * stride + x0);
                         for kx in 0..3 {
-                            let p = base.add(ky * row_stride + kx);
+                            let p = base.add(kx);
                             let v0 = _mm256_loadu_ps(p);
                             let v1 = _mm256_loadu_ps(p.add(8));
                             let wk = wbase.add((ky * 3 + kx) * co);

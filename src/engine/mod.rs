@@ -1,12 +1,13 @@
 //! The fast CPU inference engine for the folded network.
 //!
 //! Why not burn for this: a 3x3 24->24 conv runs at ~12 GMAC/s in burn-flex on this machine
-//! (`rt4ksr bench`), a seventh of the fp32 peak. Here each layer is one pass of a direct
-//! convolution over zero-bordered planar feature maps, vectorised over 16 pixels of a row and
-//! blocked over 6 output channels (12 AVX2 accumulators), with the next block's LayerNorm and
-//! the activation fused into the epilogue, the pixel unshuffle folded into the input packing
-//! and the pixel shuffle into the last layer's stores. Rows are split over the cores, buffers
-//! live in a reusable [`Workspace`], and the dead HF branch is never computed.
+//! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a direct convolution
+//! vectorised over 16 pixels of a row and blocked over 6 output channels (12 AVX2
+//! accumulators), with the activation and the next block's LayerNorm fused into its epilogue,
+//! the pixel unshuffle folded into the input packing and the pixel shuffle into the last
+//! layer's stores. The frame is cut into one band of rows per core, and each band streams its
+//! rows through all layers with three-row rings, so the features never leave the cache; the
+//! buffers live in a reusable [`Workspace`], and the dead HF branch is never computed.
 
 mod kernels;
 pub mod math;
@@ -84,33 +85,35 @@ pub struct FastEngine {
     pub isa: Isa,
 }
 
-/// Buffers for one frame size, reused from frame to frame. Feature maps are stored row by row,
-/// all channels of a row together: `[(y * C + c) * stride + x]`, with a zero border.
+/// Buffers for one frame size, reused from frame to frame: the unshuffled input (rows of 12
+/// channels with a zero border) and, per band of rows, three-row rings for every layer's output.
 #[derive(Default)]
 pub struct Workspace {
     h: usize,
     w: usize,
     stride: usize,
     input: Vec<f32>,
-    ping: Vec<f32>,
-    pong: Vec<f32>,
+    rings: Vec<f32>,
+    bands: usize,
+    ring_len: usize,
 }
 
 impl Workspace {
-    fn prepare(&mut self, h: usize, w: usize, ci_head: usize, features: usize) {
-        if (self.h, self.w) == (h, w) {
+    fn prepare(&mut self, h: usize, w: usize, ci_head: usize, features: usize, ring_layers: usize, bands: usize) {
+        let ring_len = ring_layers * 3 * features * (w.div_ceil(BLOCK) * BLOCK + BLOCK);
+        if (self.h, self.w, self.bands, self.ring_len) == (h, w, bands, ring_len) {
             return;
         }
-        // Room for the 1-pixel zero border and for the last block to read past the row end.
+        // Room for the zero column on each side and for the last block to read past the end.
         let stride = w.div_ceil(BLOCK) * BLOCK + BLOCK;
-        let plane = (h + 2) * stride;
         *self = Self {
             h,
             w,
             stride,
-            input: vec![0.0; ci_head * plane],
-            ping: vec![0.0; features * plane],
-            pong: vec![0.0; features * plane],
+            input: vec![0.0; (h + 2) * ci_head * stride],
+            rings: vec![0.0; bands * ring_len],
+            bands,
+            ring_len,
         };
     }
 }
@@ -213,9 +216,11 @@ impl FastEngine {
         }
         let (h, w) = (rgb.height / 2, rgb.width / 2);
         let f = self.config.feature_channels;
-        ws.prepare(h, w, 12, f);
+        let bands = rayon::current_num_threads().clamp(1, h);
+        ws.prepare(h, w, 12, f, self.layers.len() - 1, bands);
         let stride = ws.stride;
-        // Pixel unshuffle into the zero-bordered head input: channel c*4 + dy*2 + dx.
+        // Pixel unshuffle into the zero-bordered head input: channel c*4 + dy*2 + dx, padded
+        // row y+1.
         for c in 0..3 {
             let src = rgb.plane(c);
             for dy in 0..2 {
@@ -231,31 +236,125 @@ impl FastEngine {
                 }
             }
         }
-        let geometry = Geometry { h, w, stride };
-        let n = self.layers.len();
-        let (ws_input, ping, pong) = (&ws.input, &mut ws.ping, &mut ws.pong);
-        run_layer(self.isa, &self.layers[0], ws_input, Target::Features(ping), geometry);
-        for (i, layer) in self.layers[1..n - 1].iter().enumerate() {
-            let (src, dst) = if i % 2 == 0 {
-                (&*ping, &mut *pong)
-            } else {
-                (&*pong, &mut *ping)
-            };
-            run_layer(self.isa, layer, src, Target::Features(dst), geometry);
-        }
-        let last_src = if (n - 2) % 2 == 1 { &*pong } else { &*ping };
         let s = self.config.scale;
         if (out.channels, out.height, out.width) != (3, rgb.height * s, rgb.width * s) {
             *out = Image::zeros(3, rgb.height * s, rgb.width * s);
         }
-        run_layer(
-            self.isa,
-            &self.layers[n - 1],
-            last_src,
-            Target::Shuffled { image: out, scale: s },
-            geometry,
-        );
+        let geometry = Geometry { h, w, stride };
+        let shared = SharedOut(out.data.as_mut_ptr());
+        let out_w = out.width;
+        let input = &ws.input;
+        let rows_per_band = h.div_ceil(bands);
+        ws.rings
+            .par_chunks_mut(ws.ring_len)
+            .enumerate()
+            .for_each(|(band, rings)| {
+                let (a, b) = (band * rows_per_band, ((band + 1) * rows_per_band).min(h));
+                if a < b {
+                    self.stream_band(input, rings, geometry, a, b, shared, out_w);
+                }
+            });
         Ok(())
+    }
+
+    /// Computes final rows `a..b` of the frame, streaming every layer through three-row rings:
+    /// at step t, layer k computes its row t - k, when that row lies in the rows the band needs
+    /// from it (its own rows widened by one per later layer).
+    #[allow(clippy::too_many_arguments)]
+    fn stream_band(
+        &self,
+        input: &[f32],
+        rings: &mut [f32],
+        g: Geometry,
+        a: usize,
+        b: usize,
+        out: SharedOut,
+        out_w: usize,
+    ) {
+        let n = self.layers.len();
+        let f = self.config.feature_channels;
+        let row_len = f * g.stride;
+        let zero = vec![0f32; row_len.max(12 * g.stride)];
+        let mut block = vec![0f32; self.layers.iter().map(|l| l.co).max().unwrap_or(0) * BLOCK];
+        let reach = |k: usize| (n - 1 - k) as isize;
+        let window = |k: usize| {
+            (
+                (a as isize - reach(k)).max(0),
+                (b as isize + reach(k)).min(g.h as isize),
+            )
+        };
+        let first = window(0).0;
+        let last = window(n - 1).1 - 1 + (n - 1) as isize;
+        for t in first..=last {
+            for k in 0..n {
+                let r = t - k as isize;
+                let (lo, hi) = window(k);
+                if r < lo || r >= hi {
+                    continue;
+                }
+                let r = r as usize;
+                let layer = &self.layers[k];
+                // Ring k-1 is read, ring k written: disjoint parts of `rings`.
+                let (prev, cur) = rings.split_at_mut(k * 3 * row_len);
+                // The three input rows: the head reads the unshuffled input, which has zero rows
+                // above and below; later layers read the previous layer's ring.
+                let rows: [&[f32]; 3] = if k == 0 {
+                    std::array::from_fn(|ky| &input[(r + ky) * 12 * g.stride..][..12 * g.stride])
+                } else {
+                    let ring = &prev[(k - 1) * 3 * row_len..][..3 * row_len];
+                    std::array::from_fn(|ky| {
+                        let src = r as isize + ky as isize - 1;
+                        if src < 0 || src >= g.h as isize {
+                            &zero[..row_len]
+                        } else {
+                            &ring[(src as usize % 3) * row_len..][..row_len]
+                        }
+                    })
+                };
+                for x0 in (0..g.w).step_by(BLOCK) {
+                    kernels::conv_block(self.isa, layer, rows, g.stride, x0, &mut block);
+                    kernels::epilogue(self.isa, &layer.epilogue, layer.co, &mut block);
+                    let valid = BLOCK.min(g.w - x0);
+                    if k + 1 < n {
+                        let dst = &mut cur[(r % 3) * row_len..][..row_len];
+                        for c in 0..layer.co {
+                            dst[c * g.stride + x0 + 1..][..valid].copy_from_slice(&block[c * BLOCK..][..valid]);
+                        }
+                    } else {
+                        store_shuffled(&block, layer.co, r, x0, valid, 2 * self.config.scale, out, out_w, g.h);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
+/// x*r + j of plane ch.
+#[allow(clippy::too_many_arguments)]
+fn store_shuffled(
+    block: &[f32],
+    co: usize,
+    y: usize,
+    x0: usize,
+    valid: usize,
+    r: usize,
+    out: SharedOut,
+    out_w: usize,
+    h: usize,
+) {
+    let out_plane = h * r * out_w;
+    for c in 0..co {
+        let (ch, i, j) = (c / (r * r), (c / r) % r, c % r);
+        let start = ch * out_plane + (y * r + i) * out_w + x0 * r + j;
+        assert!(
+            start + (valid - 1) * r < 3 * out_plane,
+            "shuffle store inside the image"
+        );
+        for (p, &v) in block[c * BLOCK..][..valid].iter().enumerate() {
+            // SAFETY: inside the image (asserted); bands write disjoint rows y.
+            unsafe { *out.0.add(start + p * r) = v };
+        }
     }
 }
 
@@ -266,79 +365,11 @@ struct Geometry {
     stride: usize,
 }
 
-/// Where a layer's output goes.
-enum Target<'a> {
-    /// A zero-bordered planar feature map.
-    Features(&'a mut [f32]),
-    /// The final image, through PixelShuffle(2s).
-    Shuffled { image: &'a mut Image<f32>, scale: usize },
-}
-
-/// A raw pointer that may be shared by the row workers: each writes disjoint rows.
+/// A raw pointer to the output image shared by the band workers: each writes disjoint rows.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
-
-fn run_layer(isa: Isa, layer: &Layer, src: &[f32], target: Target<'_>, g: Geometry) {
-    let (out, shuffle, out_w) = match target {
-        Target::Features(buf) => (SharedOut(buf.as_mut_ptr()), None, 0),
-        Target::Shuffled { image, scale } => {
-            let w = image.width;
-            (SharedOut(image.data.as_mut_ptr()), Some(2 * scale), w)
-        }
-    };
-    let out_h = g.h * shuffle.unwrap_or(1);
-    // Rows in chunks small enough to balance the cores, large enough to amortise the task.
-    let rows_per_task = g.h.div_ceil(rayon::current_num_threads() * 8).max(1);
-    (0..g.h).into_par_iter().step_by(rows_per_task).for_each(|y0| {
-        let out = out;
-        let mut block = vec![0f32; layer.co * BLOCK];
-        for y in y0..(y0 + rows_per_task).min(g.h) {
-            for x0 in (0..g.w).step_by(BLOCK) {
-                kernels::conv_block(isa, layer, src, g.stride, y, x0, &mut block);
-                kernels::epilogue(isa, &layer.epilogue, layer.co, &mut block);
-                let valid = BLOCK.min(g.w - x0);
-                // SAFETY: rows y are owned by this task; every index is inside the buffer
-                // sized for this geometry (checked by the debug asserts).
-                unsafe {
-                    match shuffle {
-                        None => {
-                            for c in 0..layer.co {
-                                let at = ((y + 1) * layer.co + c) * g.stride + x0 + 1;
-                                debug_assert!(at + valid <= layer.co * (g.h + 2) * g.stride);
-                                let from = block[c * BLOCK..].as_ptr();
-                                if valid == BLOCK {
-                                    // A fixed-size copy compiles to two vector moves, where a
-                                    // memmove call per 64 bytes cost 5% of the frame.
-                                    (out.0.add(at) as *mut [f32; BLOCK])
-                                        .write_unaligned(*(from as *const [f32; BLOCK]));
-                                } else {
-                                    std::ptr::copy_nonoverlapping(from, out.0.add(at), valid);
-                                }
-                            }
-                        }
-                        Some(r) => {
-                            let out_plane = out_h * out_w;
-                            // PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to
-                            // output row y*r + i, column x*r + j of plane ch.
-                            for c in 0..layer.co {
-                                let (ch, i, j) = (c / (r * r), (c / r) % r, c % r);
-                                let row = out.0.add(ch * out_plane + (y * r + i) * out_w + x0 * r + j);
-                                debug_assert!(
-                                    ch * out_plane + (y * r + i) * out_w + (x0 + valid - 1) * r + j < 3 * out_plane
-                                );
-                                for (p, &v) in block[c * BLOCK..][..valid].iter().enumerate() {
-                                    *row.add(p * r) = v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    });
-}
 
 #[cfg(test)]
 mod tests {
