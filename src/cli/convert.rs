@@ -14,6 +14,9 @@ pub struct ConvertArgs {
     /// Keep the training form (default: fold into the inference form, dead branch dropped).
     #[arg(long)]
     training_form: bool,
+    /// From a training checkpoint, take the live weights rather than their moving average.
+    #[arg(long)]
+    live_weights: bool,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -23,7 +26,13 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     if args.output.exists() && !args.overwrite {
         bail!("{} exists (use --overwrite to replace it)", args.output.display());
     }
-    let weights = ModelWeights::load(&args.input)?;
+    let weights = if args.live_weights {
+        let mut ckpt = rt4ksr::train::checkpoint::Checkpoint::load(&args.input).map_err(|e| anyhow::anyhow!(e))?;
+        ckpt.ema = None;
+        ckpt.model_weights().map_err(|e| anyhow::anyhow!(e))?
+    } else {
+        ModelWeights::load(&args.input)?
+    };
     let out = if args.training_form {
         if weights.form != rt4ksr::Form::Training {
             bail!(

@@ -129,6 +129,13 @@ fn without_tensor(bytes: &[u8], skip: &str) -> Result<Vec<u8>, String> {
     safetensors::serialize(views, None).map_err(|e| e.to_string())
 }
 
+/// The decay used after `step` updates: the configured one, warmed up as
+/// `min(decay, (1 + step) / (10 + step))` so that the average does not carry the random
+/// initialisation for thousands of steps.
+pub fn ema_decay_at(decay: f64, step: u64) -> f64 {
+    decay.min((1.0 + step as f64) / (10.0 + step as f64))
+}
+
 /// Exponential moving average update: `ema = decay * ema + (1 - decay) * current`.
 pub fn ema_update(ema: &mut TensorMap, current: &TensorMap, decay: f64) {
     for (name, value) in current {
@@ -163,6 +170,13 @@ mod tests {
         ckpt.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ema_decay_warms_up() {
+        assert!((ema_decay_at(0.999, 0) - 0.1).abs() < 1e-12);
+        assert!((ema_decay_at(0.999, 90) - 0.91).abs() < 1e-12);
+        assert_eq!(ema_decay_at(0.999, 1_000_000), 0.999);
     }
 
     #[test]

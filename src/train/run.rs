@@ -1,7 +1,7 @@
 //! The training loop: batches prepared on a worker thread, forward/backward with burn autodiff,
 //! Adam/AdamW with the schedule, optional EMA, validation, atomic checkpoints and exact resume.
 
-use super::checkpoint::{Checkpoint, ema_update};
+use super::checkpoint::{Checkpoint, ema_decay_at, ema_update};
 use super::config::{OptimizerKind, TrainConfig};
 use super::data::{Batch, TrainingSet};
 use super::loss::{hf_loss, l1};
@@ -201,7 +201,7 @@ impl Trainer {
                 let done = step + 1;
                 if let (Some(ema), Some(decay)) = (ema.as_mut(), c.ema_decay) {
                     let current = model.to_weights("").map_err(|e| e.to_string())?;
-                    ema_update(ema, &current.tensors, decay);
+                    ema_update(ema, &current.tensors, ema_decay_at(decay, step));
                 }
                 if done % c.log_every == 0 || done == end {
                     let n = window_steps as f64;
