@@ -19,3 +19,4 @@ pub mod inference;
 pub mod metrics;
 pub mod train;
 pub mod upscale;
+pub mod video;

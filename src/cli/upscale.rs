@@ -46,6 +46,87 @@ pub struct UpscaleArgs {
     /// Also write OUTPUT_compare.png: bicubic | model, side by side.
     #[arg(long)]
     compare: bool,
+    /// Video: YUV matrix of the stream (default: BT.709 above 576 lines, BT.601 below).
+    #[arg(long, value_parser = ["601", "709"])]
+    matrix: Option<String>,
+    /// Video: sample range (default: the stream's XCOLORRANGE tag, else limited).
+    #[arg(long, value_parser = ["limited", "full"])]
+    range: Option<String>,
+}
+
+/// Whether this run is a video stream: a `.y4m` file, or standard input starting with the
+/// YUV4MPEG2 signature.
+fn is_y4m_input(args: &UpscaleArgs, stdin: &mut std::io::BufReader<std::io::Stdin>) -> bool {
+    if args.inputs.len() != 1 {
+        return false;
+    }
+    let input = &args.inputs[0];
+    if input == Path::new("-") {
+        use std::io::BufRead;
+        return stdin.fill_buf().map(|b| b.starts_with(b"YUV4MPEG2")).unwrap_or(false);
+    }
+    input.extension().is_some_and(|e| e.eq_ignore_ascii_case("y4m"))
+}
+
+fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> Result<ExitCode> {
+    use rt4ksr::video::color::Matrix;
+    use rt4ksr::video::pipeline::{VideoOptions, upscale_y4m};
+    let engine = load_engine(args)?;
+    let options = VideoOptions {
+        matrix: args
+            .matrix
+            .as_deref()
+            .map(|m| if m == "601" { Matrix::Bt601 } else { Matrix::Bt709 }),
+        full_range: args.range.as_deref().map(|r| r == "full"),
+        max_memory: args.max_memory as usize,
+    };
+    let input: Box<dyn std::io::BufRead + Send> = if args.inputs[0] == Path::new("-") {
+        Box::new(stdin)
+    } else {
+        let file = std::fs::File::open(&args.inputs[0])
+            .with_context(|| format!("{}: cannot open", args.inputs[0].display()))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, file))
+    };
+    let to_stdout = args.output == Path::new("-");
+    if !to_stdout && args.output.exists() && !args.overwrite {
+        bail!("{} exists (use --overwrite to replace it)", args.output.display());
+    }
+    let temp = fsutil::temp_path_for(&args.output);
+    let output: Box<dyn Write + Send> = if to_stdout {
+        Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()))
+    } else {
+        let file = std::fs::File::create(&temp).with_context(|| format!("{}: cannot create", temp.display()))?;
+        Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
+    };
+    // Progress goes to stderr only: stdout may carry the video.
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} frames ({per_sec})")
+            .expect("template"),
+    );
+    let started = std::time::Instant::now();
+    let report = upscale_y4m(engine.as_ref(), input, output, options, |n| bar.set_position(n));
+    bar.finish_and_clear();
+    if !to_stdout {
+        // Frames written before an input error are whole, so the file is kept; a failed write
+        // leaves nothing.
+        let keep = report.error.as_deref().is_none_or(|e| e.starts_with("input"));
+        if keep {
+            std::fs::rename(&temp, &args.output).with_context(|| format!("{}: cannot write", args.output.display()))?;
+        } else {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} frames in {secs:.1} s ({:.2} frames/s)",
+        report.frames,
+        report.frames as f64 / secs.max(1e-9)
+    );
+    match report.error {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => Err(anyhow!("{e}")),
+    }
 }
 
 /// Parses `1G`, `512M`, `64K` or a plain byte count.
@@ -166,6 +247,18 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
     if args.output.as_os_str().is_empty() {
         bail!("-o needs a path");
     }
+    let mut stdin = std::io::BufReader::with_capacity(1 << 20, std::io::stdin());
+    if is_y4m_input(&args, &mut stdin) {
+        return run_video(&args, stdin);
+    }
+    // An image on standard input: read it whole (from the reader that peeked at it).
+    let stdin_bytes = if args.inputs.iter().any(|i| i == Path::new("-")) {
+        let mut buf = Vec::new();
+        stdin.read_to_end(&mut buf).context("reading standard input")?;
+        Some(buf)
+    } else {
+        None
+    };
     let jobs = plan_jobs(&args)?;
     if jobs.is_empty() {
         bail!("no image files (png, jpg, webp, bmp, tif) among the inputs");
@@ -186,7 +279,7 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
     };
     for job in &jobs {
         bar.set_message(job.input.display().to_string());
-        match process(&args, engine.as_ref(), limits, job, &bar) {
+        match process(&args, engine.as_ref(), limits, job, stdin_bytes.as_deref(), &bar) {
             Ok(true) => outcome.done += 1,
             Ok(false) => outcome.skipped += 1,
             Err(e) => {
@@ -219,6 +312,7 @@ fn process(
     engine: &dyn Engine,
     limits: DecodeLimits,
     job: &Job,
+    stdin_bytes: Option<&[u8]>,
     bar: &ProgressBar,
 ) -> Result<bool> {
     let to_stdout = job.output == Path::new("-");
@@ -247,11 +341,7 @@ fn process(
         }
     };
     let bytes = if job.input == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
-        buf
+        stdin_bytes.unwrap_or_default().to_vec()
     } else {
         std::fs::read(&job.input).context("cannot read the file")?
     };

@@ -1,0 +1,5 @@
+//! Video through pipes: YUV4MPEG2 streams, colour conversion, and the threaded pipeline.
+
+pub mod color;
+pub mod pipeline;
+pub mod y4m;
