@@ -7,6 +7,7 @@ mod info;
 mod progress;
 mod train;
 mod upscale;
+mod video;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Convert any weight file into the project's format (folded by default).
     Convert(convert::ConvertArgs),
+    /// Upscale a video file through ffmpeg (audio and subtitles copied).
+    Video(video::VideoArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -42,5 +45,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Upscale(args) => upscale::run(args),
+        Command::Video(args) => video::run(args),
     }
 }

@@ -221,19 +221,24 @@ fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn load_engine(args: &UpscaleArgs) -> Result<Box<dyn Engine + Send + Sync>> {
-    let weights = match &args.weights {
+/// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
+pub fn load_weights(path: Option<&Path>, scale: Option<usize>) -> Result<ModelWeights> {
+    match path {
         Some(path) => {
             let w = ModelWeights::load(path)?;
-            if let Some(s) = args.scale {
+            if let Some(s) = scale {
                 if s != w.config.scale {
                     bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
                 }
             }
-            w
+            Ok(w)
         }
-        None => rt4ksr::default_models::load(args.scale.unwrap_or(2))?,
-    };
+        None => Ok(rt4ksr::default_models::load(scale.unwrap_or(2))?),
+    }
+}
+
+fn load_engine(args: &UpscaleArgs) -> Result<Box<dyn Engine + Send + Sync>> {
+    let weights = load_weights(args.weights.as_deref(), args.scale)?;
     Ok(rt4ksr::inference::best_engine(&weights)?)
 }
 
