@@ -158,3 +158,25 @@ fn a_closed_output_pipe_ends_cleanly() {
     assert!(stderr.contains("output closed"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn raw_frames_go_through_in_their_own_format() {
+    for (fmt, bytes_per_frame_in, bytes_per_frame_out) in [
+        ("rgb24", 3 * 20 * 12, 3 * 40 * 24),
+        ("rgb48le", 6 * 20 * 12, 6 * 40 * 24),
+        ("yuv420p", 20 * 12 * 3 / 2, 40 * 24 * 3 / 2),
+    ] {
+        let input: Vec<u8> = (0..3 * bytes_per_frame_in).map(|i| (i * 31 % 251) as u8).collect();
+        let out = run_pipe(&input, &["--raw", "20x12", "--pix-fmt", fmt, "-s", "2"]);
+        assert!(out.status.success(), "{fmt}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout.len(), 3 * bytes_per_frame_out, "{fmt}");
+        // A partial last frame is an error, the whole frames before it are kept.
+        let out = run_pipe(
+            &input[..2 * bytes_per_frame_in + 5],
+            &["--raw", "20x12", "--pix-fmt", fmt, "-s", "2"],
+        );
+        assert!(!out.status.success());
+        assert_eq!(out.stdout.len(), 2 * bytes_per_frame_out, "{fmt}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("frame 2 is truncated"));
+    }
+}

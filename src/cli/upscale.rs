@@ -52,6 +52,12 @@ pub struct UpscaleArgs {
     /// Video: sample range (default: the stream's XCOLORRANGE tag, else limited).
     #[arg(long, value_parser = ["limited", "full"])]
     range: Option<String>,
+    /// Raw video frames of this size (e.g. 1280x720), back to back, instead of images or y4m.
+    #[arg(long, value_name = "WxH")]
+    raw: Option<String>,
+    /// Pixel format of raw frames: rgb24, rgb48le or yuv420p (kept at the output).
+    #[arg(long, default_value = "rgb24", requires = "raw")]
+    pix_fmt: String,
 }
 
 /// Whether this run is a video stream: a `.y4m` file, or standard input starting with the
@@ -70,7 +76,18 @@ fn is_y4m_input(args: &UpscaleArgs, stdin: &mut std::io::BufReader<std::io::Stdi
 
 fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> Result<ExitCode> {
     use rt4ksr::video::color::Matrix;
-    use rt4ksr::video::pipeline::{VideoOptions, upscale_y4m};
+    use rt4ksr::video::pipeline::{VideoOptions, upscale_raw, upscale_y4m};
+    use rt4ksr::video::raw::{PixFmt, parse_size};
+    if args.inputs.len() != 1 {
+        bail!("a video stream is one input");
+    }
+    let raw = match &args.raw {
+        Some(size) => Some((
+            parse_size(size).map_err(|e| anyhow!(e))?,
+            PixFmt::parse(&args.pix_fmt).map_err(|e| anyhow!(e))?,
+        )),
+        None => None,
+    };
     let engine = load_engine(args)?;
     let options = VideoOptions {
         matrix: args
@@ -105,7 +122,12 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
             .expect("template"),
     );
     let started = std::time::Instant::now();
-    let report = upscale_y4m(engine.as_ref(), input, output, options, |n| bar.set_position(n));
+    let report = match raw {
+        Some((size, format)) => upscale_raw(engine.as_ref(), input, output, format, size, options, |n| {
+            bar.set_position(n)
+        }),
+        None => upscale_y4m(engine.as_ref(), input, output, options, |n| bar.set_position(n)),
+    };
     bar.finish_and_clear();
     if !to_stdout {
         // Frames written before an input error are whole, so the file is kept; a failed write
@@ -253,7 +275,7 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
         bail!("-o needs a path");
     }
     let mut stdin = std::io::BufReader::with_capacity(1 << 20, std::io::stdin());
-    if is_y4m_input(&args, &mut stdin) {
+    if args.raw.is_some() || is_y4m_input(&args, &mut stdin) {
         return run_video(&args, stdin);
     }
     // An image on standard input: read it whole (from the reader that peeked at it).

@@ -3,4 +3,5 @@
 pub mod color;
 pub mod ffmpeg;
 pub mod pipeline;
+pub mod raw;
 pub mod y4m;

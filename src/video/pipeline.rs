@@ -3,9 +3,11 @@
 //! bounded. Frames keep their order. Every frame written before an error is complete.
 
 use super::color::{ColorSpec, Matrix, frame_to_rgb, rgb_to_frame};
-use super::y4m::{self, Frame, Header};
+use super::raw::{self, PixFmt};
+use super::y4m::{self, Header};
+use crate::imaging::Image;
 use crate::upscale::{Engine, upscale_rgb};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Colour interpretation choices; `None` means "from the stream / by frame size".
@@ -26,13 +28,101 @@ pub struct StreamReport {
 
 const QUEUE: usize = 3;
 
-/// Upscales a YUV4MPEG2 stream. `on_frame(n)` is called after frame n is handed to the writer.
+/// Upscales a stream of RGB frames: `read(n)` runs on a reader thread and yields frame n (or
+/// `None` at the end), `write` runs on a writer thread, and inference runs here between them.
+pub fn upscale_frames(
+    engine: &(dyn Engine + Sync),
+    mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
+    mut write: impl FnMut(&Image<f32>) -> io::Result<()> + Send,
+    max_memory: usize,
+    mut on_frame: impl FnMut(u64),
+) -> StreamReport {
+    std::thread::scope(|scope| {
+        let (frames_tx, frames_rx): (SyncSender<io::Result<Image<f32>>>, Receiver<io::Result<Image<f32>>>) =
+            sync_channel(QUEUE);
+        let (out_tx, out_rx) = sync_channel::<Image<f32>>(QUEUE);
+        scope.spawn(move || {
+            let mut index = 0;
+            loop {
+                let item = read(index);
+                let stop = !matches!(item, Ok(Some(_)));
+                match item {
+                    Ok(Some(frame)) => {
+                        if frames_tx.send(Ok(frame)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = frames_tx.send(Err(e));
+                    }
+                }
+                if stop {
+                    return;
+                }
+                index += 1;
+            }
+        });
+        let writer = scope.spawn(move || -> io::Result<()> {
+            for frame in out_rx {
+                write(&frame)?;
+            }
+            Ok(())
+        });
+        let mut frames = 0u64;
+        let mut error = None;
+        let mut size = None;
+        for item in frames_rx {
+            let rgb = match item {
+                Ok(f) => f,
+                Err(e) => {
+                    error = Some(format!("input: {e}"));
+                    break;
+                }
+            };
+            if *size.get_or_insert((rgb.width, rgb.height)) != (rgb.width, rgb.height) {
+                error = Some(format!("input: frame {frames} changes the frame size mid-stream"));
+                break;
+            }
+            match upscale_rgb(engine, &rgb, max_memory.max(1 << 20), |_, _| {}) {
+                Ok(result) => {
+                    if out_tx.send(result).is_err() {
+                        break; // the writer stopped: its error is reported below
+                    }
+                }
+                Err(e) => {
+                    error = Some(format!("frame {frames}: {e}"));
+                    break;
+                }
+            }
+            frames += 1;
+            on_frame(frames);
+        }
+        drop(out_tx);
+        match writer.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                error = Some(format!("output closed after {frames} frames"));
+            }
+            Ok(Err(e)) => {
+                error.get_or_insert(format!("output: {e}"));
+            }
+            Err(_) => {
+                error.get_or_insert("the writer thread failed".into());
+            }
+        }
+        StreamReport { frames, error }
+    })
+}
+
+/// Upscales a YUV4MPEG2 stream, keeping its chroma format, depth and tags; colour conversion
+/// runs on the reader and writer threads.
 pub fn upscale_y4m(
     engine: &(dyn Engine + Sync),
     mut input: impl BufRead + Send,
-    output: impl Write + Send,
+    mut output: impl Write + Send,
     options: VideoOptions,
-    mut on_frame: impl FnMut(u64),
+    on_frame: impl FnMut(u64),
 ) -> StreamReport {
     let header = match Header::read(&mut input) {
         Ok(h) => h,
@@ -45,81 +135,46 @@ pub fn upscale_y4m(
     };
     let s = engine.config().scale;
     let out_header = header.resized(header.width * s, header.height * s);
-    let spec_in = ColorSpec {
+    let spec = ColorSpec {
         matrix: options.matrix.unwrap_or(Matrix::default_for(header.height)),
         full_range: options.full_range.unwrap_or(header.full_range),
         depth: header.depth,
     };
-    // The output keeps the input's matrix and range, so that the stream's tags stay true.
-    let spec_out = spec_in;
-    std::thread::scope(|scope| {
-        let (frames_tx, frames_rx): (SyncSender<io::Result<Frame>>, Receiver<io::Result<Frame>>) = sync_channel(QUEUE);
-        let (out_tx, out_rx) = sync_channel::<Frame>(QUEUE);
-        let reader_header = header.clone();
-        scope.spawn(move || {
-            let mut index = 0;
-            loop {
-                match y4m::read_frame(&mut input, &reader_header, index) {
-                    Ok(Some(frame)) => {
-                        if frames_tx.send(Ok(frame)).is_err() {
-                            return;
-                        }
-                        index += 1;
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        let _ = frames_tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        let writer_header = out_header.clone();
-        let writer = scope.spawn(move || -> io::Result<()> {
-            let mut output = output;
-            writer_header.write(&mut output)?;
-            for frame in out_rx {
-                y4m::write_frame(&mut output, &writer_header, &frame)?;
-            }
-            output.flush()
-        });
-        let mut frames = 0u64;
-        let mut error = None;
-        for item in frames_rx {
-            let frame = match item {
-                Ok(f) => f,
-                Err(e) => {
-                    error = Some(format!("input: {e}"));
-                    break;
-                }
-            };
-            let rgb = frame_to_rgb(&frame, &header, spec_in);
-            let result = match upscale_rgb(engine, &rgb, options.max_memory.max(1 << 20), |_, _| {}) {
-                Ok(r) => r,
-                Err(e) => {
-                    error = Some(format!("frame {frames}: {e}"));
-                    break;
-                }
-            };
-            if out_tx.send(rgb_to_frame(&result, &out_header, spec_out)).is_err() {
-                break; // the writer stopped: its error is reported below
-            }
-            frames += 1;
-            on_frame(frames);
+    let read = |index| -> io::Result<Option<Image<f32>>> {
+        Ok(y4m::read_frame(&mut input, &header, index)?.map(|f| frame_to_rgb(&f, &header, spec)))
+    };
+    let mut header_written = false;
+    let write = |rgb: &Image<f32>| -> io::Result<()> {
+        if !header_written {
+            out_header.write(&mut output)?;
+            header_written = true;
         }
-        drop(out_tx);
-        match writer.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-                error.get_or_insert(format!("output closed after {frames} frames"));
-            }
-            Ok(Err(e)) => {
-                error.get_or_insert(format!("output: {e}"));
-            }
-            Err(_) => {
-                error.get_or_insert("the writer thread failed".into());
-            }
-        }
-        StreamReport { frames, error }
-    })
+        // The output keeps the input's matrix and range, so that the stream's tags stay true.
+        y4m::write_frame(&mut output, &out_header, &rgb_to_frame(rgb, &out_header, spec))?;
+        output.flush()
+    };
+    upscale_frames(engine, read, write, options.max_memory, on_frame)
+}
+
+/// Upscales raw frames of a fixed size and pixel format.
+pub fn upscale_raw(
+    engine: &(dyn Engine + Sync),
+    mut input: impl Read + Send,
+    mut output: impl Write + Send,
+    format: PixFmt,
+    (width, height): (usize, usize),
+    options: VideoOptions,
+    on_frame: impl FnMut(u64),
+) -> StreamReport {
+    let spec = ColorSpec {
+        matrix: options.matrix.unwrap_or(Matrix::default_for(height)),
+        full_range: options.full_range.unwrap_or(false),
+        depth: 8,
+    };
+    let read = |index| raw::read_frame(&mut input, format, width, height, spec, index);
+    let write = |rgb: &Image<f32>| -> io::Result<()> {
+        raw::write_frame(&mut output, format, rgb, spec)?;
+        output.flush()
+    };
+    upscale_frames(engine, read, write, options.max_memory, on_frame)
 }

@@ -1,0 +1,176 @@
+//! Raw frames for pipelines that do not speak y4m: a fixed frame size and pixel format, frames
+//! back to back with no headers.
+
+use super::color::{ColorSpec, frame_to_rgb, rgb_to_frame};
+use super::y4m::{Chroma, Frame, Header};
+use crate::imaging::Image;
+use std::io::{self, Read, Write};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixFmt {
+    Rgb24,
+    Rgb48le,
+    Yuv420p,
+}
+
+impl PixFmt {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "rgb24" => Ok(PixFmt::Rgb24),
+            "rgb48le" => Ok(PixFmt::Rgb48le),
+            "yuv420p" => Ok(PixFmt::Yuv420p),
+            other => Err(format!(
+                "raw pixel format `{other}` is not supported (rgb24, rgb48le, yuv420p)"
+            )),
+        }
+    }
+
+    pub fn frame_bytes(self, w: usize, h: usize) -> usize {
+        match self {
+            PixFmt::Rgb24 => 3 * w * h,
+            PixFmt::Rgb48le => 6 * w * h,
+            PixFmt::Yuv420p => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
+        }
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{text}` is not a size like 1280x720"))?;
+    match (w.parse::<usize>(), h.parse::<usize>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 && w * h <= super::y4m::MAX_PIXELS => Ok((w, h)),
+        _ => Err(format!("`{text}` is not a usable frame size")),
+    }
+}
+
+fn yuv_header(w: usize, h: usize) -> Header {
+    Header {
+        width: w,
+        height: h,
+        chroma: Chroma::C420,
+        depth: 8,
+        colorspace_tag: None,
+        other_tags: vec![],
+        full_range: false,
+    }
+}
+
+/// Reads one frame as planar RGB; `Ok(None)` at a clean end, an error when the stream stops
+/// mid-frame.
+pub fn read_frame(
+    input: &mut impl Read,
+    fmt: PixFmt,
+    w: usize,
+    h: usize,
+    spec: ColorSpec,
+    index: u64,
+) -> io::Result<Option<Image<f32>>> {
+    let mut raw = vec![0u8; fmt.frame_bytes(w, h)];
+    let mut filled = 0;
+    while filled < raw.len() {
+        match input.read(&mut raw[filled..]) {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "frame {index} is truncated ({filled} of {} bytes): the stream ended mid-frame",
+                        raw.len()
+                    ),
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let n = w * h;
+    Ok(Some(match fmt {
+        PixFmt::Rgb24 | PixFmt::Rgb48le => {
+            let mut img = Image::zeros(3, h, w);
+            for i in 0..n {
+                for c in 0..3 {
+                    img.data[c * n + i] = if fmt == PixFmt::Rgb24 {
+                        raw[3 * i + c] as f32 / 255.0
+                    } else {
+                        u16::from_le_bytes([raw[6 * i + 2 * c], raw[6 * i + 2 * c + 1]]) as f32 / 65535.0
+                    };
+                }
+            }
+            img
+        }
+        PixFmt::Yuv420p => {
+            let header = yuv_header(w, h);
+            let c = w.div_ceil(2) * h.div_ceil(2);
+            let frame = Frame {
+                y: raw[..n].iter().map(|&v| v as u16).collect(),
+                u: raw[n..n + c].iter().map(|&v| v as u16).collect(),
+                v: raw[n + c..].iter().map(|&v| v as u16).collect(),
+            };
+            frame_to_rgb(&frame, &header, spec)
+        }
+    }))
+}
+
+pub fn write_frame(out: &mut impl Write, fmt: PixFmt, rgb: &Image<f32>, spec: ColorSpec) -> io::Result<()> {
+    let (w, h) = (rgb.width, rgb.height);
+    let n = w * h;
+    let mut raw = Vec::with_capacity(fmt.frame_bytes(w, h));
+    match fmt {
+        PixFmt::Rgb24 => {
+            for i in 0..n {
+                for c in 0..3 {
+                    raw.push((rgb.data[c * n + i].clamp(0.0, 1.0) * 255.0).round() as u8);
+                }
+            }
+        }
+        PixFmt::Rgb48le => {
+            for i in 0..n {
+                for c in 0..3 {
+                    raw.extend(((rgb.data[c * n + i].clamp(0.0, 1.0) * 65535.0).round() as u16).to_le_bytes());
+                }
+            }
+        }
+        PixFmt::Yuv420p => {
+            let frame = rgb_to_frame(rgb, &yuv_header(w, h), spec);
+            for plane in [&frame.y, &frame.u, &frame.v] {
+                raw.extend(plane.iter().map(|&v| v as u8));
+            }
+        }
+    }
+    out.write_all(&raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::color::Matrix;
+
+    #[test]
+    fn rgb_frames_round_trip_exactly() {
+        let spec = ColorSpec {
+            matrix: Matrix::Bt709,
+            full_range: false,
+            depth: 8,
+        };
+        for fmt in [PixFmt::Rgb24, PixFmt::Rgb48le] {
+            let max = if fmt == PixFmt::Rgb24 { 255.0 } else { 65535.0 };
+            let img = Image::new(3, 2, 3, (0..18).map(|i| (i * 13 % 17) as f32 * 15.0 / max).collect());
+            let mut bytes = Vec::new();
+            write_frame(&mut bytes, fmt, &img, spec).unwrap();
+            write_frame(&mut bytes, fmt, &img, spec).unwrap();
+            let mut input = &bytes[..];
+            for i in 0..2 {
+                let back = read_frame(&mut input, fmt, 3, 2, spec, i).unwrap().unwrap();
+                assert!(back.data.iter().zip(&img.data).all(|(a, b)| (a - b).abs() < 1e-6));
+            }
+            assert!(read_frame(&mut input, fmt, 3, 2, spec, 2).unwrap().is_none());
+            let err = read_frame(&mut &bytes[..5], fmt, 3, 2, spec, 0).unwrap_err();
+            assert!(err.to_string().contains("truncated"));
+        }
+        assert_eq!(parse_size("1280x720").unwrap(), (1280, 720));
+        assert!(parse_size("12x").is_err());
+    }
+}
