@@ -104,6 +104,11 @@ pub fn upscale_rgb(
     } else {
         plan_tiles(padded.height, padded.width, 0, usize::MAX)
     };
+    if let [_single] = tiles.as_slice() {
+        let out = engine.run(&padded)?;
+        on_tile(1, 1);
+        return Ok(if (padded.height, padded.width) == (h, w) { out } else { out.crop(0, 0, h * s, w * s) });
+    }
     let mut out = Image::zeros(3, padded.height * s, padded.width * s);
     for (i, t) in tiles.iter().enumerate() {
         let input = padded.crop(t.read_y, t.read_x, t.read_h, t.read_w);

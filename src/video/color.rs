@@ -115,7 +115,8 @@ pub fn rgb_to_frame(rgb: &Image<f32>, header: &Header, spec: ColorSpec) -> Frame
             rgb.data[2 * n + i].clamp(0.0, 1.0),
         );
         let yv = kr * r + kg * g + kb * b;
-        luma[i] = (yv * y_scale + y_off).round().clamp(0.0, max) as u16;
+        // Non-negative here, so +0.5 and truncation round half up without a libm call.
+        luma[i] = ((yv * y_scale + y_off).clamp(0.0, max) + 0.5) as u16;
         cb_full[i] = (b - yv) / (2.0 * (1.0 - kb));
         cr_full[i] = (r - yv) / (2.0 * (1.0 - kr));
     }
@@ -139,7 +140,7 @@ pub fn rgb_to_frame(rgb: &Image<f32>, header: &Header, spec: ColorSpec) -> Frame
                         }
                     }
                 }
-                plane[cy * cw + cx] = (sum / count * c_scale + c_mid).round().clamp(0.0, max) as u16;
+                plane[cy * cw + cx] = ((sum / count * c_scale + c_mid).clamp(0.0, max) + 0.5) as u16;
             }
         }
         plane
