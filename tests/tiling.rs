@@ -9,7 +9,7 @@ use rt4ksr::upscale::{Engine, plan_tiles, receptive_radius, upscale_rgb};
 
 fn picture(h: usize, w: usize) -> Image<f32> {
     let data = (0..3 * h * w)
-        .map(|i| (((i * 7919) % 1000) as f32 / 999.0 * 0.8 + 0.1 * ((i % 13) as f32 / 12.0)))
+        .map(|i| ((i * 7919) % 1000) as f32 / 999.0 * 0.8 + 0.1 * ((i % 13) as f32 / 12.0))
         .collect();
     Image::new(3, h, w, data)
 }
