@@ -107,7 +107,11 @@ pub fn upscale_rgb(
     if let [_single] = tiles.as_slice() {
         let out = engine.run(&padded)?;
         on_tile(1, 1);
-        return Ok(if (padded.height, padded.width) == (h, w) { out } else { out.crop(0, 0, h * s, w * s) });
+        return Ok(if (padded.height, padded.width) == (h, w) {
+            out
+        } else {
+            out.crop(0, 0, h * s, w * s)
+        });
     }
     let mut out = Image::zeros(3, padded.height * s, padded.width * s);
     for (i, t) in tiles.iter().enumerate() {

@@ -293,3 +293,36 @@ fn compare_writes_bicubic_and_model_side_by_side() {
     ]));
     assert_eq!(image::open(dir.join("out_compare.png")).unwrap().dimensions(), (64, 24));
 }
+
+#[test]
+fn quality_flags_steer_jpeg_and_webp() {
+    let dir = common::scratch("quality");
+    let input = dir.join("in.png");
+    rgb_pattern(40, 30).save(&input).unwrap();
+    for ext in ["jpg", "webp"] {
+        let mut sizes = Vec::new();
+        for q in ["20", "100"] {
+            let out = dir.join(format!("q{q}.{ext}"));
+            assert_ok(&rt4ksr(&[
+                "upscale",
+                s(&input),
+                "-o",
+                s(&out),
+                "-s",
+                "2",
+                "--quality",
+                q,
+            ]));
+            assert_eq!(image::open(&out).unwrap().dimensions(), (80, 60), "{ext} q{q}");
+            sizes.push(std::fs::metadata(&out).unwrap().len());
+        }
+        assert!(
+            sizes[0] < sizes[1],
+            "{ext}: quality 20 gives {} bytes, 100 gives {}",
+            sizes[0],
+            sizes[1]
+        );
+    }
+    let out = rt4ksr(&["upscale", s(&input), "-o", s(&dir.join("x.jpg")), "--quality", "0"]);
+    assert!(!out.status.success());
+}

@@ -28,8 +28,8 @@ pub struct UpscaleArgs {
     /// Output format (png, jpg, webp, bmp, tiff); default: the output's extension, else the input's.
     #[arg(long)]
     format: Option<String>,
-    /// JPEG quality (1-100).
-    #[arg(long, default_value_t = 92)]
+    /// JPEG and WebP quality (1-100); WebP at 100 is lossless.
+    #[arg(long, default_value_t = 92, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
     /// Replace existing output files.
     #[arg(long)]

@@ -41,7 +41,7 @@ impl Default for DecodeLimits {
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeOptions {
     pub format: ImageFormat,
-    /// JPEG quality 1..=100.
+    /// JPEG and WebP quality 1..=100; WebP is written losslessly at 100.
     pub jpeg_quality: u8,
 }
 
@@ -166,7 +166,8 @@ fn level(v: f32, max: f32) -> f32 {
 }
 
 /// Encodes a picture. Formats that cannot hold something lose it as little as possible: JPEG
-/// and BMP hold 8 bits and no alpha in JPEG; WebP output is lossless 8-bit.
+/// and BMP hold 8 bits and no alpha in JPEG; WebP is 8-bit, lossy below quality 100 (libwebp)
+/// and lossless at 100.
 pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, String> {
     let format = options.format;
     let keep_alpha = picture.alpha.is_some() && format != ImageFormat::Jpeg;
@@ -220,6 +221,16 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
         ImageFormat::Jpeg => {
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, options.jpeg_quality.clamp(1, 100));
             with_metadata(enc, picture).write_image(&raw, w32, h32, color_type)
+        }
+        ImageFormat::WebP if options.jpeg_quality < 100 => {
+            // Lossy WebP through libwebp (image-webp writes lossless only).
+            let encoder = match color_type {
+                ExtendedColorType::Rgba8 => webp::Encoder::from_rgba(&raw, w32, h32),
+                _ => webp::Encoder::from_rgb(&raw, w32, h32),
+            };
+            let encoded = encoder.encode(options.jpeg_quality as f32);
+            out.get_mut().extend_from_slice(&encoded);
+            Ok(())
         }
         ImageFormat::WebP => with_metadata(image::codecs::webp::WebPEncoder::new_lossless(&mut out), picture)
             .write_image(&raw, w32, h32, color_type),
