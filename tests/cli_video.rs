@@ -43,22 +43,9 @@ fn stream(colorspace: &str, frames: usize, w: usize, h: usize) -> (Header, Vec<F
 }
 
 fn run_pipe(input: &[u8], args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
-        .args(["upscale", "-", "-o", "-"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    let mut all = vec!["upscale", "-", "-o", "-"];
+    all.extend_from_slice(args);
+    common::pipe_through(env!("CARGO_BIN_EXE_rt4ksr"), &all, input)
 }
 
 #[test]

@@ -10,9 +10,8 @@ use rt4ksr::inference::best_engine;
 use rt4ksr::upscale::upscale_rgb;
 use rt4ksr::video::color::{ColorSpec, Matrix, frame_to_rgb, rgb_to_frame};
 use rt4ksr::video::y4m::{Header, read_frame};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn have_ffmpeg(test: &str) -> bool {
     let ok = Command::new("ffmpeg")
@@ -30,20 +29,7 @@ fn have_ffmpeg(test: &str) -> bool {
 }
 
 fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
+    let out = common::pipe_through(program, args, input);
     assert!(
         out.status.success(),
         "{program} {args:?}: {}",

@@ -19,12 +19,8 @@ pub struct UpscaleArgs {
     /// Output file (one input), or folder (several inputs or a folder), or `-` for standard output.
     #[arg(long, short)]
     output: PathBuf,
-    /// Upscaling factor of the embedded default model (2 or 3); a --weights file sets its own.
-    #[arg(long, short)]
-    scale: Option<usize>,
-    /// Weight file (.pth, safetensors or rt4ksr) instead of the embedded default model.
-    #[arg(long)]
-    weights: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Output format (png, jpg, webp, bmp, tiff); default: the output's extension, else the input's.
     #[arg(long)]
     format: Option<String>,
@@ -88,7 +84,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
         )),
         None => None,
     };
-    let engine = load_engine(args)?;
+    let engine = args.model.engine()?;
     let options = VideoOptions {
         matrix: args
             .matrix
@@ -148,6 +144,37 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
     match report.error {
         None => Ok(ExitCode::SUCCESS),
         Some(e) => Err(anyhow!("{e}")),
+    }
+}
+
+/// Which model runs: the embedded one for a scale, or a weight file.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Upscaling factor of the embedded default model (2 or 3); a --weights file sets its own.
+    #[arg(long, short)]
+    pub scale: Option<usize>,
+    /// Weight file (.pth, safetensors, rt4ksr file or checkpoint) instead of the embedded model.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The weights of `--weights`, else the embedded model of `-s` (x2 by default), ready on
+    /// the fastest engine that runs them.
+    pub fn engine(&self) -> Result<Box<dyn Engine + Send + Sync>> {
+        let weights = match &self.weights {
+            Some(path) => {
+                let w = ModelWeights::load(path)?;
+                if let Some(s) = self.scale {
+                    if s != w.config.scale {
+                        bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
+                    }
+                }
+                w
+            }
+            None => rt4ksr::default_models::load(self.scale.unwrap_or(2))?,
+        };
+        Ok(rt4ksr::inference::best_engine(&weights)?)
     }
 }
 
@@ -243,27 +270,6 @@ fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-/// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
-pub fn load_weights(path: Option<&Path>, scale: Option<usize>) -> Result<ModelWeights> {
-    match path {
-        Some(path) => {
-            let w = ModelWeights::load(path)?;
-            if let Some(s) = scale {
-                if s != w.config.scale {
-                    bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
-                }
-            }
-            Ok(w)
-        }
-        None => Ok(rt4ksr::default_models::load(scale.unwrap_or(2))?),
-    }
-}
-
-fn load_engine(args: &UpscaleArgs) -> Result<Box<dyn Engine + Send + Sync>> {
-    let weights = load_weights(args.weights.as_deref(), args.scale)?;
-    Ok(rt4ksr::inference::best_engine(&weights)?)
-}
-
 struct Outcome {
     done: usize,
     skipped: usize,
@@ -290,7 +296,7 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
     if jobs.is_empty() {
         bail!("no image files (png, jpg, webp, bmp, tif) among the inputs");
     }
-    let engine = load_engine(&args)?;
+    let engine = args.model.engine()?;
     let limits = DecodeLimits {
         max_pixels: (args.max_megapixels * 1e6) as u64,
     };
@@ -390,7 +396,7 @@ fn process(
         &result,
         EncodeOptions {
             format,
-            jpeg_quality: args.quality,
+            quality: args.quality,
         },
     )
     .map_err(|e| anyhow!(e))?;
@@ -427,7 +433,7 @@ fn write_compare(input: &Picture, result: &Picture, scale: usize, output: &Path)
         &pic,
         EncodeOptions {
             format: ImageFormat::Png,
-            jpeg_quality: 92,
+            quality: 92,
         },
     )
     .map_err(|e| anyhow!(e))?;

@@ -1,4 +1,4 @@
-use super::upscale::{load_weights, parse_bytes};
+use super::upscale::{ModelArgs, parse_bytes};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use rt4ksr::video::color::Matrix;
@@ -15,12 +15,8 @@ pub struct VideoArgs {
     /// Output video file; its container follows the extension.
     #[arg(long, short)]
     output: PathBuf,
-    /// Upscaling factor of the embedded model (2 or 3).
-    #[arg(long, short)]
-    scale: Option<usize>,
-    /// Weight file instead of the embedded model.
-    #[arg(long)]
-    weights: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Pixel format the frames are decoded to (yuv420p, yuv420p10le, yuv422p, yuv444p, gray).
     #[arg(long, default_value = "yuv420p")]
     pix_fmt: String,
@@ -44,8 +40,7 @@ pub fn run(args: VideoArgs) -> Result<ExitCode> {
     if !args.input.exists() {
         bail!("{}: no such file", args.input.display());
     }
-    let weights = load_weights(args.weights.as_deref(), args.scale)?;
-    let engine = rt4ksr::inference::best_engine(&weights)?;
+    let engine = args.model.engine()?;
     let encoder = if args.encoder.is_empty() {
         ["-c:v", "libx264", "-crf", "16", "-preset", "medium"]
             .map(String::from)

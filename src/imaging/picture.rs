@@ -42,7 +42,7 @@ impl Default for DecodeLimits {
 pub struct EncodeOptions {
     pub format: ImageFormat,
     /// JPEG and WebP quality 1..=100; WebP is written losslessly at 100.
-    pub jpeg_quality: u8,
+    pub quality: u8,
 }
 
 /// The formats this tool reads and writes.
@@ -219,16 +219,16 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
         ImageFormat::Png => with_metadata(image::codecs::png::PngEncoder::new(&mut out), picture)
             .write_image(&raw, w32, h32, color_type),
         ImageFormat::Jpeg => {
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, options.jpeg_quality.clamp(1, 100));
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, options.quality.clamp(1, 100));
             with_metadata(enc, picture).write_image(&raw, w32, h32, color_type)
         }
-        ImageFormat::WebP if options.jpeg_quality < 100 => {
+        ImageFormat::WebP if options.quality < 100 => {
             // Lossy WebP through libwebp (image-webp writes lossless only).
             let encoder = match color_type {
                 ExtendedColorType::Rgba8 => webp::Encoder::from_rgba(&raw, w32, h32),
                 _ => webp::Encoder::from_rgb(&raw, w32, h32),
             };
-            let encoded = encoder.encode(options.jpeg_quality as f32);
+            let encoded = encoder.encode(options.quality as f32);
             out.get_mut().extend_from_slice(&encoded);
             Ok(())
         }
@@ -255,6 +255,17 @@ mod tests {
         )
     }
 
+    fn png_bytes(pic: &Picture) -> Vec<u8> {
+        encode(
+            pic,
+            EncodeOptions {
+                format: ImageFormat::Png,
+                quality: 90,
+            },
+        )
+        .unwrap()
+    }
+
     #[test]
     fn sixteen_bit_png_with_alpha_round_trips_exactly() {
         let color = gradient(3, 5, 7).map(|v| (v * 65535.0).round() / 65535.0);
@@ -266,14 +277,7 @@ mod tests {
             icc: None,
             exif: None,
         };
-        let bytes = encode(
-            &pic,
-            EncodeOptions {
-                format: ImageFormat::Png,
-                jpeg_quality: 90,
-            },
-        )
-        .unwrap();
+        let bytes = png_bytes(&pic);
         let back = decode(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(back.depth, BitDepth::Sixteen);
         assert_eq!(back.color, color);
@@ -291,14 +295,7 @@ mod tests {
             icc: Some(icc.clone()),
             exif: None,
         };
-        let bytes = encode(
-            &pic,
-            EncodeOptions {
-                format: ImageFormat::Png,
-                jpeg_quality: 90,
-            },
-        )
-        .unwrap();
+        let bytes = png_bytes(&pic);
         let back = decode(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(back.color.channels, 1);
         assert_eq!(back.color, color);
@@ -314,14 +311,7 @@ mod tests {
             icc: None,
             exif: None,
         };
-        let bytes = encode(
-            &pic,
-            EncodeOptions {
-                format: ImageFormat::Png,
-                jpeg_quality: 90,
-            },
-        )
-        .unwrap();
+        let bytes = png_bytes(&pic);
         let err = decode(&bytes, DecodeLimits { max_pixels: 9_999 }).unwrap_err();
         assert!(err.contains("--max-megapixels"), "{err}");
     }
