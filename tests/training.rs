@@ -92,6 +92,7 @@ fn a_tiny_run_lowers_the_loss_and_exports_models() {
         "last.safetensors",
         "checkpoint.safetensors",
         "log.csv",
+        "plot.png",
     ] {
         assert!(dir.join("run").join(file).exists(), "{file}");
     }

@@ -215,6 +215,7 @@ impl Trainer {
                         steps_per_sec: rate,
                     });
                     log.row(done, sum_loss / n, sum_l1 / n, sum_hf / n, lr, rate, None)?;
+                    log.plot()?;
                     (sum_loss, sum_l1, sum_hf, window_steps) = (0.0, 0.0, 0.0, 0);
                     window = Instant::now();
                 }
@@ -237,6 +238,7 @@ impl Trainer {
                         best,
                     });
                     log.row(done, f64::NAN, f64::NAN, f64::NAN, lr, f64::NAN, Some(psnr))?;
+                    log.plot()?;
                 }
                 if done % c.checkpoint_every == 0 || done == end {
                     let weights = model.to_weights("").map_err(|e| e.to_string())?;
@@ -300,6 +302,7 @@ impl Trainer {
 /// the checkpoint (written after it by a killed run) are dropped.
 struct CsvLog {
     file: std::fs::File,
+    path: PathBuf,
 }
 
 impl CsvLog {
@@ -330,7 +333,19 @@ impl CsvLog {
         }
         crate::fsutil::write_atomic(path, text.as_bytes()).map_err(fail)?;
         let file = std::fs::OpenOptions::new().append(true).open(path).map_err(fail)?;
-        Ok(Self { file })
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Redraws `plot.png` beside the log from everything logged so far.
+    fn plot(&self) -> Result<(), String> {
+        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let (loss, validation) = super::plot::series_from_csv(&text);
+        let target = self.path.with_file_name("plot.png");
+        crate::fsutil::write_atomic(&target, &super::plot::render(&loss, &validation))
+            .map_err(|e| format!("{}: {e}", target.display()))
     }
 
     #[allow(clippy::too_many_arguments)]
