@@ -36,6 +36,7 @@ fn compare_case(weights: &ModelWeights, case: &TensorMap, prefix: &str) -> usize
                 .clone(),
         );
         let diff = ours.max_abs_diff(expected);
+        eprintln!("{name}: max abs diff {diff:.2e}");
         assert!(diff <= TOLERANCE, "{name}: max abs diff {diff:e} > {TOLERANCE:e}");
         compared += 1;
     }
