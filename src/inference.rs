@@ -116,9 +116,12 @@ impl crate::upscale::Engine for FastUpscaler {
     }
 
     fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
-        let padded = pad_to_even(rgb);
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let out = self.engine.upscale(&padded, &mut ws)?;
+        let out = if rgb.height % 2 == 0 && rgb.width % 2 == 0 {
+            self.engine.upscale(rgb, &mut ws)?
+        } else {
+            self.engine.upscale(&pad_to_even(rgb), &mut ws)?
+        };
         let s = self.engine.config.scale;
         let (h, w) = (rgb.height * s, rgb.width * s);
         Ok(if (out.height, out.width) == (h, w) {

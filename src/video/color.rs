@@ -108,17 +108,18 @@ pub fn rgb_to_frame(rgb: &Image<f32>, header: &Header, spec: ColorSpec) -> Frame
     let mut luma = vec![0u16; n];
     let mut cb_full = vec![0f32; n];
     let mut cr_full = vec![0f32; n];
-    for i in 0..n {
-        let (r, g, b) = (
-            rgb.data[i].clamp(0.0, 1.0),
-            rgb.data[n + i].clamp(0.0, 1.0),
-            rgb.data[2 * n + i].clamp(0.0, 1.0),
-        );
+    let (rs, rest) = rgb.data.split_at(n);
+    let (gs, bs) = rest.split_at(n);
+    // Zipped slices: no bounds checks, so the loop vectorises.
+    for (((l, cb), cr), ((&r, &g), &b)) in
+        luma.iter_mut().zip(cb_full.iter_mut()).zip(cr_full.iter_mut()).zip(rs.iter().zip(gs).zip(bs))
+    {
+        let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
         let yv = kr * r + kg * g + kb * b;
         // Non-negative here, so +0.5 and truncation round half up without a libm call.
-        luma[i] = ((yv * y_scale + y_off).clamp(0.0, max) + 0.5) as u16;
-        cb_full[i] = (b - yv) / (2.0 * (1.0 - kb));
-        cr_full[i] = (r - yv) / (2.0 * (1.0 - kr));
+        *l = ((yv * y_scale + y_off).clamp(0.0, max) + 0.5) as u16;
+        *cb = (b - yv) / (2.0 * (1.0 - kb));
+        *cr = (r - yv) / (2.0 * (1.0 - kr));
     }
     let (cw, ch) = header.chroma.plane_size(w, h);
     let (sx, sy) = match header.chroma {
