@@ -17,7 +17,7 @@ pub fn load(scale: usize) -> Result<ModelWeights, WeightError> {
         2 => (X2, "embedded x2 model"),
         3 => (X3, "embedded x3 model"),
         other => {
-            return Err(WeightError::Infer(format!(
+            return Err(WeightError::Unavailable(format!(
                 "no embedded model for x{other} (there are x2 and x3); give one with --weights"
             )));
         }

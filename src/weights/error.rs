@@ -27,4 +27,6 @@ pub enum WeightError {
     Unexpected { name: String, config: String },
     #[error("cannot tell the model configuration from the tensors: {0}")]
     Infer(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
