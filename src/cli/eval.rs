@@ -17,7 +17,8 @@ pub struct EvalArgs {
     /// Upscaling factor.
     #[arg(long, short)]
     scale: usize,
-    /// Weight file (.pth, safetensors or rt4ksr); its scale must match --scale.
+    /// Weight file (.pth, safetensors or rt4ksr); its scale must match --scale. Default: the
+    /// embedded model of that scale.
     #[arg(long, conflicts_with = "bicubic")]
     weights: Option<PathBuf>,
     /// Only the bicubic baseline.
@@ -85,7 +86,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             Some(best_engine(&weights)?)
         }
         (None, true) => None,
-        (None, false) => bail!("give --weights FILE, or --bicubic for the baseline alone"),
+        (None, false) => Some(best_engine(&rt4ksr::default_models::load(args.scale)?)?),
     };
     let crop_border = args.crop_border.unwrap_or(args.scale);
     let files = image_files(&args.data)?;
@@ -135,7 +136,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         data: args.data.display().to_string(),
         scale: args.scale,
         crop_border,
-        weights: args.weights.as_ref().map(|p| p.display().to_string()),
+        weights: Some(args.weights.as_ref().map_or_else(
+            || format!("embedded x{} model", args.scale),
+            |p| p.display().to_string(),
+        ))
+        .filter(|_| !args.bicubic),
         images,
         mean_bicubic,
         mean_model,

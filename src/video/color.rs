@@ -111,8 +111,11 @@ pub fn rgb_to_frame(rgb: &Image<f32>, header: &Header, spec: ColorSpec) -> Frame
     let (rs, rest) = rgb.data.split_at(n);
     let (gs, bs) = rest.split_at(n);
     // Zipped slices: no bounds checks, so the loop vectorises.
-    for (((l, cb), cr), ((&r, &g), &b)) in
-        luma.iter_mut().zip(cb_full.iter_mut()).zip(cr_full.iter_mut()).zip(rs.iter().zip(gs).zip(bs))
+    for (((l, cb), cr), ((&r, &g), &b)) in luma
+        .iter_mut()
+        .zip(cb_full.iter_mut())
+        .zip(cr_full.iter_mut())
+        .zip(rs.iter().zip(gs).zip(bs))
     {
         let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
         let yv = kr * r + kg * g + kb * b;
