@@ -153,14 +153,9 @@ pub fn best_engine(
     })
 }
 
-/// Upscales an 8-bit image with any engine and rounds to 8 bit (clamped, half to even).
+/// Upscales an 8-bit image with any engine (odd sides handled by `upscale_rgb`) and rounds to
+/// 8 bit (clamped, half to even).
 pub fn upscale_u8(engine: &dyn crate::upscale::Engine, image: &Image<u8>) -> Result<Image<u8>, String> {
-    let out = engine.run(&pad_to_even(&image.map(|v| v as f32 / 255.0)))?;
-    let s = engine.config().scale;
-    let out = if (out.height, out.width) == (image.height * s, image.width * s) {
-        out
-    } else {
-        out.crop(0, 0, image.height * s, image.width * s)
-    };
+    let out = crate::upscale::upscale_rgb(engine, &image.map(|v| v as f32 / 255.0), usize::MAX, |_, _| {})?;
     Ok(out.map(|v| v as f64).quantize_u8())
 }

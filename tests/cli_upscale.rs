@@ -213,25 +213,10 @@ fn existing_outputs_are_kept_unless_asked() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
     assert_eq!(std::fs::read(&output).unwrap(), b"precious");
-    assert_ok(&rt4ksr(&[
-        "upscale",
-        s(&input),
-        "-o",
-        s(&output),
-        "-s",
-        "2",
-        "--skip-existing",
-    ]));
+    let upscale_with = |flag: &str| rt4ksr(&["upscale", s(&input), "-o", s(&output), "-s", "2", flag]);
+    assert_ok(&upscale_with("--skip-existing"));
     assert_eq!(std::fs::read(&output).unwrap(), b"precious");
-    assert_ok(&rt4ksr(&[
-        "upscale",
-        s(&input),
-        "-o",
-        s(&output),
-        "-s",
-        "2",
-        "--overwrite",
-    ]));
+    assert_ok(&upscale_with("--overwrite"));
     assert_eq!(image::open(&output).unwrap().dimensions(), (20, 16));
 }
 
