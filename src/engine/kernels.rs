@@ -32,12 +32,16 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], stride: usize, x0:
     }
 }
 
-pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32]) {
+/// Applies the epilogue to a computed block and writes channel `c` of the result to
+/// `dst[c * dst_stride..][..BLOCK]` (for a full block, straight into the next layer's ring row,
+/// saving a copy). `block` is used as scratch.
+pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
+    assert!(block.len() >= co * BLOCK && dst.len() >= (co - 1) * dst_stride + BLOCK);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, the features were detected.
-        Isa::Avx2Fma => unsafe { avx2::epilogue(epilogue, co, block) },
-        _ => epilogue_portable(epilogue, co, block),
+        // SAFETY: as above, the features were detected; the writes are bounded by the assert.
+        Isa::Avx2Fma => unsafe { avx2::epilogue(epilogue, co, block, dst, dst_stride) },
+        _ => epilogue_portable(epilogue, co, block, dst, dst_stride),
     }
 }
 
@@ -66,7 +70,7 @@ fn conv_block_portable(layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usiz
     }
 }
 
-fn epilogue_portable(epilogue: &Epilogue, co: usize, block: &mut [f32]) {
+fn epilogue_portable(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
     if let Some(act) = epilogue.activation {
         for v in block[..co * BLOCK].iter_mut() {
             *v = match act {
@@ -88,9 +92,12 @@ fn epilogue_portable(epilogue: &Epilogue, co: usize, block: &mut [f32]) {
             let var = (0..co).map(|c| (block[c * BLOCK + p] - mean).powi(2)).sum::<f32>() / co as f32;
             let inv = 1.0 / (var + LN_EPS).sqrt();
             for c in 0..co {
-                let v = &mut block[c * BLOCK + p];
-                *v = (*v - mean) * inv * weight[c] + bias[c];
+                dst[c * dst_stride + p] = (block[c * BLOCK + p] - mean) * inv * weight[c] + bias[c];
             }
+        }
+    } else {
+        for c in 0..co {
+            dst[c * dst_stride..][..BLOCK].copy_from_slice(&block[c * BLOCK..][..BLOCK]);
         }
     }
 }
@@ -175,47 +182,56 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32]) {
-        let ptr = block.as_mut_ptr();
+    pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
+        let src = block.as_mut_ptr();
+        let out = dst.as_mut_ptr();
+        // SAFETY (whole body): `block` holds co * BLOCK values and `dst` reaches
+        // (co - 1) * dst_stride + BLOCK, both asserted by the caller.
         unsafe {
-            if let Some(act) = epilogue.activation {
+            let activate = |v: __m256| match epilogue.activation {
+                None => v,
+                Some(Activation::Gelu) => gelu8(v),
+                Some(Activation::Relu) => _mm256_max_ps(v, _mm256_setzero_ps()),
+                Some(Activation::Lrelu) => {
+                    let neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
+                    _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(LRELU_SLOPE)), neg)
+                }
+            };
+            let Some((weight, bias)) = &epilogue.norm else {
+                for c in 0..co {
+                    for half in [0, 8] {
+                        let v = _mm256_loadu_ps(src.add(c * BLOCK + half));
+                        _mm256_storeu_ps(out.add(c * dst_stride + half), activate(v));
+                    }
+                }
+                return;
+            };
+            if epilogue.activation.is_some() {
                 for i in (0..co * BLOCK).step_by(8) {
-                    let v = _mm256_loadu_ps(ptr.add(i));
-                    let r = match act {
-                        Activation::Gelu => gelu8(v),
-                        Activation::Relu => _mm256_max_ps(v, _mm256_setzero_ps()),
-                        Activation::Lrelu => {
-                            let neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
-                            _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(LRELU_SLOPE)), neg)
-                        }
-                    };
-                    _mm256_storeu_ps(ptr.add(i), r);
+                    _mm256_storeu_ps(src.add(i), activate(_mm256_loadu_ps(src.add(i))));
                 }
             }
-            if let Some((weight, bias)) = &epilogue.norm {
-                let n = _mm256_set1_ps(1.0 / co as f32);
-                for half in [0, 8] {
-                    let mut sum = _mm256_setzero_ps();
-                    for c in 0..co {
-                        sum = _mm256_add_ps(sum, _mm256_loadu_ps(ptr.add(c * BLOCK + half)));
-                    }
-                    let mean = _mm256_mul_ps(sum, n);
-                    let mut sq = _mm256_setzero_ps();
-                    for c in 0..co {
-                        let d = _mm256_sub_ps(_mm256_loadu_ps(ptr.add(c * BLOCK + half)), mean);
-                        sq = _mm256_fmadd_ps(d, d, sq);
-                    }
-                    let var = _mm256_mul_ps(sq, n);
-                    let inv = _mm256_div_ps(
-                        _mm256_set1_ps(1.0),
-                        _mm256_sqrt_ps(_mm256_add_ps(var, _mm256_set1_ps(LN_EPS))),
-                    );
-                    for c in 0..co {
-                        let at = ptr.add(c * BLOCK + half);
-                        let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(at), mean), inv);
-                        let r = _mm256_fmadd_ps(d, _mm256_set1_ps(weight[c]), _mm256_set1_ps(bias[c]));
-                        _mm256_storeu_ps(at, r);
-                    }
+            let n = _mm256_set1_ps(1.0 / co as f32);
+            for half in [0, 8] {
+                let mut sum = _mm256_setzero_ps();
+                for c in 0..co {
+                    sum = _mm256_add_ps(sum, _mm256_loadu_ps(src.add(c * BLOCK + half)));
+                }
+                let mean = _mm256_mul_ps(sum, n);
+                let mut sq = _mm256_setzero_ps();
+                for c in 0..co {
+                    let d = _mm256_sub_ps(_mm256_loadu_ps(src.add(c * BLOCK + half)), mean);
+                    sq = _mm256_fmadd_ps(d, d, sq);
+                }
+                let var = _mm256_mul_ps(sq, n);
+                let inv = _mm256_div_ps(
+                    _mm256_set1_ps(1.0),
+                    _mm256_sqrt_ps(_mm256_add_ps(var, _mm256_set1_ps(LN_EPS))),
+                );
+                for c in 0..co {
+                    let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(src.add(c * BLOCK + half)), mean), inv);
+                    let r = _mm256_fmadd_ps(d, _mm256_set1_ps(weight[c]), _mm256_set1_ps(bias[c]));
+                    _mm256_storeu_ps(out.add(c * dst_stride + half), r);
                 }
             }
         }
