@@ -36,7 +36,7 @@ impl BurnUpscaler {
             return Err(format!("the network takes RGB images, got {} channels", image.channels));
         }
         let (h, w) = (image.height, image.width);
-        let padded = pad_to_even(image);
+        let padded = pad_to_even(image).into_owned();
         let input = HostTensor::new(vec![1, 3, padded.height, padded.width], padded.data);
         let out = host(self.net.try_forward(tensor4(&input, &self.device))?);
         let s = self.scale;
@@ -55,12 +55,13 @@ impl BurnUpscaler {
     }
 }
 
-/// Pads the bottom row and right column by reflection so both sides are even.
-pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> Image<T> {
+/// Pads the bottom row and right column by reflection so both sides are even (borrowing the
+/// image when they already are: a frame copy costs as much as a layer's epilogue).
+pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> std::borrow::Cow<'_, Image<T>> {
     let (h, w) = (image.height, image.width);
     let (ph, pw) = (h + h % 2, w + w % 2);
     if (ph, pw) == (h, w) {
-        return image.clone();
+        return std::borrow::Cow::Borrowed(image);
     }
     let reflect = |i: usize, n: usize| {
         if i < n {
@@ -81,7 +82,7 @@ pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> Image<T> {
             }
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 impl crate::upscale::Engine for BurnUpscaler {
@@ -116,19 +117,20 @@ impl crate::upscale::Engine for FastUpscaler {
     }
 
     fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+        let mut out = Image::zeros(0, 0, 0);
+        self.run_into(rgb, &mut out)?;
+        Ok(out)
+    }
+
+    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), String> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let out = if rgb.height % 2 == 0 && rgb.width % 2 == 0 {
-            self.engine.upscale(rgb, &mut ws)?
-        } else {
-            self.engine.upscale(&pad_to_even(rgb), &mut ws)?
-        };
+        self.engine.upscale_into(&pad_to_even(rgb), &mut ws, out)?;
         let s = self.engine.config.scale;
         let (h, w) = (rgb.height * s, rgb.width * s);
-        Ok(if (out.height, out.width) == (h, w) {
-            out
-        } else {
-            out.crop(0, 0, h, w)
-        })
+        if (out.height, out.width) != (h, w) {
+            *out = out.crop(0, 0, h, w);
+        }
+        Ok(())
     }
 
     /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output

@@ -13,6 +13,12 @@ pub trait Engine {
     fn config(&self) -> &ModelConfig;
     /// Upscales a whole RGB image with even sides; output not clamped.
     fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String>;
+    /// As [`Engine::run`], into `out`: an engine that can reuses its buffer (streams of frames
+    /// of one size then allocate nothing per frame).
+    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), String> {
+        *out = self.run(rgb)?;
+        Ok(())
+    }
     /// Working memory per LR pixel of one run, for planning tiles.
     fn bytes_per_lr_pixel(&self) -> usize;
 }
@@ -92,8 +98,21 @@ pub fn upscale_rgb(
     engine: &dyn Engine,
     rgb: &Image<f32>,
     max_bytes: usize,
-    mut on_tile: impl FnMut(usize, usize),
+    on_tile: impl FnMut(usize, usize),
 ) -> Result<Image<f32>, String> {
+    let mut out = Image::zeros(0, 0, 0);
+    upscale_rgb_into(engine, rgb, max_bytes, on_tile, &mut out)?;
+    Ok(out)
+}
+
+/// As [`upscale_rgb`], into `out`, whose buffer is reused when the whole image is one tile.
+pub fn upscale_rgb_into(
+    engine: &dyn Engine,
+    rgb: &Image<f32>,
+    max_bytes: usize,
+    mut on_tile: impl FnMut(usize, usize),
+    out_image: &mut Image<f32>,
+) -> Result<(), String> {
     let config = engine.config();
     let s = config.scale;
     let (h, w) = (rgb.height, rgb.width);
@@ -105,13 +124,12 @@ pub fn upscale_rgb(
         plan_tiles(padded.height, padded.width, 0, usize::MAX)
     };
     if let [_single] = tiles.as_slice() {
-        let out = engine.run(&padded)?;
+        engine.run_into(&padded, out_image)?;
         on_tile(1, 1);
-        return Ok(if (padded.height, padded.width) == (h, w) {
-            out
-        } else {
-            out.crop(0, 0, h * s, w * s)
-        });
+        if (padded.height, padded.width) != (h, w) {
+            *out_image = out_image.crop(0, 0, h * s, w * s);
+        }
+        return Ok(());
     }
     let mut out = Image::zeros(3, padded.height * s, padded.width * s);
     for (i, t) in tiles.iter().enumerate() {
@@ -129,11 +147,12 @@ pub fn upscale_rgb(
         }
         on_tile(i + 1, tiles.len());
     }
-    Ok(if (padded.height, padded.width) == (h, w) {
+    *out_image = if (padded.height, padded.width) == (h, w) {
         out
     } else {
         out.crop(0, 0, h * s, w * s)
-    })
+    };
+    Ok(())
 }
 
 /// Upscales a picture: the colour through the network (grey as RGB, then averaged back),

@@ -2,11 +2,11 @@
 //! joined by bounded queues so decoding, inference and encoding overlap and memory stays
 //! bounded. Frames keep their order. Every frame written before an error is complete.
 
-use super::color::{ColorSpec, Matrix, frame_to_rgb, rgb_to_frame};
+use super::color::{ColorSpec, FrameEncoder, Matrix, frame_to_rgb};
 use super::raw::{self, PixFmt};
 use super::y4m::{self, Header};
 use crate::imaging::Image;
-use crate::upscale::{Engine, upscale_rgb};
+use crate::upscale::{Engine, upscale_rgb_into};
 use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -26,7 +26,11 @@ pub struct StreamReport {
     pub error: Option<String>,
 }
 
+/// Decoded frames waiting for the network (small: LR frames).
 const QUEUE: usize = 3;
+/// Upscaled frames waiting for the writer: one, as each is large (100 MB for f32 4K) and
+/// writing is faster than inference.
+const OUT_QUEUE: usize = 1;
 
 /// Upscales a stream of RGB frames: `read(n)` runs on a reader thread and yields frame n (or
 /// `None` at the end), `write` runs on a writer thread, and inference runs here between them.
@@ -40,7 +44,10 @@ pub fn upscale_frames(
     std::thread::scope(|scope| {
         let (frames_tx, frames_rx): (SyncSender<io::Result<Image<f32>>>, Receiver<io::Result<Image<f32>>>) =
             sync_channel(QUEUE);
-        let (out_tx, out_rx) = sync_channel::<Image<f32>>(QUEUE);
+        let (out_tx, out_rx) = sync_channel::<Image<f32>>(OUT_QUEUE);
+        // Written frames go back to the inference loop, so 4K buffers are allocated once per
+        // stream instead of once per frame (fresh pages cost ~10% of a frame).
+        let (recycle_tx, recycle_rx) = sync_channel::<Image<f32>>(OUT_QUEUE + 1);
         scope.spawn(move || {
             let mut index = 0;
             loop {
@@ -66,6 +73,7 @@ pub fn upscale_frames(
         let writer = scope.spawn(move || -> io::Result<()> {
             for frame in out_rx {
                 write(&frame)?;
+                let _ = recycle_tx.try_send(frame);
             }
             Ok(())
         });
@@ -84,8 +92,9 @@ pub fn upscale_frames(
                 error = Some(format!("input: frame {frames} changes the frame size mid-stream"));
                 break;
             }
-            match upscale_rgb(engine, &rgb, max_memory.max(1 << 20), |_, _| {}) {
-                Ok(result) => {
+            let mut result = recycle_rx.try_recv().unwrap_or_else(|_| Image::zeros(0, 0, 0));
+            match upscale_rgb_into(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, &mut result) {
+                Ok(()) => {
                     if out_tx.send(result).is_err() {
                         break; // the writer stopped: its error is reported below
                     }
@@ -144,13 +153,16 @@ pub fn upscale_y4m(
         Ok(y4m::read_frame(&mut input, &header, index)?.map(|f| frame_to_rgb(&f, &header, spec)))
     };
     let mut header_written = false;
+    let mut encoder = FrameEncoder::default();
+    let mut bytes = Vec::new();
     let write = |rgb: &Image<f32>| -> io::Result<()> {
         if !header_written {
             out_header.write(&mut output)?;
             header_written = true;
         }
         // The output keeps the input's matrix and range, so that the stream's tags stay true.
-        y4m::write_frame(&mut output, &out_header, &rgb_to_frame(rgb, &out_header, spec))?;
+        let frame = encoder.encode(rgb, &out_header, spec);
+        y4m::write_frame_with(&mut output, &out_header, frame, &mut bytes)?;
         output.flush()
     };
     upscale_frames(engine, read, write, options.max_memory, on_frame)
@@ -172,8 +184,9 @@ pub fn upscale_raw(
         depth: 8,
     };
     let read = |index| raw::read_frame(&mut input, format, width, height, spec, index);
+    let mut writer = raw::FrameWriter::default();
     let write = |rgb: &Image<f32>| -> io::Result<()> {
-        raw::write_frame(&mut output, format, rgb, spec)?;
+        writer.write(&mut output, format, rgb, spec)?;
         output.flush()
     };
     upscale_frames(engine, read, write, options.max_memory, on_frame)

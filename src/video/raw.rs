@@ -1,7 +1,7 @@
 //! Raw frames for pipelines that do not speak y4m: a fixed frame size and pixel format, frames
 //! back to back with no headers.
 
-use super::color::{ColorSpec, frame_to_rgb, rgb_to_frame};
+use super::color::{ColorSpec, FrameEncoder, frame_to_rgb};
 use super::y4m::{Chroma, Frame, Header};
 use crate::imaging::Image;
 use std::io::{self, Read, Write};
@@ -115,32 +115,47 @@ pub fn read_frame(
 }
 
 pub fn write_frame(out: &mut impl Write, fmt: PixFmt, rgb: &Image<f32>, spec: ColorSpec) -> io::Result<()> {
-    let (w, h) = (rgb.width, rgb.height);
-    let n = w * h;
-    let mut raw = Vec::with_capacity(fmt.frame_bytes(w, h));
-    match fmt {
-        PixFmt::Rgb24 => {
-            for i in 0..n {
-                for c in 0..3 {
-                    raw.push((rgb.data[c * n + i].clamp(0.0, 1.0) * 255.0).round() as u8);
+    FrameWriter::default().write(out, fmt, rgb, spec)
+}
+
+/// Writes raw frames, keeping its conversion buffers from frame to frame.
+#[derive(Default)]
+pub struct FrameWriter {
+    encoder: FrameEncoder,
+    raw: Vec<u8>,
+}
+
+impl FrameWriter {
+    pub fn write(&mut self, out: &mut impl Write, fmt: PixFmt, rgb: &Image<f32>, spec: ColorSpec) -> io::Result<()> {
+        let (w, h) = (rgb.width, rgb.height);
+        let n = w * h;
+        let raw = &mut self.raw;
+        raw.clear();
+        raw.reserve(fmt.frame_bytes(w, h));
+        match fmt {
+            PixFmt::Rgb24 => {
+                for i in 0..n {
+                    for c in 0..3 {
+                        raw.push((rgb.data[c * n + i].clamp(0.0, 1.0) * 255.0).round() as u8);
+                    }
+                }
+            }
+            PixFmt::Rgb48le => {
+                for i in 0..n {
+                    for c in 0..3 {
+                        raw.extend(((rgb.data[c * n + i].clamp(0.0, 1.0) * 65535.0).round() as u16).to_le_bytes());
+                    }
+                }
+            }
+            PixFmt::Yuv420p => {
+                let frame = self.encoder.encode(rgb, &yuv_header(w, h), spec);
+                for plane in [&frame.y, &frame.u, &frame.v] {
+                    raw.extend(plane.iter().map(|&v| v as u8));
                 }
             }
         }
-        PixFmt::Rgb48le => {
-            for i in 0..n {
-                for c in 0..3 {
-                    raw.extend(((rgb.data[c * n + i].clamp(0.0, 1.0) * 65535.0).round() as u16).to_le_bytes());
-                }
-            }
-        }
-        PixFmt::Yuv420p => {
-            let frame = rgb_to_frame(rgb, &yuv_header(w, h), spec);
-            for plane in [&frame.y, &frame.u, &frame.v] {
-                raw.extend(plane.iter().map(|&v| v as u8));
-            }
-        }
+        out.write_all(raw)
     }
-    out.write_all(&raw)
 }
 
 #[cfg(test)]

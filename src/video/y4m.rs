@@ -157,7 +157,7 @@ impl Header {
 }
 
 /// One frame's planes as sample values.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Frame {
     pub y: Vec<u16>,
     pub u: Vec<u16>,
@@ -207,8 +207,14 @@ pub fn read_frame(input: &mut impl BufRead, header: &Header, index: u64) -> io::
 }
 
 pub fn write_frame(out: &mut impl Write, header: &Header, frame: &Frame) -> io::Result<()> {
+    write_frame_with(out, header, frame, &mut Vec::new())
+}
+
+/// As [`write_frame`], serialising through `raw`, a buffer kept from frame to frame.
+pub fn write_frame_with(out: &mut impl Write, header: &Header, frame: &Frame, raw: &mut Vec<u8>) -> io::Result<()> {
     out.write_all(b"FRAME\n")?;
-    let mut raw = Vec::with_capacity(header.frame_bytes());
+    raw.clear();
+    raw.reserve(header.frame_bytes());
     for plane in [&frame.y, &frame.u, &frame.v] {
         if header.bytes_per_sample() == 2 {
             raw.extend(plane.iter().flat_map(|v| v.to_le_bytes()));
@@ -216,7 +222,7 @@ pub fn write_frame(out: &mut impl Write, header: &Header, frame: &Frame) -> io::
             raw.extend(plane.iter().map(|&v| v as u8));
         }
     }
-    out.write_all(&raw)
+    out.write_all(raw)
 }
 
 #[cfg(test)]
