@@ -14,6 +14,7 @@ pub use weights::{ModelWeights, WeightError};
 pub mod default_models;
 pub mod engine;
 pub mod eval;
+pub mod export;
 pub mod imaging;
 pub mod inference;
 pub mod metrics;

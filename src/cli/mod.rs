@@ -3,6 +3,7 @@
 mod bench;
 mod convert;
 mod eval;
+mod export;
 mod info;
 mod progress;
 mod train;
@@ -35,6 +36,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Upscale a video file through ffmpeg (audio and subtitles copied).
     Video(video::VideoArgs),
+    /// Export the folded model for other runtimes (ONNX).
+    Export(export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -46,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Upscale(args) => upscale::run(args),
         Command::Video(args) => video::run(args),
+        Command::Export(args) => export::run(args),
     }
 }

@@ -162,7 +162,12 @@ impl ModelArgs {
     /// The weights of `--weights`, else the embedded model of `-s` (x2 by default), ready on
     /// the fastest engine that runs them.
     pub fn engine(&self) -> Result<Box<dyn Engine + Send + Sync>> {
-        let weights = match &self.weights {
+        Ok(rt4ksr::inference::best_engine(&self.load()?)?)
+    }
+
+    /// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
+    pub fn load(&self) -> Result<ModelWeights> {
+        Ok(match &self.weights {
             Some(path) => {
                 let w = ModelWeights::load(path)?;
                 if let Some(s) = self.scale {
@@ -173,8 +178,7 @@ impl ModelArgs {
                 w
             }
             None => rt4ksr::default_models::load(self.scale.unwrap_or(2))?,
-        };
-        Ok(rt4ksr::inference::best_engine(&weights)?)
+        })
     }
 }
 

@@ -12,8 +12,8 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use std::collections::BTreeMap;
 
 /// LayerNorm over channels, per pixel (the official LayerNorm2d, eps 1e-6).
-const LAYERNORM_EPS: f64 = 1e-6;
-const LRELU_SLOPE: f64 = 0.05;
+pub const LAYERNORM_EPS: f64 = 1e-6;
+pub const LRELU_SLOPE: f64 = 0.05;
 
 /// A convolution with bias and symmetric zero padding.
 #[derive(Module, Debug)]

@@ -1,0 +1,4 @@
+//! Export of the folded network to other runtimes.
+
+pub mod onnx;
+mod proto;
