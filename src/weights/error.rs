@@ -4,12 +4,9 @@ use std::path::PathBuf;
 /// says what was expected, so a user can act on it without a backtrace.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The message already holds the cause: no `#[source]`, so `{:#}` does not repeat it.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: not a weight file this program reads ({reason})")]
     Format { path: PathBuf, reason: String },
     #[error("{path}: PyTorch checkpoint refused: {reason}")]
@@ -29,4 +26,23 @@ pub enum WeightError {
     Infer(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A model error (missing tensor, unknown configuration...) with the file it came from.
+    #[error("{path}: {error}")]
+    InFile { path: PathBuf, error: Box<WeightError> },
+}
+
+impl WeightError {
+    /// Names the file in errors that do not already.
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            WeightError::Missing { .. }
+            | WeightError::Shape { .. }
+            | WeightError::Unexpected { .. }
+            | WeightError::Infer(_) => WeightError::InFile {
+                path: path.to_owned(),
+                error: Box::new(self),
+            },
+            other => other,
+        }
+    }
 }

@@ -45,23 +45,26 @@ impl ModelWeights {
 
     /// Reads any supported weight file, telling the format by its first bytes.
     pub fn load(path: &Path) -> Result<Self, WeightError> {
-        let bytes = std::fs::read(path).map_err(|source| WeightError::Io {
+        let bytes = std::fs::read(path).map_err(|error| WeightError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::from_bytes(&bytes, path)
     }
 
     /// As [`ModelWeights::load`], from bytes already in memory; `path` names them in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, WeightError> {
-        if bytes.starts_with(b"PK\x03\x04") {
-            let tensors = pth::read_state_dict(bytes, path)?;
-            let (config, form) = infer_config(&tensors)?;
-            let provenance = format!("PyTorch checkpoint {}", path.display());
-            Self::new(config, form, tensors, provenance)
-        } else {
-            store::read(bytes, path)
-        }
+        let read = || {
+            if bytes.starts_with(b"PK\x03\x04") {
+                let tensors = pth::read_state_dict(bytes, path)?;
+                let (config, form) = infer_config(&tensors)?;
+                let provenance = format!("PyTorch checkpoint {}", path.display());
+                Self::new(config, form, tensors, provenance)
+            } else {
+                store::read(bytes, path)
+            }
+        };
+        read().map_err(|e| e.in_file(path))
     }
 
     /// Writes the project's own format (safetensors + configuration metadata), atomically.

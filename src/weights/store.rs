@@ -118,9 +118,9 @@ pub fn plain_bytes(tensors: &TensorMap, metadata: Option<HashMap<String, String>
 
 /// Writes the project's own format atomically.
 pub fn write(weights: &ModelWeights, path: &Path) -> Result<(), WeightError> {
-    fsutil::write_atomic(path, &to_bytes(weights)).map_err(|source| WeightError::Io {
+    fsutil::write_atomic(path, &to_bytes(weights)).map_err(|error| WeightError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 
