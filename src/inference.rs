@@ -155,6 +155,19 @@ pub fn best_engine(
     })
 }
 
+/// The engine for an opened device: the fastest CPU engine on the CPU, burn on a GPU (whole
+/// frames stay on the device from upload to download).
+pub fn engine_on(
+    weights: &ModelWeights,
+    device: &crate::device::OpenedDevice,
+) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
+    if device.is_cpu() {
+        best_engine(weights)
+    } else {
+        Ok(Box::new(BurnUpscaler::new(weights, device.device.clone())?))
+    }
+}
+
 /// Upscales an 8-bit image with any engine (odd sides handled by `upscale_rgb`) and rounds to
 /// 8 bit (clamped, half to even).
 pub fn upscale_u8(engine: &dyn crate::upscale::Engine, image: &Image<u8>) -> Result<Image<u8>, String> {

@@ -12,6 +12,7 @@ pub use host_tensor::{HostTensor, TensorMap};
 pub use model::{Form, ModelConfig, Rt4ksr};
 pub use weights::{ModelWeights, WeightError};
 pub mod default_models;
+pub mod device;
 pub mod engine;
 pub mod eval;
 pub mod export;

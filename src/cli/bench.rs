@@ -25,6 +25,11 @@ pub struct BenchArgs {
     /// patches, forward + backward + Adam step), in patches per second.
     #[arg(long)]
     training: bool,
+    /// Also time the network on this GPU device (vulkan, wgpu, cuda:N): upload, inference and
+    /// download of each frame, as `upscale` does. The GPU's % of peak is left blank (the peak
+    /// measured is the CPU's).
+    #[arg(long)]
+    device: Option<rt4ksr::device::DeviceChoice>,
 }
 
 fn training_throughput(runs: usize) -> Result<()> {
@@ -116,6 +121,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let device = Device::flex();
+    let gpu = match args.device {
+        Some(choice) if choice != rt4ksr::device::DeviceChoice::Cpu => {
+            Some(rt4ksr::device::open(choice).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let mut cases = Vec::new();
     let peak = rt4ksr::engine::measure_peak_gmacs(300);
 
@@ -161,6 +172,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             gmac,
             t,
         ));
+
+        if let Some(gpu) = &gpu {
+            let net = Rt4ksr::from_weights(&weights, &gpu.device);
+            let host = rt4ksr::HostTensor::new(
+                vec![1, 3, height, width],
+                (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect(),
+            );
+            let t = time(args.runs, || {
+                let input = rt4ksr::model::network::tensor4(&host, &gpu.device);
+                let _ = net.forward(input).into_data();
+            });
+            cases.push(case(
+                &format!("{} network x{scale} {width}x{height} (fp32)", gpu.choice),
+                gmac,
+                t,
+            ));
+        }
 
         let fast = rt4ksr::engine::FastEngine::new(&weights)?.expect("official config is supported");
         let rgb = Image::new(
@@ -229,7 +257,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 Some(b) if c.gmac > 0.0 && !c.name.contains("conv3x3") => format!("{:.2}x", b / c.median_ms),
                 _ => "-".into(),
             };
-            let pct = if c.gmac > 0.0 {
+            let on_cpu = c.name.starts_with("burn") || c.name.starts_with("fast");
+            let pct = if c.gmac > 0.0 && on_cpu {
                 format!("{:.0}%", 100.0 * c.gmac_per_s / peak)
             } else {
                 "-".into()

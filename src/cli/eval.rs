@@ -4,7 +4,7 @@ use clap::Args;
 use rt4ksr::ModelWeights;
 use rt4ksr::eval::{Scores, bicubic_sr, make_pair};
 use rt4ksr::imaging::io::load_rgb8;
-use rt4ksr::inference::{best_engine, upscale_u8};
+use rt4ksr::inference::{engine_on, upscale_u8};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +30,8 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: super::device::DeviceArgs,
 }
 
 #[derive(Serialize)]
@@ -72,7 +74,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     if !(2..=4).contains(&args.scale) {
         bail!("--scale must be 2, 3 or 4");
     }
-    let upscaler = match (&args.weights, args.bicubic) {
+    let weights = match (&args.weights, args.bicubic) {
         (Some(path), _) => {
             let weights = ModelWeights::load(path)?;
             if weights.config.scale != args.scale {
@@ -83,10 +85,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                     args.scale
                 );
             }
-            Some(best_engine(&weights)?)
+            Some(weights)
         }
         (None, true) => None,
-        (None, false) => Some(best_engine(&rt4ksr::default_models::load(args.scale)?)?),
+        (None, false) => Some(rt4ksr::default_models::load(args.scale)?),
+    };
+    let upscaler = match &weights {
+        Some(w) => Some(engine_on(w, &args.device.open()?)?),
+        None => None,
     };
     let crop_border = args.crop_border.unwrap_or(args.scale);
     let files = image_files(&args.data)?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod device;
 mod eval;
 mod export;
 mod info;

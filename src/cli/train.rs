@@ -72,6 +72,9 @@ pub struct TrainArgs {
     /// Stop after this many completed steps (the run can be resumed later).
     #[arg(long)]
     stop_at: Option<u64>,
+    /// Where to train: cpu (default here: bit-reproducible), or a GPU backend of this build.
+    #[arg(long, default_value = "cpu")]
+    device: rt4ksr::device::DeviceChoice,
 }
 
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
@@ -160,7 +163,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     config.validate().map_err(|e| anyhow!(e))?;
     std::fs::create_dir_all(&config.out_dir).with_context(|| config.out_dir.display().to_string())?;
     rt4ksr::fsutil::write_atomic(&saved, config.to_toml().as_bytes())?;
-    let trainer = Trainer::new(config.clone()).map_err(|e| anyhow!(e))?;
+    let device = rt4ksr::device::open(args.device).map_err(|e| anyhow!(e))?;
+    let trainer = Trainer::new(config.clone()).map_err(|e| anyhow!(e))?.on_device(device.device);
     let bar = progress::bar(config.steps, "steps");
     let summary = trainer
         .run(args.resume, args.stop_at, |event| match event {

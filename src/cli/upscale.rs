@@ -21,6 +21,8 @@ pub struct UpscaleArgs {
     output: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    device: super::device::DeviceArgs,
     /// Output format (png, jpg, webp, bmp, tiff); default: the output's extension, else the input's.
     #[arg(long)]
     format: Option<String>,
@@ -84,7 +86,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
         )),
         None => None,
     };
-    let engine = args.model.engine()?;
+    let engine = args.model.engine(&args.device)?;
     let options = VideoOptions {
         matrix: args
             .matrix
@@ -161,8 +163,9 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// The weights of `--weights`, else the embedded model of `-s` (x2 by default), ready on
     /// the fastest engine that runs them.
-    pub fn engine(&self) -> Result<Box<dyn Engine + Send + Sync>> {
-        Ok(rt4ksr::inference::best_engine(&self.load()?)?)
+    pub fn engine(&self, device: &super::device::DeviceArgs) -> Result<Box<dyn Engine + Send + Sync>> {
+        let weights = self.load()?;
+        Ok(rt4ksr::inference::engine_on(&weights, &device.open()?)?)
     }
 
     /// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
@@ -300,7 +303,7 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
     if jobs.is_empty() {
         bail!("no image files (png, jpg, webp, bmp, tif) among the inputs");
     }
-    let engine = args.model.engine()?;
+    let engine = args.model.engine(&args.device)?;
     let limits = DecodeLimits {
         max_pixels: (args.max_megapixels * 1e6) as u64,
     };

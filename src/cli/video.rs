@@ -17,6 +17,8 @@ pub struct VideoArgs {
     output: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    device: super::device::DeviceArgs,
     /// Pixel format the frames are decoded to (yuv420p, yuv420p10le, yuv422p, yuv444p, gray).
     #[arg(long, default_value = "yuv420p")]
     pix_fmt: String,
@@ -40,7 +42,7 @@ pub fn run(args: VideoArgs) -> Result<ExitCode> {
     if !args.input.exists() {
         bail!("{}: no such file", args.input.display());
     }
-    let engine = args.model.engine()?;
+    let engine = args.model.engine(&args.device)?;
     let encoder = if args.encoder.is_empty() {
         ["-c:v", "libx264", "-crf", "16", "-preset", "medium"]
             .map(String::from)

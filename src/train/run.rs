@@ -60,6 +60,8 @@ pub struct Trainer {
     pub config: TrainConfig,
     set: TrainingSet,
     validation: Vec<(Image<u8>, Image<u8>)>,
+    /// Where the network trains (burn-flex on the CPU unless set).
+    device: Device,
 }
 
 impl Trainer {
@@ -77,7 +79,14 @@ impl Trainer {
             config,
             set,
             validation,
+            device: Device::flex(),
         })
+    }
+
+    /// Trains on another burn device (a GPU backend); the default is the CPU.
+    pub fn on_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     fn checkpoint_path(&self) -> PathBuf {
@@ -99,7 +108,7 @@ impl Trainer {
 
     /// Mean Y-PSNR of folded `weights` on the validation images.
     pub fn validate(&self, weights: &ModelWeights) -> Result<f64, String> {
-        let upscaler = BurnUpscaler::new(weights, Device::flex()).map_err(|e| e.to_string())?;
+        let upscaler = BurnUpscaler::new(weights, self.device.clone()).map_err(|e| e.to_string())?;
         let scale = self.config.model.scale;
         let scores: Result<Vec<Scores>, String> = self
             .validation
@@ -119,7 +128,7 @@ impl Trainer {
     ) -> Result<Summary, String> {
         let c = &self.config;
         std::fs::create_dir_all(&c.out_dir).map_err(|e| format!("{}: {e}", c.out_dir.display()))?;
-        let device = Device::flex().autodiff();
+        let device = self.device.clone().autodiff();
         let mut optim = self.optimizer();
         let ckpt_path = self.checkpoint_path();
         let (weights, mut ema, start, mut best_psnr, mut best_step) = if resume && ckpt_path.exists() {

@@ -1,0 +1,22 @@
+use anyhow::{Result, anyhow};
+use clap::Args;
+use rt4ksr::device::{DeviceChoice, OpenedDevice, open};
+
+/// Where the network runs.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// auto, cpu, wgpu, vulkan, cuda or cuda:N. GPU backends exist in builds with the cargo
+    /// features `wgpu`/`vulkan`/`cuda`; auto takes a working GPU when there is one, else the CPU.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+impl DeviceArgs {
+    pub fn open(&self) -> Result<OpenedDevice> {
+        let opened = open(self.device).map_err(|e| anyhow!(e))?;
+        if !opened.is_cpu() {
+            eprintln!("running on {}", opened.choice);
+        }
+        Ok(opened)
+    }
+}
