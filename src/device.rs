@@ -33,7 +33,11 @@ impl FromStr for DeviceChoice {
             "cuda" => DeviceChoice::Cuda(0),
             _ => match text.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(n)) => DeviceChoice::Cuda(n),
-                _ => return Err(format!("unknown device `{text}` (auto, cpu, wgpu, vulkan, cuda or cuda:N)")),
+                _ => {
+                    return Err(format!(
+                        "unknown device `{text}` (auto, cpu, wgpu, vulkan, cuda or cuda:N)"
+                    ));
+                }
             },
         })
     }
@@ -132,7 +136,14 @@ fn gpu_device(choice: DeviceChoice) -> Result<Device, String> {
                     .init()
                     .map_err(|e| format!("no {choice} device: {e} (is a GPU driver, or Mesa's lavapipe, installed?)"));
             }
-            Err(not_built(choice, if choice == DeviceChoice::Vulkan { "vulkan" } else { "wgpu" }))
+            Err(not_built(
+                choice,
+                if choice == DeviceChoice::Vulkan {
+                    "vulkan"
+                } else {
+                    "wgpu"
+                },
+            ))
         }
         DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Device::flex()),
     }

@@ -4,6 +4,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::Args;
 use rt4ksr::imaging::{Image, resize};
+use rt4ksr::inference::{BurnUpscaler, Precision};
 use rt4ksr::model::init::random_weights;
 use rt4ksr::model::{Form, ModelConfig, Rt4ksr};
 use serde::Serialize;
@@ -25,8 +26,8 @@ pub struct BenchArgs {
     /// patches, forward + backward + Adam step), in patches per second.
     #[arg(long)]
     training: bool,
-    /// Also time the network on this GPU device (vulkan, wgpu, cuda:N): upload, inference and
-    /// download of each frame, as `upscale` does. The GPU's % of peak is left blank (the peak
+    /// Also time the network on this GPU device (vulkan, wgpu, cuda:N), in fp32 and fp16:
+    /// upload, inference and download of each frame, as `upscale` does. The GPU's % of peak is left blank (the peak
     /// measured is the CPU's).
     #[arg(long)]
     device: Option<rt4ksr::device::DeviceChoice>,
@@ -174,20 +175,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         ));
 
         if let Some(gpu) = &gpu {
-            let net = Rt4ksr::from_weights(&weights, &gpu.device);
-            let host = rt4ksr::HostTensor::new(
-                vec![1, 3, height, width],
+            let frame = Image::new(
+                3,
+                height,
+                width,
                 (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect(),
             );
-            let t = time(args.runs, || {
-                let input = rt4ksr::model::network::tensor4(&host, &gpu.device);
-                let _ = net.forward(input).into_data();
-            });
-            cases.push(case(
-                &format!("{} network x{scale} {width}x{height} (fp32)", gpu.choice),
-                gmac,
-                t,
-            ));
+            for precision in [Precision::Fp32, Precision::Fp16] {
+                let upscaler = BurnUpscaler::with_precision(&weights, gpu.device.clone(), precision)?;
+                let t = time(args.runs, || {
+                    upscaler.upscale(&frame).expect("a valid frame");
+                });
+                cases.push(case(
+                    &format!("{} x{scale} {width}x{height} ({precision:?})", gpu.choice),
+                    gmac,
+                    t,
+                ));
+            }
         }
 
         let fast = rt4ksr::engine::FastEngine::new(&weights)?.expect("official config is supported");

@@ -9,6 +9,9 @@ pub struct DeviceArgs {
     /// features `wgpu`/`vulkan`/`cuda`; auto takes a working GPU when there is one, else the CPU.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Number format on a GPU device (fp16: half the memory traffic; the CPU is always fp32).
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: rt4ksr::inference::Precision,
 }
 
 impl DeviceArgs {

@@ -91,7 +91,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         (None, false) => Some(rt4ksr::default_models::load(args.scale)?),
     };
     let upscaler = match &weights {
-        Some(w) => Some(engine_on(w, &args.device.open()?)?),
+        Some(w) => Some(engine_on(w, &args.device.open()?, args.device.precision)?),
         None => None,
     };
     let crop_border = args.crop_border.unwrap_or(args.scale);

@@ -165,7 +165,11 @@ impl ModelArgs {
     /// the fastest engine that runs them.
     pub fn engine(&self, device: &super::device::DeviceArgs) -> Result<Box<dyn Engine + Send + Sync>> {
         let weights = self.load()?;
-        Ok(rt4ksr::inference::engine_on(&weights, &device.open()?)?)
+        Ok(rt4ksr::inference::engine_on(
+            &weights,
+            &device.open()?,
+            device.precision,
+        )?)
     }
 
     /// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
