@@ -86,11 +86,15 @@ impl Header {
         let mut other_tags = Vec::new();
         let mut full_range = false;
         for word in words {
-            let (tag, value) = word.split_at(1);
+            // The tag is the first character, which need not be one byte (found by fuzzing:
+            // splitting at byte 1 panicked on a non-ASCII tag).
+            let mut chars = word.chars();
+            let tag = chars.next();
+            let value = chars.as_str();
             match tag {
-                "W" => width = value.parse::<usize>().ok(),
-                "H" => height = value.parse::<usize>().ok(),
-                "C" => colorspace_tag = Some(value.to_owned()),
+                Some('W') => width = value.parse::<usize>().ok(),
+                Some('H') => height = value.parse::<usize>().ok(),
+                Some('C') => colorspace_tag = Some(value.to_owned()),
                 _ => {
                     if word.eq_ignore_ascii_case("XCOLORRANGE=FULL") {
                         full_range = true;
@@ -265,6 +269,12 @@ mod tests {
             assert_eq!(read_frame(&mut input, &back, 0).unwrap(), Some(frame), "{c}");
             assert_eq!(read_frame(&mut input, &back, 1).unwrap(), None);
         }
+    }
+
+    #[test]
+    fn non_ascii_tags_are_kept_not_a_panic() {
+        let header = Header::read(&mut "YUV4MPEG2 W4 H2 \u{232}PEW2 \u{e9}t\u{e9}\n".as_bytes()).unwrap();
+        assert_eq!(header.other_tags, vec!["\u{232}PEW2".to_string(), "\u{e9}t\u{e9}".to_string()]);
     }
 
     #[test]
