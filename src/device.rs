@@ -5,6 +5,7 @@
 use burn::tensor::{Device, Tensor};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
@@ -100,9 +101,20 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, String> {
             choice,
         }),
         gpu => {
-            let device = gpu_device(gpu)?;
-            probe(&device).map_err(|e| format!("device {gpu} does not work: {e}"))?;
-            Ok(OpenedDevice { device, choice: gpu })
+            // A GPU runtime initialises once per process: later opens (and failures) reuse the
+            // first answer.
+            static OPENED: Mutex<Vec<(DeviceChoice, Result<Device, String>)>> = Mutex::new(Vec::new());
+            let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, result)) = opened.iter().find(|(c, _)| *c == gpu) {
+                return result.clone().map(|device| OpenedDevice { device, choice: gpu });
+            }
+            let result = gpu_device(gpu).and_then(|device| {
+                probe(&device)
+                    .map(|()| device)
+                    .map_err(|e| format!("device {gpu} does not work: {e}"))
+            });
+            opened.push((gpu, result.clone()));
+            result.map(|device| OpenedDevice { device, choice: gpu })
         }
     }
 }

@@ -274,7 +274,10 @@ mod tests {
     #[test]
     fn non_ascii_tags_are_kept_not_a_panic() {
         let header = Header::read(&mut "YUV4MPEG2 W4 H2 \u{232}PEW2 \u{e9}t\u{e9}\n".as_bytes()).unwrap();
-        assert_eq!(header.other_tags, vec!["\u{232}PEW2".to_string(), "\u{e9}t\u{e9}".to_string()]);
+        assert_eq!(
+            header.other_tags,
+            vec!["\u{232}PEW2".to_string(), "\u{e9}t\u{e9}".to_string()]
+        );
     }
 
     #[test]
