@@ -366,3 +366,20 @@ fn a_closed_output_pipe_ends_an_image_upscale_cleanly() {
     assert!(!out.status.success());
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_report_commands_quietly() {
+    // `rt4ksr info F | head -1`: the reader is gone before the report is written.
+    let model = Path::new(ROOT).join("models/rt4ksr_x2.safetensors");
+    let mut child = Command::new(BIN)
+        .args(["info", s(&model)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}

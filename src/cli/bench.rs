@@ -55,7 +55,7 @@ fn training_throughput(runs: usize) -> Result<()> {
         model = optim.step(5e-4, m, grads);
     };
     let (median, min, max) = time(runs, &mut step);
-    println!(
+    outln!(
         "training step, official x2, batch {batch}, {patch}x{patch} LR patches, {} threads: median {median:.0} ms (min {min:.0}, max {max:.0}), {:.1} patches/s",
         rayon::current_num_threads(),
         batch as f64 / (median / 1e3)
@@ -234,15 +234,25 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         cases,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "{} ({} threads); measured fp32 FMA peak {:.1} GMAC/s; {} runs after one warm-up",
-            report.machine, report.threads, peak, args.runs
+            report.machine,
+            report.threads,
+            peak,
+            args.runs
         );
-        println!(
+        outln!(
             "{:<48} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}",
-            "case", "median ms", "min ms", "max ms", "frame/s", "GMAC/s", "% peak", "vs bicubic"
+            "case",
+            "median ms",
+            "min ms",
+            "max ms",
+            "frame/s",
+            "GMAC/s",
+            "% peak",
+            "vs bicubic"
         );
         let bicubic = |scale: &str| {
             report
@@ -267,7 +277,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             } else {
                 "-".into()
             };
-            println!(
+            outln!(
                 "{:<48} {:>9.1} {:>8.1} {:>8.1} {:>7.2} {:>7.1} {:>7} {:>7}",
                 c.name,
                 c.median_ms,
@@ -279,7 +289,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 ratio
             );
         }
-        println!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
+        outln!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
     }
     Ok(ExitCode::SUCCESS)
 }

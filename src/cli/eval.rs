@@ -152,7 +152,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         mean_model,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
@@ -160,16 +160,21 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
 }
 
 fn print_table(r: &Report) {
-    println!(
+    outln!(
         "{} x{} (crop border {}), model: {}",
         r.data,
         r.scale,
         r.crop_border,
         r.weights.as_deref().unwrap_or("none (bicubic only)")
     );
-    println!(
+    outln!(
         "{:<14} {:>16} {:>16} {:>16} {:>16} {:>8}",
-        "image", "bicubic Y", "bicubic RGB", "model Y", "model RGB", "gain Y"
+        "image",
+        "bicubic Y",
+        "bicubic RGB",
+        "model Y",
+        "model RGB",
+        "gain Y"
     );
     let cell = |s: &Scores, y: bool| {
         if y {
@@ -183,7 +188,7 @@ fn print_table(r: &Report) {
             Some(m) => (cell(m, true), cell(m, false), format!("{:+.3}", m.psnr_y - b.psnr_y)),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        println!(
+        outln!(
             "{name:<14} {:>16} {:>16} {my:>16} {mr:>16} {gain:>8}",
             cell(b, true),
             cell(b, false)
@@ -193,5 +198,5 @@ fn print_table(r: &Report) {
         row(&img.name, &img.bicubic, img.model.as_ref());
     }
     row("mean", &r.mean_bicubic, r.mean_model.as_ref());
-    println!("(PSNR dB / SSIM; Y = BT.601 luma as MATLAB rgb2ycbcr)");
+    outln!("(PSNR dB / SSIM; Y = BT.601 luma as MATLAB rgb2ycbcr)");
 }

@@ -14,18 +14,18 @@ pub struct InfoArgs {
 pub fn run(args: InfoArgs) -> Result<ExitCode> {
     let weights = ModelWeights::load(&args.weights)?;
     let c = &weights.config;
-    println!("file:             {}", args.weights.display());
-    println!("provenance:       {}", weights.provenance);
-    println!("form:             {}", weights.form);
-    println!("scale:            x{}", c.scale);
-    println!("feature channels: {}", c.feature_channels);
-    println!("blocks:           {}", c.num_blocks);
-    println!("activation:       {:?}", c.activation);
-    println!("hf extraction:    {:?}", c.hf_extraction);
-    println!("layernorm:        {}", c.layernorm);
-    println!("channel attention: {}", if c.eca { "on" } else { "off" });
-    println!("block residual:   {}", c.residual);
-    println!(
+    outln!("file:             {}", args.weights.display());
+    outln!("provenance:       {}", weights.provenance);
+    outln!("form:             {}", weights.form);
+    outln!("scale:            x{}", c.scale);
+    outln!("feature channels: {}", c.feature_channels);
+    outln!("blocks:           {}", c.num_blocks);
+    outln!("activation:       {:?}", c.activation);
+    outln!("hf extraction:    {:?}", c.hf_extraction);
+    outln!("layernorm:        {}", c.layernorm);
+    outln!("channel attention: {}", if c.eca { "on" } else { "off" });
+    outln!("block residual:   {}", c.residual);
+    outln!(
         "hf merge:         {}",
         if c.merge_hf {
             "on"
@@ -33,17 +33,17 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
             "off (HF branch is dead work)"
         }
     );
-    println!("parameters:       {} in the file", weights.parameter_count());
-    println!(
+    outln!("parameters:       {} in the file", weights.parameter_count());
+    outln!(
         "                  {} training form, {} folded ({} without the dead branch)",
         c.parameter_count(Form::Training, true),
         c.parameter_count(Form::Folded, true),
         c.parameter_count(Form::Folded, false),
     );
-    println!("cost per frame (folded network, multiply-accumulates):");
+    outln!("cost per frame (folded network, multiply-accumulates):");
     for (label, w, h) in [("1280x720 (720p)", 1280, 720), ("1920x1080 (1080p)", 1920, 1080)] {
         let (ow, oh) = (w * c.scale, h * c.scale);
-        println!(
+        outln!(
             "  {label:<18} -> {ow}x{oh}: {:.2} GMAC useful, {:.2} GMAC with the dead HF branch",
             c.folded_macs(w, h, false) as f64 / 1e9,
             c.folded_macs(w, h, true) as f64 / 1e9,

@@ -1,5 +1,20 @@
 //! Command-line definitions; each subcommand lives in its own file.
 
+/// `println!` for report output: a reader that went away (`rt4ksr info F | head -1`) ends the
+/// program quietly, as Unix tools do, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("rt4ksr: writing standard output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod bench;
 mod convert;
 mod device;
