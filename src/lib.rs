@@ -16,6 +16,7 @@ pub mod device;
 pub mod engine;
 pub mod eval;
 pub mod export;
+pub mod fuzz_entry;
 pub mod imaging;
 pub mod inference;
 pub mod metrics;

@@ -34,46 +34,6 @@ fn assert_clean_failure(out: &Output, expect: &str) {
     assert!(err.contains(expect), "expected `{expect}` in: {err}");
 }
 
-/// The same calls as the fuzz targets in fuzz/fuzz_targets (kept in step by hand).
-fn run_target(target: &str, data: &[u8]) {
-    match target {
-        "pickle" => {
-            let _ = rt4ksr::weights::pickle::unpickle(data);
-        }
-        "weights" => {
-            let path = Path::new("fuzz-input");
-            if let Ok(w) = rt4ksr::ModelWeights::from_bytes(data, path) {
-                let _ = w.folded(false);
-            }
-            let _ = rt4ksr::train::checkpoint::Checkpoint::from_bytes(data, path);
-        }
-        "y4m" => {
-            use rt4ksr::video::color::{ColorSpec, Matrix, frame_to_rgb};
-            use rt4ksr::video::y4m::{Header, read_frame};
-            let mut input = data;
-            let Ok(header) = Header::read(&mut input) else { return };
-            let spec = ColorSpec {
-                matrix: Matrix::default_for(header.height),
-                full_range: header.full_range,
-                depth: header.depth,
-            };
-            for index in 0..4 {
-                match read_frame(&mut input, &header, index) {
-                    Ok(Some(frame)) => {
-                        let _ = frame_to_rgb(&frame, &header, spec);
-                    }
-                    _ => break,
-                }
-            }
-        }
-        "image" => {
-            use rt4ksr::imaging::picture::{DecodeLimits, decode};
-            let _ = decode(data, DecodeLimits { max_pixels: 4_000_000 });
-        }
-        other => panic!("unknown fuzz target {other}"),
-    }
-}
-
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| {
@@ -98,7 +58,8 @@ fn fuzz_corpora_and_found_crashes_replay_without_panics() {
         assert!(!files.is_empty(), "no corpus for {target}");
         for file in files {
             let data = std::fs::read(&file).unwrap();
-            let result = std::panic::catch_unwind(|| run_target(target, &data));
+            let run = rt4ksr::fuzz_entry::target(target).expect("a fuzz target");
+            let result = std::panic::catch_unwind(|| run(&data));
             assert!(result.is_ok(), "{target}: {} panics", file.display());
             total += 1;
         }
