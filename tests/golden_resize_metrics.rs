@@ -45,12 +45,7 @@ fn imresize_reproduces_basicsr_golden_arrays() {
                 .collect();
             let expected = planar(&values, view.shape());
             assert_eq!((lr.height, lr.width), (expected.height, expected.width));
-            let diff = lr
-                .data
-                .iter()
-                .zip(&expected.data)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let diff = lr.max_abs_diff(&expected);
             assert!(diff < 1e-6, "{}: max diff {diff:e}", key("lr_f64"));
 
             for (what, ours) in [("lr_u8", lr8.clone()), ("bicubic_sr_u8", bicubic_sr(&lr8, scale))] {

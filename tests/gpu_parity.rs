@@ -73,14 +73,9 @@ fn the_gpu_upscaler_matches_the_fast_cpu_engine() {
         let picture = Image::new(3, h, w, data);
         let a = upscale_rgb(on_gpu.as_ref(), &picture, usize::MAX, |_, _| {}).unwrap();
         let b = upscale_rgb(on_cpu.as_ref(), &picture, usize::MAX, |_, _| {}).unwrap();
-        let diff = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let diff = a.max_abs_diff(&b);
         eprintln!("x{scale}: GPU vs fast CPU engine {diff:.2e}");
-        assert!(diff <= TOLERANCE, "x{scale}: {diff:e}");
+        assert!(diff <= TOLERANCE as f64, "x{scale}: {diff:e}");
     }
 }
 

@@ -104,12 +104,7 @@ fn check(weights: &ModelWeights, batch: &[Image<f32>], name: &str) -> bool {
     for (image, got) in batch.iter().zip(&got) {
         let want = reference.upscale(image).unwrap();
         assert_eq!((got.height, got.width), (want.height, want.width));
-        let worst = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = got.max_abs_diff(&want);
         assert!(
             worst < 1e-4,
             "{name}: ONNX Runtime differs from the reference path by {worst}"

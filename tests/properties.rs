@@ -17,10 +17,6 @@ fn image(channels: usize, h: usize, w: usize, values: &[f64]) -> Image<f64> {
     Image::new(channels, h, w, data)
 }
 
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -51,7 +47,7 @@ proptest! {
         let (rx, ry) = (imresize_to(&x, out_h, out_w, scale), imresize_to(&y, out_h, out_w, scale));
         let rc = imresize_to(&combined, out_h, out_w, scale);
         let expected: Vec<f64> = rx.data.iter().zip(&ry.data).map(|(p, q)| a * p + q).collect();
-        prop_assert!(max_diff(&rc.data, &expected) < 1e-9);
+        prop_assert!(rc.max_abs_diff(&Image::new(2, out_h, out_w, expected)) < 1e-9);
     }
 }
 
@@ -91,7 +87,7 @@ proptest! {
         let padded = (h + h % 2) * (w + w % 2);
         prop_assert_eq!(tiles > 1, padded > budget_px, "{} tiles", tiles);
         prop_assert_eq!((tiled.height, tiled.width), (h * scale, w * scale));
-        let diff = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = whole.max_abs_diff(&tiled);
         prop_assert!(diff < 1e-5, "{}x{} budget {}: {}", h, w, budget_px, diff);
     }
 

@@ -51,12 +51,7 @@ fn tiled_output_equals_untiled_output() {
             let mut seen = 0;
             let tiled = upscale_rgb(engine, &img, budget, |done, _| seen = done).unwrap();
             assert_eq!(seen, tiles.len());
-            let diff = whole
-                .data
-                .iter()
-                .zip(&tiled.data)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let diff = whole.max_abs_diff(&tiled);
             assert!(diff <= 1e-6, "{}: {h}x{w} tiled differs by {diff:e}", config.summary());
             assert_eq!((tiled.height, tiled.width), (h * config.scale, w * config.scale));
         }

@@ -10,7 +10,7 @@ pub struct DeviceArgs {
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Number format on a GPU device (fp16: half the memory traffic; the CPU is always fp32).
-    #[arg(long, value_enum, default_value = "fp32")]
+    #[arg(long, default_value = "fp32")]
     pub precision: rt4ksr::inference::Precision,
 }
 

@@ -76,6 +76,22 @@ impl<T: Copy + Default> Image<T> {
     }
 }
 
+impl<T: Copy + Default + Into<f64>> Image<T> {
+    /// Largest absolute sample-wise difference (as f64); sizes must agree.
+    pub fn max_abs_diff(&self, other: &Self) -> f64 {
+        assert_eq!(
+            (self.channels, self.height, self.width),
+            (other.channels, other.height, other.width),
+            "max_abs_diff: sizes differ"
+        );
+        self.data
+            .iter()
+            .zip(&other.data)
+            .map(|(&a, &b)| (a.into() - b.into()).abs())
+            .fold(0.0, f64::max)
+    }
+}
+
 impl Image<f64> {
     /// Rounds to 8-bit levels as SR evaluation does: clamp to 0..1, scale, round half to even
     /// (numpy's `round`), back to 0..1 in steps of 1/255.
