@@ -61,6 +61,8 @@ impl fmt::Display for DeviceChoice {
 pub struct OpenedDevice {
     pub device: Device,
     pub choice: DeviceChoice,
+    /// What the runtime reports, e.g. "NVIDIA H100 (Vulkan)" or "llvmpipe (Vulkan, software)".
+    pub name: String,
 }
 
 impl OpenedDevice {
@@ -84,13 +86,14 @@ pub fn built_in_backends() -> Vec<&'static str> {
     v
 }
 
-/// Opens the device asked for. `Auto` tries CUDA, then wgpu, and settles on the CPU.
+/// Opens the device asked for. `Auto` tries CUDA, then a hardware GPU through wgpu, and settles
+/// on the CPU: a software renderer (lavapipe, llvmpipe, WARP) is slower than the CPU engine, so
+/// only an explicit `--device vulkan|wgpu` uses one.
 pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, String> {
     match choice {
         DeviceChoice::Auto => {
-            let gpus = [DeviceChoice::Cuda(0), DeviceChoice::Wgpu];
-            for gpu in gpus {
-                if let Ok(opened) = open(gpu) {
+            for gpu in [DeviceChoice::Cuda(0), DeviceChoice::Wgpu] {
+                if let Ok(opened) = open_gpu(gpu, false) {
                     return Ok(opened);
                 }
             }
@@ -99,24 +102,80 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, String> {
         DeviceChoice::Cpu => Ok(OpenedDevice {
             device: Device::flex(),
             choice,
+            name: "cpu".into(),
         }),
-        gpu => {
-            // A GPU runtime initialises once per process: later opens (and failures) reuse the
-            // first answer.
-            static OPENED: Mutex<Vec<(DeviceChoice, Result<Device, String>)>> = Mutex::new(Vec::new());
-            let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, result)) = opened.iter().find(|(c, _)| *c == gpu) {
-                return result.clone().map(|device| OpenedDevice { device, choice: gpu });
+        gpu => open_gpu(gpu, true),
+    }
+}
+
+/// Opens the first of `choices` that works (`--device cuda,vulkan,cpu`), telling `on_failure`
+/// why each one before it did not; the error lists every reason.
+pub fn open_first(choices: &[DeviceChoice], mut on_failure: impl FnMut(&str)) -> Result<OpenedDevice, String> {
+    let mut failures = vec![];
+    for &choice in choices {
+        match open(choice) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => {
+                on_failure(&e);
+                failures.push(e);
             }
-            let result = gpu_device(gpu).and_then(|device| {
-                probe(&device)
-                    .map(|()| device)
-                    .map_err(|e| format!("device {gpu} does not work: {e}"))
-            });
-            opened.push((gpu, result.clone()));
-            result.map(|device| OpenedDevice { device, choice: gpu })
         }
     }
+    Err(match failures.as_slice() {
+        [] => "no device given".into(),
+        [one] => one.clone(),
+        _ => format!("no device in the list works: {}", failures.join("; ")),
+    })
+}
+
+/// A GPU runtime as first opened: it initialises once per process, so later opens (and
+/// failures) reuse this.
+struct Runtime {
+    device: Device,
+    name: String,
+    software: bool,
+    /// The probe's answer, once it has run (a software renderer that `Auto` passed over has
+    /// not been probed).
+    probed: Option<Result<(), String>>,
+}
+
+fn open_gpu(gpu: DeviceChoice, accept_software: bool) -> Result<OpenedDevice, String> {
+    static RUNTIMES: Mutex<Vec<(DeviceChoice, Result<Runtime, String>)>> = Mutex::new(Vec::new());
+    let mut runtimes = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
+    let index = match runtimes.iter().position(|(c, _)| *c == gpu) {
+        Some(index) => index,
+        None => {
+            let runtime = gpu_device(gpu).map(|(device, name, software)| Runtime {
+                device,
+                name,
+                software,
+                probed: None,
+            });
+            runtimes.push((gpu, runtime));
+            runtimes.len() - 1
+        }
+    };
+    let runtime = runtimes[index].1.as_mut().map_err(|e| e.clone())?;
+    if runtime.software && !accept_software {
+        return Err(format!("{gpu} is a software renderer ({})", runtime.name));
+    }
+    if runtime.software && cfg!(feature = "vulkan") {
+        // Measured with Mesa 22.3.6 and 25.0.7: lavapipe segfaults compiling the native SPIR-V
+        // shaders of a `vulkan` build (the WGSL path of a `wgpu`-only build runs fine), and a
+        // crash inside the driver cannot be caught.
+        return Err(format!(
+            "{gpu} is a software renderer ({}), which crashes on the shaders of a build with the `vulkan` feature; use a build with `--features wgpu` only, or --device cpu",
+            runtime.name
+        ));
+    }
+    let probed = runtime
+        .probed
+        .get_or_insert_with(|| probe(&runtime.device).map_err(|e| format!("device {gpu} does not work: {e}")));
+    probed.clone().map(|()| OpenedDevice {
+        device: runtime.device.clone(),
+        choice: gpu,
+        name: runtime.name.clone(),
+    })
 }
 
 fn not_built(choice: DeviceChoice, feature: &str) -> String {
@@ -125,12 +184,13 @@ fn not_built(choice: DeviceChoice, feature: &str) -> String {
     )
 }
 
+/// Initialises a GPU runtime: its device, name, and whether it is a software renderer.
 #[allow(unreachable_code)]
-fn gpu_device(choice: DeviceChoice) -> Result<Device, String> {
+fn gpu_device(choice: DeviceChoice) -> Result<(Device, String, bool), String> {
     match choice {
         DeviceChoice::Cuda(index) => {
             #[cfg(feature = "cuda")]
-            return Ok(Device::cuda(index));
+            return Ok((Device::cuda(index), format!("CUDA device {index}"), false));
             let _ = index;
             Err(not_built(choice, "cuda"))
         }
@@ -143,10 +203,16 @@ fn gpu_device(choice: DeviceChoice) -> Result<Device, String> {
                 } else {
                     WgpuBackend::Auto
                 };
-                return Device::wgpu_options()
+                let (device, setup) = Device::wgpu_options()
                     .graphics_api(api)
-                    .init()
-                    .map_err(|e| format!("no {choice} device: {e} (is a GPU driver, or Mesa's lavapipe, installed?)"));
+                    .init_with_setup()
+                    .map_err(|e| {
+                        format!("no {choice} device: {e} (is a GPU driver, or Mesa's lavapipe, installed?)")
+                    })?;
+                let info = setup.adapter.get_info();
+                let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+                let kind = if software { ", software" } else { "" };
+                return Ok((device, format!("{} ({:?}{kind})", info.name, info.backend), software));
             }
             Err(not_built(
                 choice,
@@ -157,7 +223,7 @@ fn gpu_device(choice: DeviceChoice) -> Result<Device, String> {
                 },
             ))
         }
-        DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Device::flex()),
+        DeviceChoice::Auto | DeviceChoice::Cpu => Ok((Device::flex(), "cpu".into(), false)),
     }
 }
 
@@ -204,5 +270,23 @@ mod tests {
         if !cfg!(feature = "wgpu") {
             assert!(open(DeviceChoice::Auto).unwrap().is_cpu());
         }
+    }
+
+    #[test]
+    fn a_list_of_devices_falls_back_in_order() {
+        let mut notes = vec![];
+        let first = open_first(&[DeviceChoice::Cpu, DeviceChoice::Wgpu], |e| notes.push(e.to_string()));
+        assert!(first.unwrap().is_cpu() && notes.is_empty());
+        if !cfg!(feature = "cuda") {
+            let fallback = open_first(&[DeviceChoice::Cuda(0), DeviceChoice::Cpu], |e| {
+                notes.push(e.to_string())
+            });
+            assert!(fallback.unwrap().is_cpu());
+            assert!(notes.len() == 1 && notes[0].contains("--features cuda"), "{notes:?}");
+            let err = open_first(&[DeviceChoice::Cuda(0), DeviceChoice::Cuda(1)], |_| {}).unwrap_err();
+            assert!(err.starts_with("no device in the list works"), "{err}");
+            assert_eq!(err.matches("--features cuda").count(), 2, "{err}");
+        }
+        assert_eq!(open_first(&[], |_| {}).unwrap_err(), "no device given");
     }
 }

@@ -81,6 +81,12 @@ impl BurnUpscaler {
 
     /// Upscales a 3-channel image; the output is not clamped.
     pub fn upscale(&self, image: &Image<f32>) -> Result<Image<f32>, String> {
+        self.submit(image)?()
+    }
+
+    /// Uploads the image and queues the network on the device; the returned closure downloads
+    /// the result (on a GPU the work runs while the caller does something else in between).
+    fn submit(&self, image: &Image<f32>) -> Result<crate::upscale::Pending<'static>, String> {
         if image.channels != 3 {
             return Err(format!("the network takes RGB images, got {} channels", image.channels));
         }
@@ -91,14 +97,17 @@ impl BurnUpscaler {
         if self.precision == Precision::Fp16 {
             x = x.cast(burn::tensor::FloatDType::F16);
         }
-        let out = host(self.net.try_forward(x)?.cast(burn::tensor::FloatDType::F32));
+        let y = self.net.try_forward(x)?.cast(burn::tensor::FloatDType::F32);
         let s = self.scale;
-        let out = Image::new(3, out.shape[2], out.shape[3], out.data);
-        Ok(if (out.height, out.width) == (h * s, w * s) {
-            out
-        } else {
-            out.crop(0, 0, h * s, w * s)
-        })
+        Ok(Box::new(move || {
+            let out = host(y);
+            let out = Image::new(3, out.shape[2], out.shape[3], out.data);
+            Ok(if (out.height, out.width) == (h * s, w * s) {
+                out
+            } else {
+                out.crop(0, 0, h * s, w * s)
+            })
+        }))
     }
 
     /// Upscales an 8-bit image and rounds the result to 8 bit (clamped, half to even).
@@ -145,6 +154,15 @@ impl crate::upscale::Engine for BurnUpscaler {
 
     fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
         self.upscale(rgb)
+    }
+
+    /// The output buffer is not reused: the download makes its own.
+    fn start(&self, rgb: &Image<f32>, _out: Image<f32>) -> Result<crate::upscale::Pending<'_>, String> {
+        self.submit(rgb)
+    }
+
+    fn computes_asynchronously(&self) -> bool {
+        self.device != Device::flex()
     }
 
     /// Three feature maps alive at once (F channels at a quarter of the LR pixels), the

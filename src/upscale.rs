@@ -8,6 +8,9 @@ use crate::imaging::resize;
 use crate::inference::pad_to_even;
 use crate::model::ModelConfig;
 
+/// An upscaling that has been started: calling it waits for the frame.
+pub type Pending<'a> = Box<dyn FnOnce() -> Result<Image<f32>, String> + 'a>;
+
 /// Something that super-resolves RGB images with even sides.
 pub trait Engine {
     fn config(&self) -> &ModelConfig;
@@ -18,6 +21,18 @@ pub trait Engine {
     fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), String> {
         *out = self.run(rgb)?;
         Ok(())
+    }
+    /// Starts upscaling `rgb` into `out`'s buffer. Engines on another device (GPUs) return
+    /// once the work is queued, so a stream can upload the next frame and write the previous
+    /// one while this one computes; the CPU engines compute here.
+    fn start(&self, rgb: &Image<f32>, mut out: Image<f32>) -> Result<Pending<'_>, String> {
+        self.run_into(rgb, &mut out)?;
+        Ok(Box::new(move || Ok(out)))
+    }
+    /// Whether [`Engine::start`] returns before the work is done (streams then keep one frame
+    /// in flight; for the CPU engines that would only cost a frame buffer).
+    fn computes_asynchronously(&self) -> bool {
+        false
     }
     /// Working memory per LR pixel of one run, for planning tiles.
     fn bytes_per_lr_pixel(&self) -> usize;
@@ -110,9 +125,23 @@ pub fn upscale_rgb_into(
     engine: &dyn Engine,
     rgb: &Image<f32>,
     max_bytes: usize,
-    mut on_tile: impl FnMut(usize, usize),
-    out_image: &mut Image<f32>,
+    on_tile: impl FnMut(usize, usize),
+    out: &mut Image<f32>,
 ) -> Result<(), String> {
+    let buffer = std::mem::replace(out, Image::zeros(0, 0, 0));
+    *out = start_upscale(engine, rgb, max_bytes, on_tile, buffer)?()?;
+    Ok(())
+}
+
+/// Starts [`upscale_rgb_into`]: a frame that fits in one tile goes to [`Engine::start`] (and may
+/// still be computing when this returns); a tiled one is finished here.
+pub fn start_upscale<'a>(
+    engine: &'a dyn Engine,
+    rgb: &Image<f32>,
+    max_bytes: usize,
+    mut on_tile: impl FnMut(usize, usize),
+    buffer: Image<f32>,
+) -> Result<Pending<'a>, String> {
     let config = engine.config();
     let s = config.scale;
     let (h, w) = (rgb.height, rgb.width);
@@ -124,12 +153,12 @@ pub fn upscale_rgb_into(
         plan_tiles(padded.height, padded.width, 0, usize::MAX)
     };
     if let [_single] = tiles.as_slice() {
-        engine.run_into(&padded, out_image)?;
+        let pending = engine.start(&padded, buffer)?;
         on_tile(1, 1);
-        if (padded.height, padded.width) != (h, w) {
-            *out_image = out_image.crop(0, 0, h * s, w * s);
+        if (padded.height, padded.width) == (h, w) {
+            return Ok(pending);
         }
-        return Ok(());
+        return Ok(Box::new(move || Ok(pending()?.crop(0, 0, h * s, w * s))));
     }
     let mut out = Image::zeros(3, padded.height * s, padded.width * s);
     for (i, t) in tiles.iter().enumerate() {
@@ -147,12 +176,10 @@ pub fn upscale_rgb_into(
         }
         on_tile(i + 1, tiles.len());
     }
-    *out_image = if (padded.height, padded.width) == (h, w) {
-        out
-    } else {
-        out.crop(0, 0, h * s, w * s)
-    };
-    Ok(())
+    if (padded.height, padded.width) != (h, w) {
+        out = out.crop(0, 0, h * s, w * s);
+    }
+    Ok(Box::new(move || Ok(out)))
 }
 
 /// Upscales a picture: the colour through the network (grey as RGB, then averaged back),

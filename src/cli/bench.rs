@@ -7,6 +7,7 @@ use rt4ksr::imaging::{Image, resize};
 use rt4ksr::inference::{BurnUpscaler, Precision};
 use rt4ksr::model::init::random_weights;
 use rt4ksr::model::{Form, ModelConfig, Rt4ksr};
+use rt4ksr::upscale::Engine;
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -100,6 +101,8 @@ fn case(name: &str, gmac: f64, (median_ms, min_ms, max_ms): (f64, f64, f64)) -> 
 #[derive(Serialize)]
 struct Report {
     machine: String,
+    /// The GPU device the `--device` rows ran on, as its runtime names it.
+    gpu: Option<String>,
     threads: usize,
     peak_gmac_per_s: f64,
     cases: Vec<Case>,
@@ -191,6 +194,20 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                     gmac,
                     t,
                 ));
+                // As a video stream runs it: the next frame is uploaded and queued before the
+                // previous one is downloaded.
+                let mut in_flight: Option<rt4ksr::upscale::Pending> = None;
+                let t = time(args.runs, || {
+                    let next = Engine::start(&upscaler, &frame, Image::zeros(0, 0, 0)).expect("a valid frame");
+                    if let Some(previous) = in_flight.replace(next) {
+                        previous().expect("a valid frame");
+                    }
+                });
+                cases.push(case(
+                    &format!("{} x{scale} {width}x{height} ({precision:?}, stream)", gpu.choice),
+                    gmac,
+                    t,
+                ));
             }
         }
 
@@ -229,6 +246,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 
     let report = Report {
         machine: cpu_name(),
+        gpu: gpu.as_ref().map(|g| g.name.clone()),
         threads: rayon::current_num_threads(),
         peak_gmac_per_s: peak,
         cases,
@@ -243,6 +261,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             peak,
             args.runs
         );
+        if let Some(gpu) = &report.gpu {
+            outln!("GPU: {gpu} (rows named after the --device; upload, inference and download per frame)");
+        }
         outln!(
             "{:<48} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}",
             "case",

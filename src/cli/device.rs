@@ -1,14 +1,15 @@
 use anyhow::{Result, anyhow};
 use clap::Args;
-use rt4ksr::device::{DeviceChoice, OpenedDevice, open};
+use rt4ksr::device::{DeviceChoice, OpenedDevice, open_first};
 
 /// Where the network runs.
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// auto, cpu, wgpu, vulkan, cuda or cuda:N. GPU backends exist in builds with the cargo
-    /// features `wgpu`/`vulkan`/`cuda`; auto takes a working GPU when there is one, else the CPU.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceChoice,
+    /// auto, cpu, wgpu, vulkan, cuda or cuda:N, or a list tried in order (cuda,vulkan,cpu).
+    /// GPU backends exist in builds with the cargo features `wgpu`/`vulkan`/`cuda`; auto takes a
+    /// hardware GPU when there is one, else the CPU.
+    #[arg(long, default_value = "auto", value_delimiter = ',')]
+    pub device: Vec<DeviceChoice>,
     /// Number format on a GPU device (fp16: half the memory traffic; the CPU is always fp32).
     #[arg(long, default_value = "fp32")]
     pub precision: rt4ksr::inference::Precision,
@@ -16,9 +17,15 @@ pub struct DeviceArgs {
 
 impl DeviceArgs {
     pub fn open(&self) -> Result<OpenedDevice> {
-        let opened = open(self.device).map_err(|e| anyhow!(e))?;
+        let explicit = self.device != [DeviceChoice::Auto];
+        let opened = open_first(&self.device, |why| {
+            if explicit {
+                eprintln!("note: {why}; trying the next device");
+            }
+        })
+        .map_err(|e| anyhow!(e))?;
         if !opened.is_cpu() {
-            eprintln!("running on {}", opened.choice);
+            eprintln!("running on {}: {}", opened.choice, opened.name);
         }
         Ok(opened)
     }

@@ -6,7 +6,7 @@ use super::color::{ColorSpec, FrameEncoder, Matrix, frame_to_rgb};
 use super::raw::{self, PixFmt};
 use super::y4m::{self, Header};
 use crate::imaging::Image;
-use crate::upscale::{Engine, upscale_rgb_into};
+use crate::upscale::{Engine, Pending, start_upscale};
 use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -80,32 +80,48 @@ pub fn upscale_frames(
         let mut frames = 0u64;
         let mut error = None;
         let mut size = None;
-        for item in frames_rx {
-            let rgb = match item {
-                Ok(f) => f,
-                Err(e) => {
-                    error = Some(format!("input: {e}"));
+        // A GPU engine keeps one frame in flight: frame n+1 is uploaded and queued before frame
+        // n is downloaded, so the device is never idle waiting for the host.
+        let in_flight_limit = usize::from(engine.computes_asynchronously());
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut frames_rx = frames_rx.into_iter();
+        // Set when the input or a start fails: the frames started before it are still written whole.
+        let mut write_started = false;
+        loop {
+            let next = frames_rx.next();
+            let ended = next.is_none();
+            if let Some(item) = next {
+                let rgb = match item {
+                    Ok(f) => f,
+                    Err(e) => {
+                        error = Some(format!("input: {e}"));
+                        write_started = true;
+                        break;
+                    }
+                };
+                if *size.get_or_insert((rgb.width, rgb.height)) != (rgb.width, rgb.height) {
+                    let index = frames + in_flight.len() as u64;
+                    error = Some(format!("input: frame {index} changes the frame size mid-stream"));
+                    write_started = true;
                     break;
                 }
-            };
-            if *size.get_or_insert((rgb.width, rgb.height)) != (rgb.width, rgb.height) {
-                error = Some(format!("input: frame {frames} changes the frame size mid-stream"));
-                break;
-            }
-            let mut result = recycle_rx.try_recv().unwrap_or_else(|_| Image::zeros(0, 0, 0));
-            match upscale_rgb_into(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, &mut result) {
-                Ok(()) => {
-                    if out_tx.send(result).is_err() {
-                        break; // the writer stopped: its error is reported below
+                let buffer = recycle_rx.try_recv().unwrap_or_else(|_| Image::zeros(0, 0, 0));
+                match start_upscale(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, buffer) {
+                    Ok(pending) => in_flight.push_back(pending),
+                    Err(e) => {
+                        error = Some(format!("frame {}: {e}", frames + in_flight.len() as u64));
+                        write_started = true;
+                        break;
                     }
                 }
-                Err(e) => {
-                    error = Some(format!("frame {frames}: {e}"));
-                    break;
-                }
             }
-            frames += 1;
-            on_frame(frames);
+            let limit = if ended { 0 } else { in_flight_limit };
+            if !finish_frames(&mut in_flight, limit, &out_tx, &mut frames, &mut error, &mut on_frame) || ended {
+                break;
+            }
+        }
+        if write_started {
+            finish_frames(&mut in_flight, 0, &out_tx, &mut frames, &mut error, &mut on_frame);
         }
         drop(out_tx);
         match writer.join() {
@@ -122,6 +138,35 @@ pub fn upscale_frames(
         }
         StreamReport { frames, error }
     })
+}
+
+/// Waits for started frames until at most `limit` are in flight and hands them to the writer;
+/// false when a frame failed or the writer stopped.
+fn finish_frames(
+    in_flight: &mut std::collections::VecDeque<Pending<'_>>,
+    limit: usize,
+    out_tx: &SyncSender<Image<f32>>,
+    frames: &mut u64,
+    error: &mut Option<String>,
+    on_frame: &mut impl FnMut(u64),
+) -> bool {
+    while in_flight.len() > limit {
+        let pending = in_flight.pop_front().expect("a frame in flight");
+        match pending() {
+            Ok(result) => {
+                if out_tx.send(result).is_err() {
+                    return false; // the writer stopped: its error is reported by the caller
+                }
+            }
+            Err(e) => {
+                error.get_or_insert(format!("frame {frames}: {e}"));
+                return false;
+            }
+        }
+        *frames += 1;
+        on_frame(*frames);
+    }
+    true
 }
 
 /// Upscales a YUV4MPEG2 stream, keeping its chroma format, depth and tags; colour conversion
@@ -190,4 +235,131 @@ pub fn upscale_raw(
         output.flush()
     };
     upscale_frames(engine, read, write, options.max_memory, on_frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ModelConfig;
+    use std::sync::Mutex;
+
+    /// Nearest-neighbour x2 that logs when each frame starts and finishes; `deferred` makes it
+    /// behave like a GPU engine (the work happens when the frame is waited for).
+    struct LoggingEngine {
+        config: ModelConfig,
+        deferred: bool,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl LoggingEngine {
+        fn new(deferred: bool) -> Self {
+            Self {
+                config: ModelConfig::official(2),
+                deferred,
+                log: Mutex::new(vec![]),
+            }
+        }
+
+        fn events(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    impl Engine for LoggingEngine {
+        fn config(&self) -> &ModelConfig {
+            &self.config
+        }
+
+        fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+            let (h, w) = (rgb.height * 2, rgb.width * 2);
+            let data = (0..3 * h * w)
+                .map(|i| {
+                    let (c, y, x) = (i / (h * w), i / w % h, i % w);
+                    rgb.data[(c * rgb.height + y / 2) * rgb.width + x / 2]
+                })
+                .collect();
+            Ok(Image::new(3, h, w, data))
+        }
+
+        fn start(&self, rgb: &Image<f32>, _out: Image<f32>) -> Result<Pending<'_>, String> {
+            let id = rgb.data[0];
+            self.log.lock().unwrap().push(format!("start {id}"));
+            let rgb = rgb.clone();
+            let finish = move || {
+                self.log.lock().unwrap().push(format!("finish {id}"));
+                self.run(&rgb)
+            };
+            if self.deferred {
+                Ok(Box::new(finish))
+            } else {
+                let out = finish();
+                Ok(Box::new(move || out))
+            }
+        }
+
+        fn computes_asynchronously(&self) -> bool {
+            self.deferred
+        }
+
+        fn bytes_per_lr_pixel(&self) -> usize {
+            12
+        }
+    }
+
+    /// Frame n is filled with the value n; frame `fail_at` (if any) is a read error.
+    fn run_stream(engine: &LoggingEngine, count: u64, fail_at: Option<u64>) -> (Vec<f32>, StreamReport) {
+        let written = Mutex::new(vec![]);
+        let report = upscale_frames(
+            engine,
+            |n| match n {
+                _ if Some(n) == fail_at => Err(io::Error::other("bad frame")),
+                _ if n == count => Ok(None),
+                _ => Ok(Some(Image::new(3, 4, 6, vec![n as f32; 72]))),
+            },
+            |frame| {
+                assert_eq!((frame.height, frame.width), (8, 12));
+                assert!(frame.data.iter().all(|&v| v == frame.data[0]));
+                written.lock().unwrap().push(frame.data[0]);
+                Ok(())
+            },
+            usize::MAX,
+            |_| {},
+        );
+        (written.into_inner().unwrap(), report)
+    }
+
+    #[test]
+    fn an_asynchronous_engine_gets_the_next_frame_before_the_last_is_waited_for() {
+        let engine = LoggingEngine::new(true);
+        let (written, report) = run_stream(&engine, 4, None);
+        assert_eq!(written, [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!((report.frames, report.error), (4, None));
+        let events = engine.events();
+        let at = |e: &str| events.iter().position(|x| x == e).unwrap();
+        assert!(at("start 1") < at("finish 0"), "{events:?}");
+        assert!(at("start 3") < at("finish 2"), "{events:?}");
+    }
+
+    #[test]
+    fn a_synchronous_engine_finishes_each_frame_before_the_next() {
+        let engine = LoggingEngine::new(false);
+        let (written, report) = run_stream(&engine, 3, None);
+        assert_eq!(written, [0.0, 1.0, 2.0]);
+        assert_eq!(report.frames, 3);
+        assert_eq!(
+            engine.events(),
+            ["start 0", "finish 0", "start 1", "finish 1", "start 2", "finish 2"]
+        );
+    }
+
+    #[test]
+    fn frames_in_flight_before_an_input_error_are_still_written() {
+        for deferred in [true, false] {
+            let engine = LoggingEngine::new(deferred);
+            let (written, report) = run_stream(&engine, 10, Some(3));
+            assert_eq!(written, [0.0, 1.0, 2.0], "deferred {deferred}");
+            assert_eq!(report.frames, 3);
+            assert!(report.error.unwrap().contains("bad frame"));
+        }
+    }
 }
