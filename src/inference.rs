@@ -204,6 +204,26 @@ impl crate::upscale::Engine for FastUpscaler {
         Ok(())
     }
 
+    fn fuses_yuv420(&self) -> bool {
+        true
+    }
+
+    fn run_into_yuv420(
+        &self,
+        rgb: &Image<f32>,
+        coefficients: crate::video::color::YuvCoefficients,
+        frame: &mut crate::video::y4m::Frame,
+    ) -> Result<(), String> {
+        if rgb.width % 2 == 1 || rgb.height % 2 == 1 {
+            return Err(format!(
+                "{}x{} frame: 4:2:0 output needs even sides",
+                rgb.width, rgb.height
+            ));
+        }
+        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)
+    }
+
     /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output
     /// samples per LR pixel; the per-band rings of three rows are small next to them.
     fn bytes_per_lr_pixel(&self) -> usize {

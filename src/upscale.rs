@@ -7,9 +7,11 @@ use crate::imaging::picture::Picture;
 use crate::imaging::resize;
 use crate::inference::pad_to_even;
 use crate::model::ModelConfig;
+use crate::video::color::YuvCoefficients;
+use crate::video::y4m::Frame;
 
 /// An upscaling that has been started: calling it waits for the frame.
-pub type Pending<'a> = Box<dyn FnOnce() -> Result<Image<f32>, String> + 'a>;
+pub type Pending<'a, T = Image<f32>> = Box<dyn FnOnce() -> Result<T, String> + 'a>;
 
 /// Something that super-resolves RGB images with even sides.
 pub trait Engine {
@@ -33,6 +35,21 @@ pub trait Engine {
     /// in flight; for the CPU engines that would only cost a frame buffer).
     fn computes_asynchronously(&self) -> bool {
         false
+    }
+    /// Whether [`Engine::run_into_yuv420`] converts as it writes its output (the fast CPU
+    /// engine); otherwise streams convert the RGB result themselves.
+    fn fuses_yuv420(&self) -> bool {
+        false
+    }
+    /// Upscales an RGB image with even sides straight into a YUV 4:2:0 frame.
+    fn run_into_yuv420(
+        &self,
+        rgb: &Image<f32>,
+        coefficients: YuvCoefficients,
+        frame: &mut Frame,
+    ) -> Result<(), String> {
+        let _ = (rgb, coefficients, frame);
+        Err("this engine does not write YUV frames".into())
     }
     /// Working memory per LR pixel of one run, for planning tiles.
     fn bytes_per_lr_pixel(&self) -> usize;
@@ -133,6 +150,17 @@ pub fn upscale_rgb_into(
     Ok(())
 }
 
+/// The tiles an even-sided image is run in, within `max_bytes` of working memory.
+pub fn tiles_for(engine: &dyn Engine, h: usize, w: usize, max_bytes: usize) -> Vec<Tile> {
+    let config = engine.config();
+    let budget = (max_bytes / engine.bytes_per_lr_pixel().max(1)).max(64 * 64);
+    if tileable(config) {
+        plan_tiles(h, w, receptive_radius(config), budget)
+    } else {
+        plan_tiles(h, w, 0, usize::MAX)
+    }
+}
+
 /// Starts [`upscale_rgb_into`]: a frame that fits in one tile goes to [`Engine::start`] (and may
 /// still be computing when this returns); a tiled one is finished here.
 pub fn start_upscale<'a>(
@@ -142,16 +170,10 @@ pub fn start_upscale<'a>(
     mut on_tile: impl FnMut(usize, usize),
     buffer: Image<f32>,
 ) -> Result<Pending<'a>, String> {
-    let config = engine.config();
-    let s = config.scale;
+    let s = engine.config().scale;
     let (h, w) = (rgb.height, rgb.width);
     let padded = pad_to_even(rgb);
-    let budget = (max_bytes / engine.bytes_per_lr_pixel().max(1)).max(64 * 64);
-    let tiles = if tileable(config) {
-        plan_tiles(padded.height, padded.width, receptive_radius(config), budget)
-    } else {
-        plan_tiles(padded.height, padded.width, 0, usize::MAX)
-    };
+    let tiles = tiles_for(engine, padded.height, padded.width, max_bytes);
     if let [_single] = tiles.as_slice() {
         let pending = engine.start(&padded, buffer)?;
         on_tile(1, 1);

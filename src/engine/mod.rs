@@ -14,6 +14,8 @@ pub mod math;
 
 use crate::imaging::Image;
 use crate::model::{Activation, Form, ModelConfig};
+use crate::video::color::YuvCoefficients;
+use crate::video::y4m::Frame;
 use crate::{ModelWeights, TensorMap};
 use rayon::prelude::*;
 
@@ -210,43 +212,66 @@ impl FastEngine {
     /// As [`FastEngine::upscale`], writing into `out`, which is reallocated only when the frame
     /// size changes: for streams of frames, where fresh 4K buffers would cost page faults.
     pub fn upscale_into(&self, rgb: &Image<f32>, ws: &mut Workspace, out: &mut Image<f32>) -> Result<(), String> {
+        self.check(rgb)?;
+        let s = self.config.scale;
+        if (out.channels, out.height, out.width) != (3, rgb.height * s, rgb.width * s) {
+            *out = Image::zeros(3, rgb.height * s, rgb.width * s);
+        }
+        let sink = Sink::Rgb(Shared(out.data.as_mut_ptr()));
+        self.run(rgb, ws, sink, out.width);
+        Ok(())
+    }
+
+    /// Upscales straight into a 4:2:0 frame (planes resized as needed): each 2s x 2s block of
+    /// the pixel shuffle holds whole 2x2 chroma areas, so the last layer's stores convert to
+    /// YUV as they go, and a video stream neither writes nor reads a float 4K frame.
+    pub fn upscale_into_yuv420(
+        &self,
+        rgb: &Image<f32>,
+        ws: &mut Workspace,
+        coefficients: YuvCoefficients,
+        frame: &mut Frame,
+    ) -> Result<(), String> {
+        self.check(rgb)?;
+        let s = self.config.scale;
+        let (out_h, out_w) = (rgb.height * s, rgb.width * s);
+        frame.y.resize(out_h * out_w, 0);
+        frame.u.resize(out_h * out_w / 4, 0);
+        frame.v.resize(out_h * out_w / 4, 0);
+        let sink = Sink::Yuv420 {
+            y: Shared(frame.y.as_mut_ptr()),
+            u: Shared(frame.u.as_mut_ptr()),
+            v: Shared(frame.v.as_mut_ptr()),
+            coefficients,
+        };
+        self.run(rgb, ws, sink, out_w);
+        Ok(())
+    }
+
+    fn check(&self, rgb: &Image<f32>) -> Result<(), String> {
         crate::model::network::check_input_size(&self.config, rgb.height, rgb.width)?;
         if rgb.channels != 3 {
             return Err(format!("the network takes RGB images, got {} channels", rgb.channels));
         }
+        Ok(())
+    }
+
+    /// The whole network over a checked frame, the output going to `sink` (`out_w` wide).
+    fn run(&self, rgb: &Image<f32>, ws: &mut Workspace, sink: Sink, out_w: usize) {
         let (h, w) = (rgb.height / 2, rgb.width / 2);
         let f = self.config.feature_channels;
         let bands = rayon::current_num_threads().clamp(1, h);
         ws.prepare(h, w, 12, f, self.layers.len() - 1, bands);
         let stride = ws.stride;
-        // Pixel unshuffle into the zero-bordered head input: channel c*4 + dy*2 + dx, padded
-        // row y+1 (in parallel: single-threaded it was ~2% of a frame).
+        // Pixel unshuffle into the zero-bordered head input, row y at padded row y+1 (in
+        // parallel: single-threaded it was ~2% of a frame).
         ws.input
             .par_chunks_mut(12 * stride)
             .skip(1)
             .take(h)
             .enumerate()
-            .for_each(|(y, padded_row)| {
-                for c in 0..3 {
-                    let src = rgb.plane(c);
-                    for dy in 0..2 {
-                        let row = &src[(2 * y + dy) * rgb.width..][..rgb.width];
-                        for dx in 0..2 {
-                            let out = &mut padded_row[(c * 4 + dy * 2 + dx) * stride + 1..][..w];
-                            for (o, pair) in out.iter_mut().zip(row.chunks_exact(2)) {
-                                *o = pair[dx];
-                            }
-                        }
-                    }
-                }
-            });
-        let s = self.config.scale;
-        if (out.channels, out.height, out.width) != (3, rgb.height * s, rgb.width * s) {
-            *out = Image::zeros(3, rgb.height * s, rgb.width * s);
-        }
+            .for_each(|(y, padded_row)| unshuffle_row(rgb, y, padded_row, stride, w));
         let geometry = Geometry { h, w, stride };
-        let shared = SharedOut(out.data.as_mut_ptr());
-        let out_w = out.width;
         let input = &ws.input;
         let rows_per_band = h.div_ceil(bands);
         ws.rings
@@ -255,26 +280,16 @@ impl FastEngine {
             .for_each(|(band, rings)| {
                 let (a, b) = (band * rows_per_band, ((band + 1) * rows_per_band).min(h));
                 if a < b {
-                    self.stream_band(input, rings, geometry, a, b, shared, out_w);
+                    self.stream_band(input, rings, geometry, a, b, sink, out_w);
                 }
             });
-        Ok(())
     }
 
     /// Computes final rows `a..b` of the frame, streaming every layer through three-row rings:
     /// at step t, layer k computes its row t - k, when that row lies in the rows the band needs
     /// from it (its own rows widened by one per later layer).
     #[allow(clippy::too_many_arguments)]
-    fn stream_band(
-        &self,
-        input: &[f32],
-        rings: &mut [f32],
-        g: Geometry,
-        a: usize,
-        b: usize,
-        out: SharedOut,
-        out_w: usize,
-    ) {
+    fn stream_band(&self, input: &[f32], rings: &mut [f32], g: Geometry, a: usize, b: usize, sink: Sink, out_w: usize) {
         let n = self.layers.len();
         let f = self.config.feature_channels;
         let row_len = f * g.stride;
@@ -333,8 +348,32 @@ impl FastEngine {
                             dst[c * g.stride + x0 + 1..][..valid].copy_from_slice(&result[c * BLOCK..][..valid]);
                         }
                     } else {
-                        store_shuffled(&result, layer.co, r, x0, valid, 2 * self.config.scale, out, out_w, g.h);
+                        let r_up = 2 * self.config.scale;
+                        match sink {
+                            Sink::Rgb(out) => store_shuffled(&result, layer.co, r, x0, valid, r_up, out, out_w, g.h),
+                            Sink::Yuv420 { y, u, v, coefficients } => {
+                                store_yuv420(&result, r, x0, valid, r_up, [y, u, v], out_w, g.h, &coefficients)
+                            }
+                        }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Pixel unshuffle of LR rows 2y and 2y+1 into one zero-bordered head input row: channel
+/// c*4 + dy*2 + dx.
+#[inline(never)]
+fn unshuffle_row(rgb: &Image<f32>, y: usize, padded_row: &mut [f32], stride: usize, w: usize) {
+    for c in 0..3 {
+        let src = rgb.plane(c);
+        for dy in 0..2 {
+            let row = &src[(2 * y + dy) * rgb.width..][..rgb.width];
+            for dx in 0..2 {
+                let out = &mut padded_row[(c * 4 + dy * 2 + dx) * stride + 1..][..w];
+                for (o, pair) in out.iter_mut().zip(row.chunks_exact(2)) {
+                    *o = pair[dx];
                 }
             }
         }
@@ -351,7 +390,7 @@ fn store_shuffled(
     x0: usize,
     valid: usize,
     r: usize,
-    out: SharedOut,
+    out: Shared<f32>,
     out_w: usize,
     h: usize,
 ) {
@@ -370,6 +409,63 @@ fn store_shuffled(
     }
 }
 
+/// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
+/// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
+/// [`FrameEncoder`](crate::video::color::FrameEncoder) averages them.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn store_yuv420(
+    block: &[f32],
+    y: usize,
+    x0: usize,
+    valid: usize,
+    r: usize,
+    [luma, cb_plane, cr_plane]: [Shared<u16>; 3],
+    out_w: usize,
+    h: usize,
+    coefficients: &YuvCoefficients,
+) {
+    let (chroma_w, rr) = (out_w / 2, r * r);
+    let last_pixel = (y * r + r - 1) * out_w + (x0 + valid) * r - 1;
+    assert!(
+        last_pixel < h * r * out_w && r % 2 == 0 && out_w % 2 == 0,
+        "4:2:0 store inside the frame"
+    );
+    // Whole blocks are converted (fixed-length loops vectorise); only `valid` pixels are stored.
+    let channel = |c: usize| -> &[f32; BLOCK] { block[c * BLOCK..][..BLOCK].try_into().expect("a whole block") };
+    for i in (0..r).step_by(2) {
+        for j in (0..r).step_by(2) {
+            // Summed as FrameEncoder sums an area, ((t0 + t1) + b0) + b1 (0 + t0 is exact).
+            let mut cb_sum = [0f32; BLOCK];
+            let mut cr_sum = [0f32; BLOCK];
+            for (di, dj) in [(i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1)] {
+                let c = di * r + dj;
+                let (red, green, blue) = (channel(c), channel(rr + c), channel(2 * rr + c));
+                let mut luma_values = [0u16; BLOCK];
+                for p in 0..BLOCK {
+                    let (l, cb, cr) = coefficients.pixel(red[p], green[p], blue[p]);
+                    luma_values[p] = l;
+                    cb_sum[p] += cb;
+                    cr_sum[p] += cr;
+                }
+                let row = (y * r + di) * out_w + x0 * r + dj;
+                for (p, &l) in luma_values[..valid].iter().enumerate() {
+                    // SAFETY: inside the frame (asserted); bands write disjoint rows y.
+                    unsafe { *luma.0.add(row + p * r) = l };
+                }
+            }
+            let chroma_row = ((y * r + i) / 2) * chroma_w + (x0 * r + j) / 2;
+            for p in 0..valid {
+                // SAFETY: as above, at half the resolution.
+                unsafe {
+                    *cb_plane.0.add(chroma_row + p * r / 2) = coefficients.chroma(cb_sum[p] / 4.0);
+                    *cr_plane.0.add(chroma_row + p * r / 2) = coefficients.chroma(cr_sum[p] / 4.0);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Geometry {
     h: usize,
@@ -377,11 +473,30 @@ struct Geometry {
     stride: usize,
 }
 
-/// A raw pointer to the output image shared by the band workers: each writes disjoint rows.
+/// A raw pointer into an output buffer shared by the band workers: each writes disjoint rows.
+struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+/// Where the last layer's shuffled output goes.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
+enum Sink {
+    /// Planar RGB floats.
+    Rgb(Shared<f32>),
+    /// The planes of a 4:2:0 frame.
+    Yuv420 {
+        y: Shared<u16>,
+        u: Shared<u16>,
+        v: Shared<u16>,
+        coefficients: YuvCoefficients,
+    },
+}
 
 #[cfg(test)]
 mod tests {
@@ -411,6 +526,41 @@ mod tests {
         assert!(!FastEngine::supports(&c));
         let w = perturbed_weights(&c, Form::Folded, 1);
         assert!(FastEngine::new(&w).unwrap().is_none());
+    }
+
+    #[test]
+    fn fused_yuv420_output_equals_converting_the_rgb_output() {
+        use crate::video::color::{ColorSpec, FrameEncoder, Matrix};
+        use crate::video::y4m::Header;
+        // Widths that leave a partial last block; depths and ranges that change the arithmetic.
+        for (scale, h, w, depth, full_range) in [(2, 10, 38, 8, false), (3, 8, 46, 10, true), (3, 6, 32, 8, false)] {
+            let engine = FastEngine::new(&perturbed_weights(&ModelConfig::official(scale), Form::Training, 7))
+                .unwrap()
+                .unwrap();
+            let data = (0..3 * h * w)
+                .map(|i| ((i * 7919) % 1000) as f32 / 900.0 - 0.05)
+                .collect();
+            let rgb = Image::new(3, h, w, data);
+            let spec = ColorSpec {
+                matrix: Matrix::Bt709,
+                full_range,
+                depth,
+            };
+            let mut ws = Workspace::default();
+            let float = engine.upscale(&rgb, &mut ws).unwrap();
+            let header =
+                Header::read(&mut format!("YUV4MPEG2 W{} H{} C420p10\n", w * scale, h * scale).as_bytes()).unwrap();
+            let mut encoder = FrameEncoder::default();
+            let want = encoder.encode(&float, &header, spec);
+            let mut fused = Frame::default();
+            engine
+                .upscale_into_yuv420(&rgb, &mut ws, YuvCoefficients::new(spec), &mut fused)
+                .unwrap();
+            assert_eq!(fused.y, want.y, "x{scale} luma");
+            assert_eq!((&fused.u, &fused.v), (&want.u, &want.v), "x{scale} chroma");
+            let levels: std::collections::BTreeSet<_> = fused.u.iter().collect();
+            assert!(levels.len() > 20, "a colourful test frame");
+        }
     }
 }
 

@@ -46,6 +46,57 @@ impl ColorSpec {
     }
 }
 
+/// The RGB -> YUV arithmetic of one [`ColorSpec`], shared by [`FrameEncoder`] and the fast
+/// engine's fused 4:2:0 output so that both give the same samples.
+#[derive(Clone, Copy, Debug)]
+pub struct YuvCoefficients {
+    kr: f32,
+    kg: f32,
+    kb: f32,
+    y_off: f32,
+    y_scale: f32,
+    c_mid: f32,
+    c_scale: f32,
+    max: f32,
+}
+
+impl YuvCoefficients {
+    pub fn new(spec: ColorSpec) -> Self {
+        let (y_off, y_scale, c_mid, c_scale) = spec.ranges();
+        let (kr, kb) = spec.matrix.kr_kb();
+        Self {
+            kr,
+            kg: 1.0 - kr - kb,
+            kb,
+            y_off,
+            y_scale,
+            c_mid,
+            c_scale,
+            max: ((1u32 << spec.depth) - 1) as f32,
+        }
+    }
+
+    /// One pixel (clamped to 0..1): its luma sample and its unscaled Cb and Cr.
+    #[inline(always)]
+    pub fn pixel(&self, r: f32, g: f32, b: f32) -> (u16, f32, f32) {
+        let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
+        let yv = self.kr * r + self.kg * g + self.kb * b;
+        // Non-negative here, so +0.5 and truncation round half up without a libm call.
+        let luma = ((yv * self.y_scale + self.y_off).clamp(0.0, self.max) + 0.5) as u16;
+        (
+            luma,
+            (b - yv) / (2.0 * (1.0 - self.kb)),
+            (r - yv) / (2.0 * (1.0 - self.kr)),
+        )
+    }
+
+    /// A chroma sample from the mean of the unscaled values of its area.
+    #[inline(always)]
+    pub fn chroma(&self, mean: f32) -> u16 {
+        ((mean * self.c_scale + self.c_mid).clamp(0.0, self.max) + 0.5) as u16
+    }
+}
+
 /// The bilinear taps of centred chroma siting along one axis, for each of `n` luma positions:
 /// (first chroma sample, second, weight of the second). Luma i sits at chroma (i + 0.5) / sub -
 /// 0.5. Computed once per frame instead of a floor and two clamps per pixel.
@@ -137,10 +188,7 @@ impl FrameEncoder {
     pub fn encode(&mut self, rgb: &Image<f32>, header: &Header, spec: ColorSpec) -> &Frame {
         let (w, h) = (header.width, header.height);
         assert_eq!((rgb.width, rgb.height), (w, h));
-        let (y_off, y_scale, c_mid, c_scale) = spec.ranges();
-        let (kr, kb) = spec.matrix.kr_kb();
-        let kg = 1.0 - kr - kb;
-        let max = ((1u32 << spec.depth) - 1) as f32;
+        let coefficients = YuvCoefficients::new(spec);
         let n = w * h;
         let Self {
             cb_full,
@@ -161,12 +209,7 @@ impl FrameEncoder {
             .zip(cr_full.iter_mut())
             .zip(rs.iter().zip(gs).zip(bs))
         {
-            let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
-            let yv = kr * r + kg * g + kb * b;
-            // Non-negative here, so +0.5 and truncation round half up without a libm call.
-            *l = ((yv * y_scale + y_off).clamp(0.0, max) + 0.5) as u16;
-            *cb = (b - yv) / (2.0 * (1.0 - kb));
-            *cr = (r - yv) / (2.0 * (1.0 - kr));
+            (*l, *cb, *cr) = coefficients.pixel(r, g, b);
         }
         let (cw, ch) = header.chroma.plane_size(w, h);
         let (sx, sy) = match header.chroma {
@@ -183,8 +226,7 @@ impl FrameEncoder {
                 for (out_row, rows) in plane.chunks_exact_mut(cw).zip(full.chunks_exact(2 * w)) {
                     let (top, bottom) = rows.split_at(w);
                     for ((out, t), b) in out_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
-                        let sum = ((t[0] + t[1]) + b[0]) + b[1];
-                        *out = ((sum / 4.0 * c_scale + c_mid).clamp(0.0, max) + 0.5) as u16;
+                        *out = coefficients.chroma((((t[0] + t[1]) + b[0]) + b[1]) / 4.0);
                     }
                 }
                 return;
@@ -199,8 +241,7 @@ impl FrameEncoder {
                             sum += v;
                         }
                     }
-                    let count = (ys.len() * xs.len()) as f32;
-                    *out = ((sum / count * c_scale + c_mid).clamp(0.0, max) + 0.5) as u16;
+                    *out = coefficients.chroma(sum / (ys.len() * xs.len()) as f32);
                 }
             }
         };

@@ -2,11 +2,11 @@
 //! joined by bounded queues so decoding, inference and encoding overlap and memory stays
 //! bounded. Frames keep their order. Every frame written before an error is complete.
 
-use super::color::{ColorSpec, FrameEncoder, Matrix, frame_to_rgb};
+use super::color::{ColorSpec, FrameEncoder, Matrix, YuvCoefficients, frame_to_rgb};
 use super::raw::{self, PixFmt};
-use super::y4m::{self, Header};
+use super::y4m::{self, Chroma, Frame, Header};
 use crate::imaging::Image;
-use crate::upscale::{Engine, Pending, start_upscale};
+use crate::upscale::{Engine, Pending, start_upscale, tiles_for};
 use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -36,18 +36,35 @@ const OUT_QUEUE: usize = 1;
 /// `None` at the end), `write` runs on a writer thread, and inference runs here between them.
 pub fn upscale_frames(
     engine: &(dyn Engine + Sync),
-    mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
-    mut write: impl FnMut(&Image<f32>) -> io::Result<()> + Send,
+    read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
+    write: impl FnMut(&Image<f32>) -> io::Result<()> + Send,
     max_memory: usize,
+    on_frame: impl FnMut(u64),
+) -> StreamReport {
+    let start = |rgb: &Image<f32>, buffer: Option<Image<f32>>| {
+        let buffer = buffer.unwrap_or_else(|| Image::zeros(0, 0, 0));
+        start_upscale(engine, rgb, max_memory.max(1 << 20), |_, _| {}, buffer)
+    };
+    stream_frames(engine.computes_asynchronously(), read, start, write, on_frame)
+}
+
+/// The stream machinery behind [`upscale_frames`], for any kind of output frame `T`: `start`
+/// begins a frame (given a written output to reuse, once there is one); with `keep_in_flight`
+/// the next frame starts before the previous one is waited for.
+fn stream_frames<'e, T: Send>(
+    keep_in_flight: bool,
+    mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
+    mut start: impl FnMut(&Image<f32>, Option<T>) -> Result<Pending<'e, T>, String>,
+    mut write: impl FnMut(&T) -> io::Result<()> + Send,
     mut on_frame: impl FnMut(u64),
 ) -> StreamReport {
     std::thread::scope(|scope| {
         let (frames_tx, frames_rx): (SyncSender<io::Result<Image<f32>>>, Receiver<io::Result<Image<f32>>>) =
             sync_channel(QUEUE);
-        let (out_tx, out_rx) = sync_channel::<Image<f32>>(OUT_QUEUE);
+        let (out_tx, out_rx) = sync_channel::<T>(OUT_QUEUE);
         // Written frames go back to the inference loop, so 4K buffers are allocated once per
         // stream instead of once per frame (fresh pages cost ~10% of a frame).
-        let (recycle_tx, recycle_rx) = sync_channel::<Image<f32>>(OUT_QUEUE + 1);
+        let (recycle_tx, recycle_rx) = sync_channel::<T>(OUT_QUEUE + 1);
         scope.spawn(move || {
             let mut index = 0;
             loop {
@@ -82,7 +99,7 @@ pub fn upscale_frames(
         let mut size = None;
         // A GPU engine keeps one frame in flight: frame n+1 is uploaded and queued before frame
         // n is downloaded, so the device is never idle waiting for the host.
-        let in_flight_limit = usize::from(engine.computes_asynchronously());
+        let in_flight_limit = usize::from(keep_in_flight);
         let mut in_flight = std::collections::VecDeque::new();
         let mut frames_rx = frames_rx.into_iter();
         // Set when the input or a start fails: the frames started before it are still written whole.
@@ -105,8 +122,7 @@ pub fn upscale_frames(
                     write_started = true;
                     break;
                 }
-                let buffer = recycle_rx.try_recv().unwrap_or_else(|_| Image::zeros(0, 0, 0));
-                match start_upscale(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, buffer) {
+                match start(&rgb, recycle_rx.try_recv().ok()) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         error = Some(format!("frame {}: {e}", frames + in_flight.len() as u64));
@@ -142,10 +158,10 @@ pub fn upscale_frames(
 
 /// Waits for started frames until at most `limit` are in flight and hands them to the writer;
 /// false when a frame failed or the writer stopped.
-fn finish_frames(
-    in_flight: &mut std::collections::VecDeque<Pending<'_>>,
+fn finish_frames<T>(
+    in_flight: &mut std::collections::VecDeque<Pending<'_, T>>,
     limit: usize,
-    out_tx: &SyncSender<Image<f32>>,
+    out_tx: &SyncSender<T>,
     frames: &mut u64,
     error: &mut Option<String>,
     on_frame: &mut impl FnMut(u64),
@@ -198,18 +214,30 @@ pub fn upscale_y4m(
         Ok(y4m::read_frame(&mut input, &header, index)?.map(|f| frame_to_rgb(&f, &header, spec)))
     };
     let mut header_written = false;
-    let mut encoder = FrameEncoder::default();
     let mut bytes = Vec::new();
-    let write = |rgb: &Image<f32>| -> io::Result<()> {
+    // The output keeps the input's matrix and range, so that the stream's tags stay true.
+    let mut write_frame = |frame: &Frame| -> io::Result<()> {
         if !header_written {
             out_header.write(&mut output)?;
             header_written = true;
         }
-        // The output keeps the input's matrix and range, so that the stream's tags stay true.
-        let frame = encoder.encode(rgb, &out_header, spec);
         y4m::write_frame_with(&mut output, &out_header, frame, &mut bytes)?;
         output.flush()
     };
+    let (w, h) = (header.width, header.height);
+    let whole_420 = header.chroma == Chroma::C420 && w % 2 == 0 && h % 2 == 0;
+    if whole_420 && engine.fuses_yuv420() && tiles_for(engine, h, w, options.max_memory.max(1 << 20)).len() == 1 {
+        // The engine writes YUV itself: no float 4K frame to write, read and convert.
+        let coefficients = YuvCoefficients::new(spec);
+        let start = |rgb: &Image<f32>, buffer: Option<Frame>| -> Result<Pending<'_, Frame>, String> {
+            let mut frame = buffer.unwrap_or_default();
+            engine.run_into_yuv420(rgb, coefficients, &mut frame)?;
+            Ok(Box::new(move || Ok(frame)))
+        };
+        return stream_frames(engine.computes_asynchronously(), read, start, write_frame, on_frame);
+    }
+    let mut encoder = FrameEncoder::default();
+    let write = |rgb: &Image<f32>| -> io::Result<()> { write_frame(encoder.encode(rgb, &out_header, spec)) };
     upscale_frames(engine, read, write, options.max_memory, on_frame)
 }
 
