@@ -177,10 +177,10 @@ impl ModelArgs {
         Ok(match &self.weights {
             Some(path) => {
                 let w = ModelWeights::load(path)?;
-                if let Some(s) = self.scale {
-                    if s != w.config.scale {
-                        bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
-                    }
+                if let Some(s) = self.scale
+                    && s != w.config.scale
+                {
+                    bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
                 }
                 w
             }

@@ -16,7 +16,7 @@ const LRELU_SLOPE: f32 = 0.05;
 
 #[allow(clippy::too_many_arguments)]
 pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
-    assert!(layer.co % GROUP == 0 && block.len() >= layer.co * BLOCK);
+    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= layer.co * BLOCK);
     for row in rows {
         assert!(
             (layer.ci - 1) * stride + x0 + BLOCK + 2 <= row.len(),

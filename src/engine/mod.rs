@@ -124,7 +124,7 @@ impl FastEngine {
     /// Whether the fast path implements this configuration: merge off (the HF branch is dead),
     /// no channel attention, no block residual, feature channels a multiple of 6.
     pub fn supports(config: &ModelConfig) -> bool {
-        !config.merge_hf && !config.eca && !config.residual && config.feature_channels % 6 == 0
+        !config.merge_hf && !config.eca && !config.residual && config.feature_channels.is_multiple_of(6)
     }
 
     /// Builds the engine from weights (folding them first); `None` when unsupported.
@@ -428,7 +428,7 @@ fn store_yuv420(
     let (chroma_w, rr) = (out_w / 2, r * r);
     let last_pixel = (y * r + r - 1) * out_w + (x0 + valid) * r - 1;
     assert!(
-        last_pixel < h * r * out_w && r % 2 == 0 && out_w % 2 == 0,
+        last_pixel < h * r * out_w && r.is_multiple_of(2) && out_w.is_multiple_of(2),
         "4:2:0 store inside the frame"
     );
     // Whole blocks are converted (fixed-length loops vectorise); only `valid` pixels are stored.
@@ -498,6 +498,24 @@ enum Sink {
     },
 }
 
+/// Measures the machine's fp32 multiply-accumulate peak: every core runs independent FMA chains
+/// (enough to hide the FMA latency) for about `millis` ms. Returns GMAC/s over all cores.
+pub fn measure_peak_gmacs(millis: u64) -> f64 {
+    let threads = rayon::current_num_threads();
+    let per_thread: Vec<f64> = (0..threads)
+        .into_par_iter()
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let mut macs = 0u64;
+            while start.elapsed().as_millis() < millis as u128 {
+                macs += kernels::fma_burst(Isa::detect());
+            }
+            macs as f64 / start.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    per_thread.iter().sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,22 +580,4 @@ mod tests {
             assert!(levels.len() > 20, "a colourful test frame");
         }
     }
-}
-
-/// Measures the machine's fp32 multiply-accumulate peak: every core runs independent FMA chains
-/// (enough to hide the FMA latency) for about `millis` ms. Returns GMAC/s over all cores.
-pub fn measure_peak_gmacs(millis: u64) -> f64 {
-    let threads = rayon::current_num_threads();
-    let per_thread: Vec<f64> = (0..threads)
-        .into_par_iter()
-        .map(|_| {
-            let start = std::time::Instant::now();
-            let mut macs = 0u64;
-            while start.elapsed().as_millis() < millis as u128 {
-                macs += kernels::fma_burst(Isa::detect());
-            }
-            macs as f64 / start.elapsed().as_secs_f64() / 1e9
-        })
-        .collect();
-    per_thread.iter().sum()
 }

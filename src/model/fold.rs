@@ -101,10 +101,10 @@ pub fn fold(config: &ModelConfig, training: &TensorMap, keep_dead: bool) -> Resu
         if spec.name.contains(".rep_conv.") {
             continue;
         }
-        if let Some(t) = training.get(&spec.name) {
-            if !(spec.optional && drop_dead) {
-                folded.insert(spec.name.clone(), t.clone());
-            }
+        if let Some(t) = training.get(&spec.name)
+            && !(spec.optional && drop_dead)
+        {
+            folded.insert(spec.name.clone(), t.clone());
         }
     }
     for prefix in block_prefixes(config) {

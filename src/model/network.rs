@@ -338,7 +338,7 @@ impl Rt4ksr {
 
 /// Checks an LR input size against a configuration.
 pub fn check_input_size(config: &ModelConfig, height: usize, width: usize) -> Result<(), String> {
-    if height == 0 || width == 0 || height % 2 != 0 || width % 2 != 0 {
+    if height == 0 || width == 0 || !height.is_multiple_of(2) || !width.is_multiple_of(2) {
         return Err(format!(
             "the network needs even, non-zero input sides, got {width}x{height} (pad odd sides first)"
         ));

@@ -94,10 +94,10 @@ impl TrainConfig {
         if self.learning_rate <= 0.0 || !self.learning_rate.is_finite() {
             return Err("learning_rate must be positive".into());
         }
-        if let Some(d) = self.ema_decay {
-            if !(0.0..1.0).contains(&d) {
-                return Err("ema_decay must be in [0, 1)".into());
-            }
+        if let Some(d) = self.ema_decay
+            && !(0.0..1.0).contains(&d)
+        {
+            return Err("ema_decay must be in [0, 1)".into());
         }
         Ok(())
     }

@@ -158,10 +158,9 @@ impl Trainer {
             };
             (w, None, 0, None, 0)
         };
-        let mut ema: Option<TensorMap> = match c.ema_decay {
-            Some(_) => Some(ema.take().unwrap_or_else(|| weights.tensors.clone())),
-            None => None,
-        };
+        let mut ema: Option<TensorMap> = c
+            .ema_decay
+            .map(|_| ema.take().unwrap_or_else(|| weights.tensors.clone()));
         let model = Rt4ksr::from_weights(&weights, &device);
         let end = stop_at.map_or(c.steps, |s| s.min(c.steps));
         on_event(TrainEvent::Started {

@@ -8,7 +8,7 @@ use super::y4m::{self, Chroma, Frame, Header};
 use crate::imaging::Image;
 use crate::upscale::{Engine, Pending, start_upscale, tiles_for};
 use std::io::{self, BufRead, Read, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// Colour interpretation choices; `None` means "from the stream / by frame size".
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,8 +59,7 @@ fn stream_frames<'e, T: Send>(
     mut on_frame: impl FnMut(u64),
 ) -> StreamReport {
     std::thread::scope(|scope| {
-        let (frames_tx, frames_rx): (SyncSender<io::Result<Image<f32>>>, Receiver<io::Result<Image<f32>>>) =
-            sync_channel(QUEUE);
+        let (frames_tx, frames_rx) = sync_channel::<io::Result<Image<f32>>>(QUEUE);
         let (out_tx, out_rx) = sync_channel::<T>(OUT_QUEUE);
         // Written frames go back to the inference loop, so 4K buffers are allocated once per
         // stream instead of once per frame (fresh pages cost ~10% of a frame).

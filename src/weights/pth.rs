@@ -88,7 +88,7 @@ fn read_tensor(
 ) -> Result<HostTensor, String> {
     let storage = &tensor.storage;
     let size = storage.dtype.element_size();
-    let bytes_needed = (storage.numel as u64).checked_mul(size as u64).unwrap_or(u64::MAX);
+    let bytes_needed = (storage.numel as u64).saturating_mul(size as u64);
     if bytes_needed > MAX_TENSOR_BYTES {
         return Err(format!(
             "its storage claims {bytes_needed} bytes, more than {MAX_TENSOR_BYTES}"

@@ -56,17 +56,16 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
         path: path.to_owned(),
         reason,
     };
-    if let Ok((_, header)) = SafeTensors::read_metadata(bytes) {
-        if header
+    if let Ok((_, header)) = SafeTensors::read_metadata(bytes)
+        && header
             .metadata()
             .as_ref()
             .and_then(|m| m.get(FORMAT_KEY))
             .map(String::as_str)
             == Some(CHECKPOINT_FORMAT)
-        {
-            let ckpt = crate::train::checkpoint::Checkpoint::from_bytes(bytes, path).map_err(fail)?;
-            return ckpt.model_weights().map_err(fail);
-        }
+    {
+        let ckpt = crate::train::checkpoint::Checkpoint::from_bytes(bytes, path).map_err(fail)?;
+        return ckpt.model_weights().map_err(fail);
     }
     let (tensors, metadata) = read_tensors(bytes, path)?;
     if metadata.get(FORMAT_KEY).map(String::as_str) == Some(FORMAT_VALUE) {
