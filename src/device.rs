@@ -109,14 +109,16 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, String> {
 }
 
 /// Opens the first of `choices` that works (`--device cuda,vulkan,cpu`), telling `on_failure`
-/// why each one before it did not; the error lists every reason.
+/// why each one that has a successor did not; the error lists every reason.
 pub fn open_first(choices: &[DeviceChoice], mut on_failure: impl FnMut(&str)) -> Result<OpenedDevice, String> {
     let mut failures = vec![];
-    for &choice in choices {
+    for (i, &choice) in choices.iter().enumerate() {
         match open(choice) {
             Ok(opened) => return Ok(opened),
             Err(e) => {
-                on_failure(&e);
+                if i + 1 < choices.len() {
+                    on_failure(&e);
+                }
                 failures.push(e);
             }
         }
@@ -283,7 +285,11 @@ mod tests {
             });
             assert!(fallback.unwrap().is_cpu());
             assert!(notes.len() == 1 && notes[0].contains("--features cuda"), "{notes:?}");
-            let err = open_first(&[DeviceChoice::Cuda(0), DeviceChoice::Cuda(1)], |_| {}).unwrap_err();
+            let err = open_first(&[DeviceChoice::Cuda(0), DeviceChoice::Cuda(1)], |e| {
+                notes.push(e.to_string())
+            })
+            .unwrap_err();
+            assert_eq!(notes.len(), 2, "no note for the last device: its failure is the error");
             assert!(err.starts_with("no device in the list works"), "{err}");
             assert_eq!(err.matches("--features cuda").count(), 2, "{err}");
         }
