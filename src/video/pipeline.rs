@@ -28,8 +28,8 @@ pub struct StreamReport {
 
 /// Decoded frames waiting for the network (small: LR frames).
 const QUEUE: usize = 3;
-/// Upscaled frames waiting for the writer: one, as each is large (100 MB for f32 4K) and
-/// writing is faster than inference.
+/// Upscaled frames waiting for the writer: one, as each is large (100 MB for a float 4K frame,
+/// 12 MB in 8-bit 4:2:0) and writing is faster than inference.
 const OUT_QUEUE: usize = 1;
 
 /// Upscales a stream of RGB frames: `read(n)` runs on a reader thread and yields frame n (or
@@ -184,8 +184,9 @@ fn finish_frames<T>(
     true
 }
 
-/// Upscales a YUV4MPEG2 stream, keeping its chroma format, depth and tags; colour conversion
-/// runs on the reader and writer threads.
+/// Upscales a YUV4MPEG2 stream, keeping its chroma format, depth and tags. YUV -> RGB runs on
+/// the reader thread; RGB -> YUV in the engine's stores where it can (4:2:0, the fast engine),
+/// else on the writer thread.
 pub fn upscale_y4m(
     engine: &(dyn Engine + Sync),
     mut input: impl BufRead + Send,
