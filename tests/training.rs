@@ -140,3 +140,61 @@ fn a_folder_without_usable_images_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
+    use rt4ksr::model::Form;
+    use rt4ksr::model::init::perturbed_weights;
+    use rt4ksr::train::run::initial_weights;
+    let dir = common::scratch("fine-tune");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 2);
+    let x2 = tiny_config(&dir, "unused").model;
+    let source = perturbed_weights(&x2, Form::Training, 11);
+    let path = dir.join("x2.safetensors");
+    source.save(&path).unwrap();
+
+    // Same model: the file's weights as they are.
+    assert_eq!(initial_weights(&path, &x2, 1).unwrap().tensors, source.tensors);
+
+    // x3 from x2: everything but the upsample conv, whose output channels depend on the scale.
+    let x3 = ModelConfig { scale: 3, ..x2.clone() };
+    let start = initial_weights(&path, &x3, 1).unwrap();
+    let mut taken = 0;
+    for (name, tensor) in &start.tensors {
+        if name.starts_with("upsample.") {
+            assert_ne!(tensor.shape, source.tensors[name].shape, "{name}");
+        } else {
+            assert_eq!(tensor, &source.tensors[name], "{name}");
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, source.tensors.len() - 2);
+
+    // Another width is a clear error naming the file.
+    let wider = ModelConfig {
+        feature_channels: 12,
+        ..x2.clone()
+    };
+    let err = initial_weights(&path, &wider, 1).unwrap_err();
+    assert!(
+        err.contains("x2.safetensors") && err.contains("fine-tuning needs"),
+        "{err}"
+    );
+
+    // And a run starts from it: a few x3 steps with finite losses.
+    let mut config = tiny_config(&dir, "x3");
+    config.model = x3;
+    config.init_weights = Some(path);
+    config.steps = 3;
+    let mut losses = vec![];
+    Trainer::new(config)
+        .unwrap()
+        .run(false, None, |e| {
+            if let TrainEvent::Step { loss, .. } = e {
+                losses.push(loss)
+            }
+        })
+        .unwrap();
+    assert!(losses.len() == 3 && losses.iter().all(|l| l.is_finite()), "{losses:?}");
+}

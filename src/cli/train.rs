@@ -66,7 +66,8 @@ pub struct TrainArgs {
     checkpoint_every: Option<u64>,
     #[arg(long)]
     log_every: Option<u64>,
-    /// Fine-tune from these training-form weights (.pth or project file).
+    /// Fine-tune from these training-form weights (.pth, project file or checkpoint) of the
+    /// configured model, or of the same model at another scale (all but the upsample conv).
     #[arg(long)]
     init_weights: Option<PathBuf>,
     /// Stop after this many completed steps (the run can be resumed later).

@@ -141,19 +141,7 @@ impl Trainer {
             (w, ckpt.ema, ckpt.step, ckpt.best_psnr, ckpt.best_step)
         } else {
             let w = match &c.init_weights {
-                Some(path) => {
-                    let w = ModelWeights::load(path).map_err(|e| e.to_string())?;
-                    if w.form != Form::Training || w.config != c.model {
-                        return Err(format!(
-                            "{}: fine-tuning needs training-form weights of the configured model ({}), the file holds {} ({} form)",
-                            path.display(),
-                            c.model.summary(),
-                            w.config.summary(),
-                            w.form
-                        ));
-                    }
-                    w
-                }
+                Some(path) => initial_weights(path, &c.model, c.seed)?,
                 None => random_weights(&c.model, Form::Training, c.seed),
             };
             (w, None, 0, None, 0)
@@ -379,4 +367,36 @@ impl CsvLog {
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// The weights a fine-tuning run starts from: training-form weights of the configured model,
+/// or of the same model at another scale, whose tensors are all taken but the upsample conv
+/// (its output channels depend on the scale), as EDSR starts x3 and x4 from x2.
+pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig, seed: u64) -> Result<ModelWeights, String> {
+    let w = ModelWeights::load(path).map_err(|e| e.to_string())?;
+    let same_but_scale = crate::ModelConfig {
+        scale: model.scale,
+        ..w.config.clone()
+    } == *model;
+    if w.form != Form::Training || !same_but_scale {
+        return Err(format!(
+            "{}: fine-tuning needs training-form weights of the configured model ({}) at any scale, the file holds {} ({} form)",
+            path.display(),
+            model.summary(),
+            w.config.summary(),
+            w.form
+        ));
+    }
+    if w.config.scale == model.scale {
+        return Ok(w);
+    }
+    let mut start = random_weights(model, Form::Training, seed);
+    for (name, tensor) in start.tensors.iter_mut() {
+        match w.tensors.get(name) {
+            Some(t) if t.shape == tensor.shape => *tensor = t.clone(),
+            _ => {}
+        }
+    }
+    start.provenance = format!("{} (x{} weights, upsample conv new)", w.provenance, w.config.scale);
+    Ok(start)
 }
