@@ -119,4 +119,19 @@ mod tests {
         assert_eq!(partial.steps, 7);
         assert_eq!(partial.model, ModelConfig::official(3));
     }
+
+    #[test]
+    fn the_shipped_configs_parse_and_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let c = TrainConfig::from_toml(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(c.model.feature_channels, 24, "{}: the official width", path.display());
+            count += 1;
+        }
+        assert!(count >= 3, "configs found: {count}");
+    }
 }
