@@ -17,4 +17,8 @@ for s in 2 3; do
   RAYON_NUM_THREADS=1 nohup /root/rt4ksr-runs/rt4ksr-train-bin train --config configs/train_x$s.toml --resume \
     >> /root/rt4ksr-runs/x$s.out 2>&1 &
 done
-echo "training x2 and x3 in the background; logs: /root/rt4ksr-runs/x{2,3}/log.csv"
+# The x3-from-x2 experiment (docs/training.md): continues its run folder, or starts afresh from
+# the x2 weights in training/state when there is none.
+RAYON_NUM_THREADS=1 nohup /root/rt4ksr-runs/rt4ksr-train-bin train --config configs/train_x3_from_x2.toml --resume \
+  >> /root/rt4ksr-runs/x3-from-x2.out 2>&1 &
+echo "training x2, x3 and x3-from-x2 in the background; logs: /root/rt4ksr-runs/*/log.csv"
