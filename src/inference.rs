@@ -214,12 +214,6 @@ impl crate::upscale::Engine for FastUpscaler {
         coefficients: crate::video::color::YuvCoefficients,
         frame: &mut crate::video::y4m::Frame,
     ) -> Result<(), String> {
-        if rgb.width % 2 == 1 || rgb.height % 2 == 1 {
-            return Err(format!(
-                "{}x{} frame: 4:2:0 output needs even sides",
-                rgb.width, rgb.height
-            ));
-        }
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)
     }

@@ -203,6 +203,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                         previous().expect("a valid frame");
                     }
                 });
+                // The last frame is waited for, so that it does not run into the next case.
+                if let Some(last) = in_flight {
+                    last().expect("a valid frame");
+                }
                 cases.push(case(
                     &format!("{} x{scale} {width}x{height} ({precision:?}, stream)", gpu.choice),
                     gmac,

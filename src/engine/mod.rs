@@ -474,13 +474,8 @@ struct Geometry {
 }
 
 /// A raw pointer into an output buffer shared by the band workers: each writes disjoint rows.
+#[derive(Clone, Copy)]
 struct Shared<T>(*mut T);
-impl<T> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Shared<T> {}
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 

@@ -392,9 +392,8 @@ pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig, seed:
     }
     let mut start = random_weights(model, Form::Training, seed);
     for (name, tensor) in start.tensors.iter_mut() {
-        match w.tensors.get(name) {
-            Some(t) if t.shape == tensor.shape => *tensor = t.clone(),
-            _ => {}
+        if let Some(t) = w.tensors.get(name).filter(|t| t.shape == tensor.shape) {
+            *tensor = t.clone();
         }
     }
     start.provenance = format!("{} (x{} weights, upsample conv new)", w.provenance, w.config.scale);
