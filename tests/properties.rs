@@ -87,8 +87,11 @@ proptest! {
         let padded = (h + h % 2) * (w + w % 2);
         prop_assert_eq!(tiles > 1, padded > budget_px, "{} tiles", tiles);
         prop_assert_eq!((tiled.height, tiled.width), (h * scale, w * scale));
+        // Within twice the fast engine's bound against the reference path (1e-4 each), not
+        // bit-exact: its Winograd tiles round a pixel differently at each position in a tile,
+        // and with 6 channels LayerNorm can magnify rounding a hundredfold.
         let diff = whole.max_abs_diff(&tiled);
-        prop_assert!(diff < 1e-5, "{}x{} budget {}: {}", h, w, budget_px, diff);
+        prop_assert!(diff < 2e-4, "{}x{} budget {}: {}", h, w, budget_px, diff);
     }
 
     /// Folding is exact for any configuration and weights: the folded network computes what

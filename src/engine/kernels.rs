@@ -1,25 +1,28 @@
 //! The convolution block kernel and the fused epilogue, in AVX2+FMA and in portable Rust.
 //!
-//! A block is 16 consecutive output pixels of one row and every output channel, written to
-//! `block[co * 16 + p]`. It reads three input rows (above, at, below), each holding all its
-//! channels one after another (`[c * stride + x]`) with a zero column on each side: padded
-//! columns `x0..x0+18` are read for output columns `x0..x0+16`.
+//! A block is 16 consecutive Winograd tiles of one row (64 output pixels) and every output
+//! channel, written phase by phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel
+//! `4 * (t0 + p) + phase`. It reads the block's part of three transformed input rows (above,
+//! at, below), each `[point][ci][16 tiles]` (see [`super::winograd`]).
 
 use super::math::{ERF_ALPHA, ERF_BETA, gelu};
+use super::winograd::{POINTS, TILE, output_pixels};
 use super::{BLOCK, Epilogue, Isa, Layer};
 use crate::model::Activation;
 
-/// Output channels accumulated together: 6 channels x 2 vectors of 8 pixels = 12 registers.
-const GROUP: usize = 6;
+/// Output channels accumulated together: 6 channels x 2 vectors of 8 tiles = 12 registers.
+pub const GROUP: usize = 6;
+/// Groups computed point by point before the output transform: the point's weight panels
+/// (3 * ci * 24 floats) and input slices stay in L1 while all groups use them.
+const GROUPS_PER_CHUNK: usize = 4;
 const LN_EPS: f32 = 1e-6;
 const LRELU_SLOPE: f32 = 0.05;
 
-#[allow(clippy::too_many_arguments)]
-pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
-    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= layer.co * BLOCK);
+pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32]) {
+    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= TILE * layer.co * BLOCK);
     for row in rows {
         assert!(
-            (layer.ci - 1) * stride + x0 + BLOCK + 2 <= row.len(),
+            row.len() >= POINTS * layer.ci * BLOCK,
             "conv_block reads inside the rows"
         );
     }
@@ -27,14 +30,14 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], stride: usize, x0:
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen after detecting both features; the reads are
         // bounded by the assert above.
-        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, rows, stride, x0, block) },
-        _ => conv_block_portable(layer, rows, stride, x0, block),
+        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, rows, block) },
+        _ => conv_block_portable(layer, rows, block),
     }
 }
 
-/// Applies the epilogue to a computed block and writes channel `c` of the result to
-/// `dst[c * dst_stride..][..BLOCK]` (for a full block, straight into the next layer's ring row,
-/// saving a copy). `block` is used as scratch.
+/// Applies the epilogue to one phase of a computed block (`co * BLOCK` values) and writes
+/// channel `c` of the result to `dst[c * dst_stride..][..BLOCK]` (straight into the next
+/// layer's phase-split row). `block` is used as scratch.
 pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
     assert!(block.len() >= co * BLOCK && dst.len() >= (co - 1) * dst_stride + BLOCK);
     match isa {
@@ -45,27 +48,33 @@ pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst
     }
 }
 
-fn conv_block_portable(layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
-    let co = layer.co;
-    for g in (0..co).step_by(GROUP) {
-        let mut acc = [[0f32; BLOCK]; GROUP];
-        for (c, a) in acc.iter_mut().enumerate() {
-            *a = [layer.bias[g + c]; BLOCK];
-        }
-        for ci in 0..layer.ci {
-            for k in 0..9 {
-                let (ky, kx) = (k / 3, k % 3);
-                let row = &rows[ky][ci * stride + x0 + kx..][..BLOCK];
-                let w = &layer.weights[(ci * 9 + k) * co + g..][..GROUP];
-                for c in 0..GROUP {
-                    for p in 0..BLOCK {
-                        acc[c][p] += w[c] * row[p];
+fn conv_block_portable(layer: &Layer, rows: [&[f32]; 3], block: &mut [f32]) {
+    let (ci, co) = (layer.ci, layer.co);
+    let (groups, k) = (co / GROUP, 3 * ci);
+    for g in 0..groups {
+        let mut products = [[[0f32; BLOCK]; GROUP]; POINTS];
+        for (m, acc) in products.iter_mut().enumerate() {
+            let panel = &layer.weights[(m * groups + g) * k * GROUP..][..k * GROUP];
+            for (ky, row) in rows.iter().enumerate() {
+                for i in 0..ci {
+                    let v = &row[(m * ci + i) * BLOCK..][..BLOCK];
+                    let w = &panel[(ky * ci + i) * GROUP..][..GROUP];
+                    for c in 0..GROUP {
+                        for p in 0..BLOCK {
+                            acc[c][p] += w[c] * v[p];
+                        }
                     }
                 }
             }
         }
         for c in 0..GROUP {
-            block[(g + c) * BLOCK..][..BLOCK].copy_from_slice(&acc[c]);
+            let channel = g * GROUP + c;
+            for p in 0..BLOCK {
+                let pixels = output_pixels(std::array::from_fn(|m| products[m][c][p]));
+                for (phase, y) in pixels.into_iter().enumerate() {
+                    block[(phase * co + channel) * BLOCK + p] = y + layer.bias[channel];
+                }
+            }
         }
     }
 }
@@ -108,41 +117,64 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn conv_block(layer: &Layer, rows: [&[f32]; 3], stride: usize, x0: usize, block: &mut [f32]) {
-        let co = layer.co;
+    pub unsafe fn conv_block(layer: &Layer, rows: [&[f32]; 3], block: &mut [f32]) {
+        let (ci, co) = (layer.ci, layer.co);
+        let (groups, k) = (co / GROUP, 3 * ci);
         let out = block.as_mut_ptr();
-        for g in (0..co).step_by(GROUP) {
-            let mut lo = [_mm256_setzero_ps(); GROUP];
-            let mut hi = [_mm256_setzero_ps(); GROUP];
-            for c in 0..GROUP {
-                let b = _mm256_set1_ps(layer.bias[g + c]);
-                lo[c] = b;
-                hi[c] = b;
-            }
-            for ci in 0..layer.ci {
-                // SAFETY (whole loop): bounds asserted by the caller.
-                unsafe {
-                    let wbase = layer.weights.as_ptr().add(ci * 9 * co + g);
-                    for (ky, row) in rows.iter().enumerate() {
-                        let base = row.as_ptr().add(ci * stride + x0);
-                        for kx in 0..3 {
-                            let p = base.add(kx);
-                            let v0 = _mm256_loadu_ps(p);
-                            let v1 = _mm256_loadu_ps(p.add(8));
-                            let wk = wbase.add((ky * 3 + kx) * co);
-                            for c in 0..GROUP {
-                                let w = _mm256_broadcast_ss(&*wk.add(c));
-                                lo[c] = _mm256_fmadd_ps(w, v0, lo[c]);
-                                hi[c] = _mm256_fmadd_ps(w, v1, hi[c]);
+        for chunk in (0..groups).step_by(GROUPS_PER_CHUNK) {
+            let chunk_groups = GROUPS_PER_CHUNK.min(groups - chunk);
+            // Per point, per group of the chunk: 2 vectors of 8 tiles per channel.
+            let mut products = [[[_mm256_setzero_ps(); 2 * GROUP]; GROUPS_PER_CHUNK]; POINTS];
+            for (m, point) in products.iter_mut().enumerate() {
+                for (gi, product) in point.iter_mut().take(chunk_groups).enumerate() {
+                    let mut lo = [_mm256_setzero_ps(); GROUP];
+                    let mut hi = [_mm256_setzero_ps(); GROUP];
+                    // SAFETY (whole loop): bounds asserted by the caller; the panel holds
+                    // k * GROUP weights.
+                    unsafe {
+                        let panel = layer.weights.as_ptr().add((m * groups + chunk + gi) * k * GROUP);
+                        for (ky, row) in rows.iter().enumerate() {
+                            let base = row.as_ptr().add(m * ci * BLOCK);
+                            let wrow = panel.add(ky * ci * GROUP);
+                            for i in 0..ci {
+                                let p = base.add(i * BLOCK);
+                                let v0 = _mm256_loadu_ps(p);
+                                let v1 = _mm256_loadu_ps(p.add(8));
+                                let wk = wrow.add(i * GROUP);
+                                for c in 0..GROUP {
+                                    let w = _mm256_broadcast_ss(&*wk.add(c));
+                                    lo[c] = _mm256_fmadd_ps(w, v0, lo[c]);
+                                    hi[c] = _mm256_fmadd_ps(w, v1, hi[c]);
+                                }
                             }
                         }
                     }
+                    for c in 0..GROUP {
+                        product[2 * c] = lo[c];
+                        product[2 * c + 1] = hi[c];
+                    }
                 }
             }
-            for c in 0..GROUP {
-                unsafe {
-                    _mm256_storeu_ps(out.add((g + c) * BLOCK), lo[c]);
-                    _mm256_storeu_ps(out.add((g + c) * BLOCK + 8), hi[c]);
+            // A^T: the 6 products of each channel to its 4 pixels.
+            for gi in 0..chunk_groups {
+                for c in 0..GROUP {
+                    let channel = (chunk + gi) * GROUP + c;
+                    let bias = _mm256_set1_ps(layer.bias[channel]);
+                    for half in 0..2 {
+                        let m = |point: usize| products[point][gi][2 * c + half];
+                        let (s12, d12) = (_mm256_add_ps(m(1), m(2)), _mm256_sub_ps(m(1), m(2)));
+                        let (s34, d34) = (_mm256_add_ps(m(3), m(4)), _mm256_sub_ps(m(3), m(4)));
+                        let pixels = [
+                            _mm256_add_ps(_mm256_add_ps(m(0), bias), _mm256_add_ps(s12, s34)),
+                            _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
+                            _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
+                            _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m(5)), bias)),
+                        ];
+                        for (phase, y) in pixels.into_iter().enumerate() {
+                            // SAFETY: inside `block` (asserted by the caller).
+                            unsafe { _mm256_storeu_ps(out.add((phase * co + channel) * BLOCK + half * 8), y) };
+                        }
+                    }
                 }
             }
         }

@@ -1,16 +1,18 @@
 //! The fast CPU inference engine for the folded network.
 //!
 //! Why not burn for this: a 3x3 24->24 conv runs at ~12 GMAC/s in burn-flex on this machine
-//! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a direct convolution
-//! vectorised over 16 pixels of a row and blocked over 6 output channels (12 AVX2
-//! accumulators), with the activation and the next block's LayerNorm fused into its epilogue,
-//! the pixel unshuffle folded into the input packing and the pixel shuffle into the last
-//! layer's stores. The frame is cut into one band of rows per core, and each band streams its
-//! rows through all layers with three-row rings, so the features never leave the cache; the
-//! buffers live in a reusable [`Workspace`], and the dead HF branch is never computed.
+//! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a row-wise Winograd F(4,3)
+//! convolution (half the multiply-accumulates, see [`winograd`]), vectorised over 16 tiles of a
+//! row and blocked over 6 output channels (12 AVX2 accumulators), with the activation and the
+//! next block's LayerNorm fused into its epilogue, the pixel unshuffle folded into the input
+//! packing and the pixel shuffle into the last layer's stores. The frame is cut into one band
+//! of rows per core, and each band streams its rows through all layers with three-row rings, so
+//! the features never leave the cache; the buffers live in a reusable [`Workspace`], and the
+//! dead HF branch is never computed.
 
 mod kernels;
 pub mod math;
+pub mod winograd;
 
 use crate::imaging::Image;
 use crate::model::{Activation, Form, ModelConfig};
@@ -18,8 +20,9 @@ use crate::video::color::YuvCoefficients;
 use crate::video::y4m::Frame;
 use crate::{ModelWeights, TensorMap};
 use rayon::prelude::*;
+use winograd::{POINTS, TILE};
 
-/// Pixels per vector block of a row.
+/// Winograd tiles per vector block of a row (64 pixels).
 pub const BLOCK: usize = 16;
 
 /// What follows a layer's convolution, per pixel.
@@ -30,7 +33,8 @@ pub struct Epilogue {
     pub norm: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// One 3x3 convolution with its weights packed as `[ci][ky][kx][co]`.
+/// One 3x3 convolution with its weights in the Winograd domain (see
+/// [`winograd::transform_weights`]; groups of [`kernels::GROUP`] output channels).
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub ci: usize,
@@ -43,18 +47,10 @@ pub struct Layer {
 impl Layer {
     fn new(weight: &crate::HostTensor, bias: &crate::HostTensor, epilogue: Epilogue) -> Self {
         let (co, ci) = (weight.shape[0], weight.shape[1]);
-        let mut packed = vec![0f32; ci * 9 * co];
-        for o in 0..co {
-            for i in 0..ci {
-                for k in 0..9 {
-                    packed[(i * 9 + k) * co + o] = weight.data[(o * ci + i) * 9 + k];
-                }
-            }
-        }
         Self {
             ci,
             co,
-            weights: packed,
+            weights: winograd::transform_weights(&weight.data, co, ci, kernels::GROUP),
             bias: bias.data.clone(),
             epilogue,
         }
@@ -87,35 +83,33 @@ pub struct FastEngine {
     pub isa: Isa,
 }
 
-/// Buffers for one frame size, reused from frame to frame: the unshuffled input (rows of 12
-/// channels with a zero border) and, per band of rows, three-row rings for every layer's output.
+/// Buffers for one frame size, reused from frame to frame: the transformed head input (one
+/// row per unshuffled row), a transformed zero row (the padding above and below), and per band
+/// of rows, three-row rings for every layer's output plus the phase-split row a layer writes
+/// before it is transformed.
 #[derive(Default)]
 pub struct Workspace {
-    h: usize,
-    w: usize,
-    stride: usize,
+    geometry: Geometry,
     input: Vec<f32>,
+    zero: Vec<f32>,
     rings: Vec<f32>,
     bands: usize,
-    ring_len: usize,
+    band_len: usize,
 }
 
 impl Workspace {
-    fn prepare(&mut self, h: usize, w: usize, ci_head: usize, features: usize, ring_layers: usize, bands: usize) {
-        let ring_len = ring_layers * 3 * features * (w.div_ceil(BLOCK) * BLOCK + BLOCK);
-        if (self.h, self.w, self.bands, self.ring_len) == (h, w, bands, ring_len) {
+    fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize) {
+        let band_len = ring_layers * 3 * g.row_len(features) + features * TILE * g.pitch();
+        if (self.geometry, self.bands, self.band_len) == (g, bands, band_len) {
             return;
         }
-        // Room for the zero column on each side and for the last block to read past the end.
-        let stride = w.div_ceil(BLOCK) * BLOCK + BLOCK;
         *self = Self {
-            h,
-            w,
-            stride,
-            input: vec![0.0; (h + 2) * ci_head * stride],
-            rings: vec![0.0; bands * ring_len],
+            geometry: g,
+            input: vec![0.0; g.h * g.row_len(12)],
+            zero: vec![0.0; g.row_len(features.max(12))],
+            rings: vec![0.0; bands * band_len],
             bands,
-            ring_len,
+            band_len,
         };
     }
 }
@@ -261,26 +255,27 @@ impl FastEngine {
         let (h, w) = (rgb.height / 2, rgb.width / 2);
         let f = self.config.feature_channels;
         let bands = rayon::current_num_threads().clamp(1, h);
-        ws.prepare(h, w, 12, f, self.layers.len() - 1, bands);
-        let stride = ws.stride;
-        // Pixel unshuffle into the zero-bordered head input, row y at padded row y+1 (in
-        // parallel: single-threaded it was ~2% of a frame).
-        ws.input
-            .par_chunks_mut(12 * stride)
-            .skip(1)
-            .take(h)
-            .enumerate()
-            .for_each(|(y, padded_row)| unshuffle_row(rgb, y, padded_row, stride, w));
-        let geometry = Geometry { h, w, stride };
-        let input = &ws.input;
+        let g = Geometry::new(h, w);
+        ws.prepare(g, f, self.layers.len() - 1, bands);
+        // Pixel unshuffle into phase-split rows, transformed for the head (in parallel:
+        // single-threaded it was ~2% of a frame).
+        let isa = self.isa;
+        ws.input.par_chunks_mut(g.row_len(12)).enumerate().for_each_init(
+            || vec![0f32; 12 * TILE * g.pitch()],
+            |split, (y, row)| {
+                unshuffle_row(rgb, y, split, g);
+                winograd::transform_row(isa, split, 12, g.pitch(), g.tiles, row);
+            },
+        );
+        let (input, zero) = (&ws.input, &ws.zero);
         let rows_per_band = h.div_ceil(bands);
         ws.rings
-            .par_chunks_mut(ws.ring_len)
+            .par_chunks_mut(ws.band_len)
             .enumerate()
             .for_each(|(band, rings)| {
                 let (a, b) = (band * rows_per_band, ((band + 1) * rows_per_band).min(h));
                 if a < b {
-                    self.stream_band(input, rings, geometry, a, b, sink, out_w);
+                    self.stream_band(input, zero, rings, g, a, b, sink, out_w);
                 }
             });
     }
@@ -289,13 +284,22 @@ impl FastEngine {
     /// at step t, layer k computes its row t - k, when that row lies in the rows the band needs
     /// from it (its own rows widened by one per later layer).
     #[allow(clippy::too_many_arguments)]
-    fn stream_band(&self, input: &[f32], rings: &mut [f32], g: Geometry, a: usize, b: usize, sink: Sink, out_w: usize) {
+    fn stream_band(
+        &self,
+        input: &[f32],
+        zero: &[f32],
+        band: &mut [f32],
+        g: Geometry,
+        a: usize,
+        b: usize,
+        sink: Sink,
+        out_w: usize,
+    ) {
         let n = self.layers.len();
         let f = self.config.feature_channels;
-        let row_len = f * g.stride;
-        let zero = vec![0f32; row_len.max(12 * g.stride)];
-        let mut block = vec![0f32; self.layers.iter().map(|l| l.co).max().unwrap_or(0) * BLOCK];
-        let mut result = block.clone();
+        let row_len = g.row_len(f);
+        let (rings, split) = band.split_at_mut((n - 1) * 3 * row_len);
+        let mut block = vec![0f32; TILE * self.layers.iter().map(|l| l.co).max().unwrap_or(0) * BLOCK];
         let reach = |k: usize| (n - 1 - k) as isize;
         let window = |k: usize| {
             (
@@ -312,99 +316,114 @@ impl FastEngine {
                 if r < lo || r >= hi {
                     continue;
                 }
-                let r = r as usize;
                 let layer = &self.layers[k];
                 // Ring k-1 is read, ring k written: disjoint parts of `rings`.
                 let (prev, cur) = rings.split_at_mut(k * 3 * row_len);
-                // The three input rows: the head reads the unshuffled input, which has zero rows
-                // above and below; later layers read the previous layer's ring.
-                let rows: [&[f32]; 3] = if k == 0 {
-                    std::array::from_fn(|ky| &input[(r + ky) * 12 * g.stride..][..12 * g.stride])
-                } else {
-                    let ring = &prev[(k - 1) * 3 * row_len..][..3 * row_len];
-                    std::array::from_fn(|ky| {
-                        let src = r as isize + ky as isize - 1;
-                        if src < 0 || src >= g.h as isize {
-                            &zero[..row_len]
-                        } else {
-                            &ring[(src as usize % 3) * row_len..][..row_len]
-                        }
-                    })
-                };
-                for x0 in (0..g.w).step_by(BLOCK) {
-                    kernels::conv_block(self.isa, layer, rows, g.stride, x0, &mut block);
-                    let valid = BLOCK.min(g.w - x0);
-                    if k + 1 < n && valid == BLOCK {
-                        // A full block goes straight into the ring row.
-                        let dst = &mut cur[(r % 3) * row_len + x0 + 1..];
-                        kernels::epilogue(self.isa, &layer.epilogue, layer.co, &mut block, dst, g.stride);
-                        continue;
-                    }
-                    kernels::epilogue(self.isa, &layer.epilogue, layer.co, &mut block, &mut result, BLOCK);
-                    if k + 1 < n {
-                        // The last, partial block must leave the zero border column intact.
-                        let dst = &mut cur[(r % 3) * row_len..][..row_len];
-                        for c in 0..layer.co {
-                            dst[c * g.stride + x0 + 1..][..valid].copy_from_slice(&result[c * BLOCK..][..valid]);
-                        }
+                // The three input rows: the head reads the transformed input, later layers the
+                // previous layer's ring; above the first row and below the last, zeros.
+                let rows: [&[f32]; 3] = std::array::from_fn(|ky| {
+                    let src = r + ky as isize - 1;
+                    if src < 0 || src >= g.h as isize {
+                        zero
+                    } else if k == 0 {
+                        &input[src as usize * g.row_len(12)..][..g.row_len(12)]
                     } else {
+                        &prev[(k - 1) * 3 * row_len + (src as usize % 3) * row_len..][..row_len]
+                    }
+                });
+                let r = r as usize;
+                for t0 in (0..g.tiles).step_by(BLOCK) {
+                    if k + 1 == n && TILE * t0 >= g.w {
+                        break;
+                    }
+                    let inputs = rows.map(|row| &row[t0 * POINTS * layer.ci..][..POINTS * layer.ci * BLOCK]);
+                    kernels::conv_block(self.isa, layer, inputs, &mut block);
+                    for (phase, result) in block.chunks_exact_mut(layer.co * BLOCK).take(TILE).enumerate() {
+                        if k + 1 < n {
+                            // Straight into the phase-split row, at stored tile t0 + 1.
+                            let dst = &mut split[phase * g.pitch() + 1 + t0..];
+                            kernels::epilogue(self.isa, &layer.epilogue, layer.co, result, dst, TILE * g.pitch());
+                            continue;
+                        }
+                        // The tiles of this block whose pixel of this phase is in the image.
+                        let first_x = TILE * t0 + phase;
+                        let valid = g.w.saturating_sub(first_x).div_ceil(TILE).min(BLOCK);
+                        if valid == 0 {
+                            continue;
+                        }
+                        let at = Columns {
+                            first: first_x,
+                            step: TILE,
+                            count: valid,
+                        };
                         let r_up = 2 * self.config.scale;
                         match sink {
-                            Sink::Rgb(out) => store_shuffled(&result, layer.co, r, x0, valid, r_up, out, out_w, g.h),
+                            Sink::Rgb(out) => store_shuffled(result, layer.co, r, at, r_up, out, out_w, g.h),
                             Sink::Yuv420 { y, u, v, coefficients } => {
-                                store_yuv420(&result, r, x0, valid, r_up, [y, u, v], out_w, g.h, &coefficients)
+                                store_yuv420(result, r, at, r_up, [y, u, v], out_w, g.h, &coefficients)
                             }
                         }
                     }
+                }
+                if k + 1 < n {
+                    // Pixels past the right edge were computed with the rest of their tile; the
+                    // next layer must see them as the zero padding.
+                    for c in 0..layer.co {
+                        for x in g.w..TILE * g.tiles {
+                            split[(c * TILE + x % TILE) * g.pitch() + 1 + x / TILE] = 0.0;
+                        }
+                    }
+                    let dst = &mut cur[(r % 3) * row_len..][..row_len];
+                    winograd::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst);
                 }
             }
         }
     }
 }
 
-/// Pixel unshuffle of LR rows 2y and 2y+1 into one zero-bordered head input row: channel
-/// c*4 + dy*2 + dx.
+/// Pixel unshuffle of LR rows 2y and 2y+1 into one phase-split head row: channel
+/// c*4 + dy*2 + dx (pixels past the right edge stay zero).
 #[inline(never)]
-fn unshuffle_row(rgb: &Image<f32>, y: usize, padded_row: &mut [f32], stride: usize, w: usize) {
+fn unshuffle_row(rgb: &Image<f32>, y: usize, split: &mut [f32], g: Geometry) {
     for c in 0..3 {
         let src = rgb.plane(c);
         for dy in 0..2 {
             let row = &src[(2 * y + dy) * rgb.width..][..rgb.width];
             for dx in 0..2 {
-                let out = &mut padded_row[(c * 4 + dy * 2 + dx) * stride + 1..][..w];
-                for (o, pair) in out.iter_mut().zip(row.chunks_exact(2)) {
-                    *o = pair[dx];
+                let channel = &mut split[(c * 4 + dy * 2 + dx) * TILE * g.pitch()..][..TILE * g.pitch()];
+                for (x, pair) in row.chunks_exact(2).enumerate() {
+                    channel[(x % TILE) * g.pitch() + 1 + x / TILE] = pair[dx];
                 }
             }
         }
     }
 }
 
+/// Which output columns of a block's phase are stored: `count` LR columns from `first`,
+/// `step` apart.
+#[derive(Clone, Copy)]
+struct Columns {
+    first: usize,
+    step: usize,
+    count: usize,
+}
+
 /// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
-/// x*r + j of plane ch.
+/// x*r + j of plane ch; `block[c * BLOCK + p]` is pixel `at.first + p * at.step`.
 #[allow(clippy::too_many_arguments)]
-fn store_shuffled(
-    block: &[f32],
-    co: usize,
-    y: usize,
-    x0: usize,
-    valid: usize,
-    r: usize,
-    out: Shared<f32>,
-    out_w: usize,
-    h: usize,
-) {
+fn store_shuffled(block: &[f32], co: usize, y: usize, at: Columns, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
     let out_plane = h * r * out_w;
+    let pitch = at.step * r;
     for c in 0..co {
         let (ch, i, j) = (c / (r * r), (c / r) % r, c % r);
-        let start = ch * out_plane + (y * r + i) * out_w + x0 * r + j;
+        let start = ch * out_plane + (y * r + i) * out_w + at.first * r + j;
         assert!(
-            start + (valid - 1) * r < 3 * out_plane,
+            start + (at.count - 1) * pitch < (ch + 1) * out_plane && at.first * r + j < out_w,
             "shuffle store inside the image"
         );
-        for (p, &v) in block[c * BLOCK..][..valid].iter().enumerate() {
+        for (p, &v) in block[c * BLOCK..][..at.count].iter().enumerate() {
             // SAFETY: inside the image (asserted); bands write disjoint rows y.
-            unsafe { *out.0.add(start + p * r) = v };
+            unsafe { *out.0.add(start + p * pitch) = v };
         }
     }
 }
@@ -417,16 +436,15 @@ fn store_shuffled(
 fn store_yuv420(
     block: &[f32],
     y: usize,
-    x0: usize,
-    valid: usize,
+    at: Columns,
     r: usize,
     [luma, cb_plane, cr_plane]: [Shared<u16>; 3],
     out_w: usize,
     h: usize,
     coefficients: &YuvCoefficients,
 ) {
-    let (chroma_w, rr) = (out_w / 2, r * r);
-    let last_pixel = (y * r + r - 1) * out_w + (x0 + valid) * r - 1;
+    let (chroma_w, rr, pitch) = (out_w / 2, r * r, at.step * r);
+    let last_pixel = (y * r + r - 1) * out_w + (at.first + (at.count - 1) * at.step + 1) * r - 1;
     assert!(
         last_pixel < h * r * out_w && r.is_multiple_of(2) && out_w.is_multiple_of(2),
         "4:2:0 store inside the frame"
@@ -448,29 +466,51 @@ fn store_yuv420(
                     cb_sum[p] += cb;
                     cr_sum[p] += cr;
                 }
-                let row = (y * r + di) * out_w + x0 * r + dj;
-                for (p, &l) in luma_values[..valid].iter().enumerate() {
+                let row = (y * r + di) * out_w + at.first * r + dj;
+                for (p, &l) in luma_values[..at.count].iter().enumerate() {
                     // SAFETY: inside the frame (asserted); bands write disjoint rows y.
-                    unsafe { *luma.0.add(row + p * r) = l };
+                    unsafe { *luma.0.add(row + p * pitch) = l };
                 }
             }
-            let chroma_row = ((y * r + i) / 2) * chroma_w + (x0 * r + j) / 2;
-            for p in 0..valid {
+            let chroma_row = ((y * r + i) / 2) * chroma_w + (at.first * r + j) / 2;
+            for p in 0..at.count {
                 // SAFETY: as above, at half the resolution.
                 unsafe {
-                    *cb_plane.0.add(chroma_row + p * r / 2) = coefficients.chroma(cb_sum[p] / 4.0);
-                    *cr_plane.0.add(chroma_row + p * r / 2) = coefficients.chroma(cr_sum[p] / 4.0);
+                    *cb_plane.0.add(chroma_row + p * pitch / 2) = coefficients.chroma(cb_sum[p] / 4.0);
+                    *cr_plane.0.add(chroma_row + p * pitch / 2) = coefficients.chroma(cr_sum[p] / 4.0);
                 }
             }
         }
     }
 }
 
-#[derive(Clone, Copy)]
+/// The feature map of a frame: `h` x `w` pixels at half the LR resolution, rows cut into
+/// `tiles` Winograd tiles (rounded up to whole blocks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Geometry {
     h: usize,
     w: usize,
-    stride: usize,
+    tiles: usize,
+}
+
+impl Geometry {
+    fn new(h: usize, w: usize) -> Self {
+        Self {
+            h,
+            w,
+            tiles: w.div_ceil(TILE * BLOCK) * BLOCK,
+        }
+    }
+
+    /// Stored tiles per phase of a phase-split row (one zero tile on each side).
+    fn pitch(&self) -> usize {
+        self.tiles + 2
+    }
+
+    /// Values in a transformed row of `channels` channels.
+    fn row_len(&self, channels: usize) -> usize {
+        POINTS * channels * self.tiles
+    }
 }
 
 /// A raw pointer into an output buffer shared by the band workers: each writes disjoint rows.
@@ -519,16 +559,12 @@ mod tests {
     #[test]
     fn packing_puts_output_channels_innermost() {
         let w = crate::HostTensor::new(vec![2, 1, 3, 3], (0..18).map(|v| v as f32).collect());
-        let b = crate::HostTensor::new(vec![2], vec![0.0, 0.0]);
-        let layer = Layer::new(
-            &w,
-            &b,
-            Epilogue {
-                activation: None,
-                norm: None,
-            },
-        );
-        assert_eq!(&layer.weights[..4], &[0.0, 9.0, 1.0, 10.0]);
+        let weights = winograd::transform_weights(&w.data, 2, 1, 2);
+        // Point 0 is a quarter of the first tap, point 5 the last tap:
+        // [point][group][ky][ci][channel of the group].
+        assert_eq!(weights.len(), 6 * 3 * 2);
+        assert_eq!(&weights[..4], &[0.0, 9.0 / 4.0, 3.0 / 4.0, 12.0 / 4.0]);
+        assert_eq!(&weights[(5 * 3 + 2) * 2..], &[8.0, 17.0]);
     }
 
     #[test]
