@@ -15,11 +15,14 @@ pub const GROUP: usize = 6;
 /// Groups computed point by point before the output transform: the point's weight panels
 /// (3 * ci * 24 floats) and input slices stay in L1 while all groups use them.
 const GROUPS_PER_CHUNK: usize = 4;
+/// Floats of scratch [`conv_block`] needs: a chunk's products at every point (passed in, as
+/// zeroing a stack array per call showed up as a memset in profiles).
+pub const SCRATCH_LEN: usize = POINTS * GROUPS_PER_CHUNK * GROUP * BLOCK;
 const LN_EPS: f32 = 1e-6;
 const LRELU_SLOPE: f32 = 0.05;
 
-pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32]) {
-    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= TILE * layer.co * BLOCK);
+pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
+    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= TILE * layer.co * BLOCK && scratch.len() >= SCRATCH_LEN);
     for row in rows {
         assert!(
             row.len() >= POINTS * layer.ci * BLOCK,
@@ -30,7 +33,7 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32])
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen after detecting both features; the reads are
         // bounded by the assert above.
-        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, rows, block) },
+        Isa::Avx2Fma => unsafe { avx2::conv_block(layer, rows, block, scratch) },
         _ => conv_block_portable(layer, rows, block),
     }
 }
@@ -117,16 +120,17 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn conv_block(layer: &Layer, rows: [&[f32]; 3], block: &mut [f32]) {
+    pub unsafe fn conv_block(layer: &Layer, rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
         let (ci, co) = (layer.ci, layer.co);
         let (groups, k) = (co / GROUP, 3 * ci);
         let out = block.as_mut_ptr();
         for chunk in (0..groups).step_by(GROUPS_PER_CHUNK) {
             let chunk_groups = GROUPS_PER_CHUNK.min(groups - chunk);
-            // Per point, per group of the chunk: 2 vectors of 8 tiles per channel.
-            let mut products = [[[_mm256_setzero_ps(); 2 * GROUP]; GROUPS_PER_CHUNK]; POINTS];
-            for (m, point) in products.iter_mut().enumerate() {
-                for (gi, product) in point.iter_mut().take(chunk_groups).enumerate() {
+            // Per point, per group of the chunk, per channel: 16 tiles, in `scratch`.
+            let products = scratch.as_mut_ptr();
+            let at = |m: usize, gi: usize, c: usize| ((m * GROUPS_PER_CHUNK + gi) * GROUP + c) * BLOCK;
+            for m in 0..POINTS {
+                for gi in 0..chunk_groups {
                     let mut lo = [_mm256_setzero_ps(); GROUP];
                     let mut hi = [_mm256_setzero_ps(); GROUP];
                     // SAFETY (whole loop): bounds asserted by the caller; the panel holds
@@ -150,8 +154,11 @@ mod avx2 {
                         }
                     }
                     for c in 0..GROUP {
-                        product[2 * c] = lo[c];
-                        product[2 * c + 1] = hi[c];
+                        // SAFETY: inside `scratch` (SCRATCH_LEN, asserted by the caller).
+                        unsafe {
+                            _mm256_storeu_ps(products.add(at(m, gi, c)), lo[c]);
+                            _mm256_storeu_ps(products.add(at(m, gi, c) + 8), hi[c]);
+                        }
                     }
                 }
             }
@@ -161,7 +168,8 @@ mod avx2 {
                     let channel = (chunk + gi) * GROUP + c;
                     let bias = _mm256_set1_ps(layer.bias[channel]);
                     for half in 0..2 {
-                        let m = |point: usize| products[point][gi][2 * c + half];
+                        // SAFETY: written above for every point of this group.
+                        let m = |point: usize| unsafe { _mm256_loadu_ps(products.add(at(point, gi, c) + half * 8)) };
                         let (s12, d12) = (_mm256_add_ps(m(1), m(2)), _mm256_sub_ps(m(1), m(2)));
                         let (s34, d34) = (_mm256_add_ps(m(3), m(4)), _mm256_sub_ps(m(3), m(4)));
                         let pixels = [
@@ -208,7 +216,11 @@ mod avx2 {
         for &c in &ERF_BETA[1..] {
             q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(c));
         }
-        let erf = _mm256_div_ps(_mm256_mul_ps(x, p), q);
+        // p / q by a reciprocal estimate and one Newton step (~23 bits): a division would
+        // hold the divider for several cycles per vector. q <= -0.014 everywhere.
+        let r = _mm256_rcp_ps(q);
+        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
+        let erf = _mm256_mul_ps(_mm256_mul_ps(x, p), r);
         let half_v = _mm256_mul_ps(v, _mm256_set1_ps(0.5));
         _mm256_fmadd_ps(half_v, erf, half_v)
     }

@@ -300,6 +300,7 @@ impl FastEngine {
         let row_len = g.row_len(f);
         let (rings, split) = band.split_at_mut((n - 1) * 3 * row_len);
         let mut block = vec![0f32; TILE * self.layers.iter().map(|l| l.co).max().unwrap_or(0) * BLOCK];
+        let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
         let reach = |k: usize| (n - 1 - k) as isize;
         let window = |k: usize| {
             (
@@ -337,31 +338,27 @@ impl FastEngine {
                         break;
                     }
                     let inputs = rows.map(|row| &row[t0 * POINTS * layer.ci..][..POINTS * layer.ci * BLOCK]);
-                    kernels::conv_block(self.isa, layer, inputs, &mut block);
-                    for (phase, result) in block.chunks_exact_mut(layer.co * BLOCK).take(TILE).enumerate() {
-                        if k + 1 < n {
+                    kernels::conv_block(self.isa, layer, inputs, &mut block, &mut scratch);
+                    if k + 1 < n {
+                        for (phase, result) in block.chunks_exact_mut(layer.co * BLOCK).take(TILE).enumerate() {
                             // Straight into the phase-split row, at stored tile t0 + 1.
                             let dst = &mut split[phase * g.pitch() + 1 + t0..];
                             kernels::epilogue(self.isa, &layer.epilogue, layer.co, result, dst, TILE * g.pitch());
-                            continue;
                         }
-                        // The tiles of this block whose pixel of this phase is in the image.
-                        let first_x = TILE * t0 + phase;
-                        let valid = g.w.saturating_sub(first_x).div_ceil(TILE).min(BLOCK);
-                        if valid == 0 {
-                            continue;
-                        }
-                        let at = Columns {
-                            first: first_x,
-                            step: TILE,
-                            count: valid,
-                        };
-                        let r_up = 2 * self.config.scale;
-                        match sink {
-                            Sink::Rgb(out) => store_shuffled(result, layer.co, r, at, r_up, out, out_w, g.h),
-                            Sink::Yuv420 { y, u, v, coefficients } => {
-                                store_yuv420(result, r, at, r_up, [y, u, v], out_w, g.h, &coefficients)
-                            }
+                        continue;
+                    }
+                    let seg = Segment {
+                        block: &block,
+                        co: layer.co,
+                        y: r,
+                        first: TILE * t0,
+                        count: (g.w - TILE * t0).min(TILE * BLOCK),
+                    };
+                    let r_up = 2 * self.config.scale;
+                    match sink {
+                        Sink::Rgb(out) => store_shuffled(seg, r_up, out, out_w, g.h),
+                        Sink::Yuv420 { y, u, v, coefficients } => {
+                            store_yuv420(self.isa, seg, r_up, [y, u, v], out_w, g.h, &coefficients)
                         }
                     }
                 }
@@ -399,31 +396,53 @@ fn unshuffle_row(rgb: &Image<f32>, y: usize, split: &mut [f32], g: Geometry) {
     }
 }
 
-/// Which output columns of a block's phase are stored: `count` LR columns from `first`,
-/// `step` apart.
+/// The largest pixel shuffle factor (2 x scale 4), for the stores' row buffers.
+const MAX_SHUFFLE: usize = 8;
+
+/// The part of a block that is inside the image: output rows `y * r ..`, LR-half columns
+/// `first .. first + count` (block layout as [`kernels::conv_block`] writes it).
 #[derive(Clone, Copy)]
-struct Columns {
+struct Segment<'a> {
+    block: &'a [f32],
+    co: usize,
+    y: usize,
     first: usize,
-    step: usize,
     count: usize,
 }
 
+impl Segment<'_> {
+    /// Channel `c` of phase `phase`: pixels `first + 4p + phase`.
+    fn channel(&self, phase: usize, c: usize) -> &[f32; BLOCK] {
+        self.block[(phase * self.co + c) * BLOCK..][..BLOCK]
+            .try_into()
+            .expect("a whole block")
+    }
+}
+
 /// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
-/// x*r + j of plane ch; `block[c * BLOCK + p]` is pixel `at.first + p * at.step`.
-#[allow(clippy::too_many_arguments)]
-fn store_shuffled(block: &[f32], co: usize, y: usize, at: Columns, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+/// x*r + j of plane ch. Each output row of the segment is assembled in a small buffer and
+/// copied out in one piece: scattered stores straight into a 4K frame cost twice as much.
+fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
     let out_plane = h * r * out_w;
-    let pitch = at.step * r;
-    for c in 0..co {
-        let (ch, i, j) = (c / (r * r), (c / r) % r, c % r);
-        let start = ch * out_plane + (y * r + i) * out_w + at.first * r + j;
-        assert!(
-            start + (at.count - 1) * pitch < (ch + 1) * out_plane && at.first * r + j < out_w,
-            "shuffle store inside the image"
-        );
-        for (p, &v) in block[c * BLOCK..][..at.count].iter().enumerate() {
-            // SAFETY: inside the image (asserted); bands write disjoint rows y.
-            unsafe { *out.0.add(start + p * pitch) = v };
+    let mut line = [0f32; TILE * BLOCK * MAX_SHUFFLE];
+    for ch in 0..3 {
+        for i in 0..r {
+            for j in 0..r {
+                for phase in 0..TILE {
+                    let values = seg.channel(phase, (ch * r + i) * r + j);
+                    for (p, &v) in values.iter().enumerate() {
+                        line[(TILE * p + phase) * r + j] = v;
+                    }
+                }
+            }
+            let start = ch * out_plane + (seg.y * r + i) * out_w + seg.first * r;
+            let len = seg.count * r;
+            assert!(
+                (seg.first + seg.count) * r <= out_w && seg.y * r + i < h * r,
+                "shuffle store inside the image"
+            );
+            // SAFETY: inside row y*r + i of plane ch (asserted); bands write disjoint rows y.
+            unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), out.0.add(start), len) };
         }
     }
 }
@@ -431,55 +450,105 @@ fn store_shuffled(block: &[f32], co: usize, y: usize, at: Columns, r: usize, out
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
 /// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
 /// [`FrameEncoder`](crate::video::color::FrameEncoder) averages them.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
 fn store_yuv420(
-    block: &[f32],
-    y: usize,
-    at: Columns,
+    isa: Isa,
+    seg: Segment,
+    r: usize,
+    planes: [Shared<u16>; 3],
+    out_w: usize,
+    h: usize,
+    coefficients: &YuvCoefficients,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 and FMA were detected before `Isa::Avx2Fma` was chosen.
+        Isa::Avx2Fma => unsafe { store_yuv420_avx2(seg, r, planes, out_w, h, coefficients) },
+        _ => store_yuv420_any(seg, r, planes, out_w, h, coefficients),
+    }
+}
+
+/// The same code vectorised 8 wide. Rust never contracts a * b + c into an FMA, so the values
+/// are the same bits as the portable code's and FrameEncoder's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_yuv420_avx2(
+    seg: Segment,
+    r: usize,
+    planes: [Shared<u16>; 3],
+    out_w: usize,
+    h: usize,
+    coefficients: &YuvCoefficients,
+) {
+    store_yuv420_any(seg, r, planes, out_w, h, coefficients)
+}
+
+#[inline(always)]
+fn store_yuv420_any(
+    seg: Segment,
     r: usize,
     [luma, cb_plane, cr_plane]: [Shared<u16>; 3],
     out_w: usize,
     h: usize,
     coefficients: &YuvCoefficients,
 ) {
-    let (chroma_w, rr, pitch) = (out_w / 2, r * r, at.step * r);
-    let last_pixel = (y * r + r - 1) * out_w + (at.first + (at.count - 1) * at.step + 1) * r - 1;
+    let (chroma_w, rr) = (out_w / 2, r * r);
     assert!(
-        last_pixel < h * r * out_w && r.is_multiple_of(2) && out_w.is_multiple_of(2),
+        (seg.first + seg.count) * r <= out_w
+            && seg.y * r + r <= h * r
+            && r.is_multiple_of(2)
+            && out_w.is_multiple_of(2),
         "4:2:0 store inside the frame"
     );
-    // Whole blocks are converted (fixed-length loops vectorise); only `valid` pixels are stored.
-    let channel = |c: usize| -> &[f32; BLOCK] { block[c * BLOCK..][..BLOCK].try_into().expect("a whole block") };
+    const LINE: usize = TILE * BLOCK * MAX_SHUFFLE;
+    let (mut luma_lines, mut cb_line, mut cr_line) = ([[0u16; LINE]; 2], [0u16; LINE / 2], [0u16; LINE / 2]);
     for i in (0..r).step_by(2) {
         for j in (0..r).step_by(2) {
-            // Summed as FrameEncoder sums an area, ((t0 + t1) + b0) + b1 (0 + t0 is exact).
-            let mut cb_sum = [0f32; BLOCK];
-            let mut cr_sum = [0f32; BLOCK];
-            for (di, dj) in [(i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1)] {
-                let c = di * r + dj;
-                let (red, green, blue) = (channel(c), channel(rr + c), channel(2 * rr + c));
-                let mut luma_values = [0u16; BLOCK];
+            for phase in 0..TILE {
+                // Summed as FrameEncoder sums an area, ((t0 + t1) + b0) + b1 (0 + t0 is exact).
+                let mut cb_sum = [0f32; BLOCK];
+                let mut cr_sum = [0f32; BLOCK];
+                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let c = (i + di) * r + j + dj;
+                    let (red, green, blue) = (
+                        seg.channel(phase, c),
+                        seg.channel(phase, rr + c),
+                        seg.channel(phase, 2 * rr + c),
+                    );
+                    // Converted in a fixed-length loop (it vectorises), then scattered.
+                    let mut luma_values = [0u16; BLOCK];
+                    for p in 0..BLOCK {
+                        let (l, cb, cr) = coefficients.pixel(red[p], green[p], blue[p]);
+                        luma_values[p] = l;
+                        cb_sum[p] += cb;
+                        cr_sum[p] += cr;
+                    }
+                    for (p, l) in luma_values.into_iter().enumerate() {
+                        luma_lines[di][(TILE * p + phase) * r + j + dj] = l;
+                    }
+                }
+                let (mut cb_values, mut cr_values) = ([0u16; BLOCK], [0u16; BLOCK]);
                 for p in 0..BLOCK {
-                    let (l, cb, cr) = coefficients.pixel(red[p], green[p], blue[p]);
-                    luma_values[p] = l;
-                    cb_sum[p] += cb;
-                    cr_sum[p] += cr;
+                    cb_values[p] = coefficients.chroma(cb_sum[p] / 4.0);
+                    cr_values[p] = coefficients.chroma(cr_sum[p] / 4.0);
                 }
-                let row = (y * r + di) * out_w + at.first * r + dj;
-                for (p, &l) in luma_values[..at.count].iter().enumerate() {
-                    // SAFETY: inside the frame (asserted); bands write disjoint rows y.
-                    unsafe { *luma.0.add(row + p * pitch) = l };
+                for p in 0..BLOCK {
+                    let at = ((TILE * p + phase) * r + j) / 2;
+                    cb_line[at] = cb_values[p];
+                    cr_line[at] = cr_values[p];
                 }
             }
-            let chroma_row = ((y * r + i) / 2) * chroma_w + (at.first * r + j) / 2;
-            for p in 0..at.count {
-                // SAFETY: as above, at half the resolution.
-                unsafe {
-                    *cb_plane.0.add(chroma_row + p * pitch / 2) = coefficients.chroma(cb_sum[p] / 4.0);
-                    *cr_plane.0.add(chroma_row + p * pitch / 2) = coefficients.chroma(cr_sum[p] / 4.0);
-                }
+        }
+        let (len, column) = (seg.count * r, seg.first * r);
+        let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
+        // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
+        // (asserted); bands write disjoint rows y.
+        unsafe {
+            for (di, line) in luma_lines.iter().enumerate() {
+                let at = (seg.y * r + i + di) * out_w + column;
+                std::ptr::copy_nonoverlapping(line.as_ptr(), luma.0.add(at), len);
             }
+            std::ptr::copy_nonoverlapping(cb_line.as_ptr(), cb_plane.0.add(chroma_at), len / 2);
+            std::ptr::copy_nonoverlapping(cr_line.as_ptr(), cr_plane.0.add(chroma_at), len / 2);
         }
     }
 }

@@ -87,11 +87,43 @@ pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles
     }
 }
 
-/// The same code compiled for AVX2, where LLVM vectorises the tile loop 8 wide.
+/// As [`transform_row_any`], 8 tiles at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transform_row_avx2(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
-    transform_row_any(src, channels, pitch, tiles, dst)
+    use std::arch::x86_64::*;
+    let k = |v: f32| _mm256_set1_ps(v);
+    for b in 0..tiles / BLOCK {
+        for c in 0..channels {
+            // SAFETY: the reads stay inside channel c (stored tiles up to b * 16 + 17 < pitch)
+            // and the writes inside block b of `dst`, as asserted by `transform_row`.
+            unsafe {
+                let phase = |i: usize, first: usize| src.as_ptr().add((c * TILE + i) * pitch + first + b * BLOCK);
+                let out = dst.as_mut_ptr().add(b * POINTS * channels * BLOCK + c * BLOCK);
+                for half in [0, 8] {
+                    let d0 = _mm256_loadu_ps(phase(3, 0).add(half));
+                    let d1 = _mm256_loadu_ps(phase(0, 1).add(half));
+                    let d2 = _mm256_loadu_ps(phase(1, 1).add(half));
+                    let d3 = _mm256_loadu_ps(phase(2, 1).add(half));
+                    let d4 = _mm256_loadu_ps(phase(3, 1).add(half));
+                    let d5 = _mm256_loadu_ps(phase(0, 2).add(half));
+                    let (d4_d2, d4_d3) = (_mm256_sub_ps(d4, d2), _mm256_sub_ps(d4, d3));
+                    let (d1_d2, d3_d1) = (_mm256_sub_ps(d1, d2), _mm256_sub_ps(d3, d1));
+                    let points = [
+                        _mm256_fmadd_ps(k(4.0), d0, _mm256_fmadd_ps(k(-5.0), d2, d4)),
+                        _mm256_fmadd_ps(k(-4.0), _mm256_add_ps(d1, d2), _mm256_add_ps(d3, d4)),
+                        _mm256_fmadd_ps(k(4.0), d1_d2, d4_d3),
+                        _mm256_fmadd_ps(k(2.0), d3_d1, d4_d2),
+                        _mm256_fmadd_ps(k(-2.0), d3_d1, d4_d2),
+                        _mm256_fmadd_ps(k(4.0), d1, _mm256_fmadd_ps(k(-5.0), d3, d5)),
+                    ];
+                    for (m, v) in points.into_iter().enumerate() {
+                        _mm256_storeu_ps(out.add(m * channels * BLOCK + half), v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[inline(always)]
