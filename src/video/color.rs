@@ -114,6 +114,24 @@ fn chroma_taps(n: usize, chroma_n: usize, sub: f32) -> Vec<(usize, usize, f32)> 
 
 /// A frame as planar RGB in 0..1 (not clamped: out-of-gamut YUV stays visible to the model).
 pub fn frame_to_rgb(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return unsafe { frame_to_rgb_avx2(frame, header, spec) };
+    }
+    frame_to_rgb_any(frame, header, spec)
+}
+
+/// The same code vectorised 8 wide (it runs beside the engine in a stream, on the same cores).
+/// Rust never fuses a * b + c, so the values are the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn frame_to_rgb_avx2(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
+    frame_to_rgb_any(frame, header, spec)
+}
+
+#[inline(always)]
+fn frame_to_rgb_any(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
     let (w, h) = (header.width, header.height);
     let (y_off, y_scale, c_mid, c_scale) = spec.ranges();
     let (kr, kb) = spec.matrix.kr_kb();
