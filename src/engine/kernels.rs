@@ -70,8 +70,7 @@ fn conv_block_portable(layer: &Layer, rows: [&[f32]; 3], block: &mut [f32]) {
                 }
             }
         }
-        for c in 0..GROUP {
-            let channel = g * GROUP + c;
+        for (c, channel) in (g * GROUP..).take(GROUP).enumerate() {
             for p in 0..BLOCK {
                 let pixels = output_pixels(std::array::from_fn(|m| products[m][c][p]));
                 for (phase, y) in pixels.into_iter().enumerate() {

@@ -232,12 +232,10 @@ impl FastEngine {
         frame.y.resize(out_h * out_w, 0);
         frame.u.resize(out_h * out_w / 4, 0);
         frame.v.resize(out_h * out_w / 4, 0);
-        let sink = Sink::Yuv420 {
-            y: Shared(frame.y.as_mut_ptr()),
-            u: Shared(frame.u.as_mut_ptr()),
-            v: Shared(frame.v.as_mut_ptr()),
+        let sink = Sink::Yuv420(YuvPlanes {
+            planes: [&mut frame.y, &mut frame.u, &mut frame.v].map(|plane| Shared(plane.as_mut_ptr())),
             coefficients,
-        };
+        });
         self.run(rgb, ws, sink, out_w);
         Ok(())
     }
@@ -357,9 +355,7 @@ impl FastEngine {
                     let r_up = 2 * self.config.scale;
                     match sink {
                         Sink::Rgb(out) => store_shuffled(seg, r_up, out, out_w, g.h),
-                        Sink::Yuv420 { y, u, v, coefficients } => {
-                            store_yuv420(self.isa, seg, r_up, [y, u, v], out_w, g.h, &coefficients)
-                        }
+                        Sink::Yuv420(target) => store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
                     }
                 }
                 if k + 1 < n {
@@ -450,20 +446,12 @@ fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usi
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
 /// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
 /// [`FrameEncoder`](crate::video::color::FrameEncoder) averages them.
-fn store_yuv420(
-    isa: Isa,
-    seg: Segment,
-    r: usize,
-    planes: [Shared<u16>; 3],
-    out_w: usize,
-    h: usize,
-    coefficients: &YuvCoefficients,
-) {
+fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 and FMA were detected before `Isa::Avx2Fma` was chosen.
-        Isa::Avx2Fma => unsafe { store_yuv420_avx2(seg, r, planes, out_w, h, coefficients) },
-        _ => store_yuv420_any(seg, r, planes, out_w, h, coefficients),
+        Isa::Avx2Fma => unsafe { store_yuv420_avx2(seg, r, target, out_w, h) },
+        _ => store_yuv420_any(seg, r, target, out_w, h),
     }
 }
 
@@ -471,26 +459,16 @@ fn store_yuv420(
 /// are the same bits as the portable code's and FrameEncoder's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn store_yuv420_avx2(
-    seg: Segment,
-    r: usize,
-    planes: [Shared<u16>; 3],
-    out_w: usize,
-    h: usize,
-    coefficients: &YuvCoefficients,
-) {
-    store_yuv420_any(seg, r, planes, out_w, h, coefficients)
+unsafe fn store_yuv420_avx2(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+    store_yuv420_any(seg, r, target, out_w, h)
 }
 
 #[inline(always)]
-fn store_yuv420_any(
-    seg: Segment,
-    r: usize,
-    [luma, cb_plane, cr_plane]: [Shared<u16>; 3],
-    out_w: usize,
-    h: usize,
-    coefficients: &YuvCoefficients,
-) {
+fn store_yuv420_any(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+    let YuvPlanes {
+        planes: [luma, cb_plane, cr_plane],
+        coefficients,
+    } = target;
     let (chroma_w, rr) = (out_w / 2, r * r);
     assert!(
         (seg.first + seg.count) * r <= out_w
@@ -594,12 +572,14 @@ enum Sink {
     /// Planar RGB floats.
     Rgb(Shared<f32>),
     /// The planes of a 4:2:0 frame.
-    Yuv420 {
-        y: Shared<u16>,
-        u: Shared<u16>,
-        v: Shared<u16>,
-        coefficients: YuvCoefficients,
-    },
+    Yuv420(YuvPlanes),
+}
+
+/// The Y, U and V planes of a 4:2:0 frame and the conversion into them.
+#[derive(Clone, Copy)]
+struct YuvPlanes {
+    planes: [Shared<u16>; 3],
+    coefficients: YuvCoefficients,
 }
 
 /// Measures the machine's fp32 multiply-accumulate peak: every core runs independent FMA chains
