@@ -116,9 +116,13 @@ impl Workspace {
 
 impl FastEngine {
     /// Whether the fast path implements this configuration: merge off (the HF branch is dead),
-    /// no channel attention, no block residual, feature channels a multiple of 6.
+    /// no channel attention, no block residual, feature channels a multiple of 6, scale up to 4.
     pub fn supports(config: &ModelConfig) -> bool {
-        !config.merge_hf && !config.eca && !config.residual && config.feature_channels.is_multiple_of(6)
+        !config.merge_hf
+            && !config.eca
+            && !config.residual
+            && config.feature_channels.is_multiple_of(6)
+            && 2 * config.scale <= MAX_SHUFFLE
     }
 
     /// Builds the engine from weights (folding them first); `None` when unsupported.
@@ -417,7 +421,7 @@ impl Segment<'_> {
 
 /// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
 /// x*r + j of plane ch. Each output row of the segment is assembled in a small buffer and
-/// copied out in one piece: scattered stores straight into a 4K frame cost twice as much.
+/// copied out in one piece, so the 4K frame is written in runs rather than scattered floats.
 fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
     let out_plane = h * r * out_w;
     let mut line = [0f32; TILE * BLOCK * MAX_SHUFFLE];
