@@ -198,3 +198,36 @@ fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
         .unwrap();
     assert!(losses.len() == 3 && losses.iter().all(|l| l.is_finite()), "{losses:?}");
 }
+
+#[test]
+fn the_command_writes_progress_lines_when_stderr_is_a_log_file() {
+    let dir = common::scratch("train-log-lines");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 2);
+    let data = dir.join("data");
+    let out = dir.join("run");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
+        .args(["train", "--data", data.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["-s", "2", "--feature-channels", "6", "--num-blocks", "1"])
+        .args([
+            "--batch-size",
+            "2",
+            "--lr-patch",
+            "8",
+            "--steps",
+            "6",
+            "--log-every",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("step ")).collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for (line, step) in lines.iter().zip([2, 4, 6]) {
+        assert!(line.starts_with(&format!("step {step}/6: loss ")), "{line}");
+        assert!(line.contains(" steps/s, eta "), "{line}");
+    }
+    assert!(lines[2].ends_with("eta 0m"), "{}", lines[2]);
+}

@@ -5,6 +5,7 @@ use rt4ksr::model::ModelConfig;
 use rt4ksr::train::config::OptimizerKind;
 use rt4ksr::train::schedule::Schedule;
 use rt4ksr::train::{TrainConfig, TrainEvent, Trainer};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -169,6 +170,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!(e))?
         .on_device(device.device);
     let bar = progress::bar(config.steps, "steps");
+    // The bar is hidden when stderr is a log file (a run under nohup); write a line per log
+    // interval there instead, so the log shows the run is alive and when it will end.
+    let plain_lines = !std::io::stderr().is_terminal();
     let summary = trainer
         .run(args.resume, args.stop_at, |event| match event {
             TrainEvent::Started {
@@ -196,7 +200,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                 ..
             } => {
                 bar.set_position(step);
-                bar.set_message(format!("loss {loss:.5} lr {lr:.2e} {steps_per_sec:.2} steps/s"));
+                let status = format!("loss {loss:.5} lr {lr:.2e} {steps_per_sec:.2} steps/s");
+                if plain_lines {
+                    let left = (config.steps - step) as f64 / steps_per_sec.max(1e-9);
+                    eprintln!("step {step}/{}: {status}, eta {}", config.steps, hours_minutes(left));
+                }
+                bar.set_message(status);
             }
             TrainEvent::Validation { step, psnr_y, best } => {
                 bar.suspend(|| {
@@ -218,4 +227,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         summary.best_step
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `3h07m` or `12m`: the ETA of a plain progress line.
+fn hours_minutes(seconds: f64) -> String {
+    let minutes = (seconds / 60.0).round() as u64;
+    match minutes / 60 {
+        0 => format!("{minutes}m"),
+        h => format!("{h}h{:02}m", minutes % 60),
+    }
 }
