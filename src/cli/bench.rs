@@ -37,6 +37,7 @@ pub struct BenchArgs {
 fn training_throughput(runs: usize) -> Result<()> {
     use burn::optim::{AdamConfig, GradientsParams};
     use rt4ksr::train::loss::{hf_loss, l1};
+    super::allocator::keep_freed_memory_for_reuse();
     let device = Device::flex().autodiff();
     let config = ModelConfig::official(2);
     let mut model = Rt4ksr::from_weights(&random_weights(&config, Form::Training, 1), &device);

@@ -15,6 +15,7 @@ macro_rules! outln {
     }};
 }
 
+mod allocator;
 mod bench;
 mod convert;
 mod device;

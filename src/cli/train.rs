@@ -166,6 +166,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&config.out_dir).with_context(|| config.out_dir.display().to_string())?;
     rt4ksr::fsutil::write_atomic(&saved, config.to_toml().as_bytes())?;
     let device = rt4ksr::device::open(args.device).map_err(|e| anyhow!(e))?;
+    super::allocator::keep_freed_memory_for_reuse();
     let trainer = Trainer::new(config.clone())
         .map_err(|e| anyhow!(e))?
         .on_device(device.device);
