@@ -146,8 +146,9 @@ fn half_precision_on_the_gpu_stays_close_to_single_precision() {
         return;
     };
     // Trained weights give realistic activation ranges for f16. The official ones, not the
-    // embedded model: that one changes as training goes on, and with it the f16 error (the
-    // step-32,000 x2 model's worst pixel here is 2.2e-2, the step-20,000 one's was below 2e-2).
+    // embedded model: that one changes as training goes on, and with it the f16 error (on the
+    // noise picture this test used before, 2.2e-2 at the worst pixel with the step-32,000 x2
+    // model, below 2e-2 with the step-20,000 one).
     let Some(dir) = common::shared_dir("half_precision_on_the_gpu_stays_close_to_single_precision") else {
         return;
     };
