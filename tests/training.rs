@@ -231,3 +231,82 @@ fn the_command_writes_progress_lines_when_stderr_is_a_log_file() {
     }
     assert!(lines[2].ends_with("eta 0m"), "{}", lines[2]);
 }
+
+#[test]
+fn the_native_backward_pass_trains_as_burn_autodiff_does() {
+    use rt4ksr::train::config::Backward;
+    let dir = common::scratch("train-native");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 2);
+    let run = |backward, out: &str| {
+        let mut losses = vec![];
+        let summary = Trainer::new(TrainConfig {
+            backward,
+            ..tiny_config(&dir, out)
+        })
+        .unwrap()
+        .run(false, None, |e| {
+            if let TrainEvent::Step { loss, .. } = e {
+                losses.push(loss)
+            }
+        })
+        .unwrap();
+        (losses, summary)
+    };
+    let (burn_losses, burn) = run(Backward::Burn, "burn");
+    let (native_losses, native) = run(Backward::Native, "native");
+    for (a, b) in burn_losses.iter().zip(&native_losses) {
+        assert!((a - b).abs() < 1e-4 * a, "losses {burn_losses:?} vs {native_losses:?}");
+    }
+    // Adam's steps are at most the learning rate (2e-3) per step, so rounding differences
+    // in the gradients move a weight by far less than one step.
+    for (name, want) in &burn.weights.tensors {
+        let got = &native.weights.tensors[name];
+        let worst = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 2e-4, "{name}: {worst:e}");
+    }
+    assert_ne!(
+        burn.weights.tensors, native.weights.tensors,
+        "two different computations"
+    );
+}
+
+#[test]
+fn the_native_backward_pass_refuses_what_it_does_not_cover() {
+    let dir = common::scratch("train-native-refuse");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 1);
+    let mut config = tiny_config(&dir, "run");
+    config.model.merge_hf = true;
+    config.backward = rt4ksr::train::config::Backward::Native;
+    let err = Trainer::new(config).unwrap().run(false, None, |_| {}).unwrap_err();
+    assert!(err.contains("native") && err.contains("merged HF branch"), "{err}");
+}
+
+#[test]
+fn the_command_takes_the_backward_pass_as_a_flag() {
+    let dir = common::scratch("train-backward-flag");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 1);
+    let train = |extra: &[&str], out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
+            .args(["train", "--data", dir.join("data").to_str().unwrap()])
+            .args(["-o", dir.join(out).to_str().unwrap()])
+            .args(["--feature-channels", "6", "--num-blocks", "1", "--batch-size", "1"])
+            .args(["--lr-patch", "8", "--steps", "2"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = train(&["--backward", "burn"], "burn");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let saved = std::fs::read_to_string(dir.join("burn/config.toml")).unwrap();
+    assert!(saved.contains("backward = \"burn\""), "{saved}");
+    let output = train(&["--backward", "sideways"], "bad");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("native"), "{stderr}");
+}

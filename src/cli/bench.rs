@@ -24,7 +24,8 @@ pub struct BenchArgs {
     #[arg(long)]
     fast_only: bool,
     /// Measure training throughput instead (official x2 configuration, batch 16, 64x64 LR
-    /// patches, forward + backward + Adam step), in patches per second.
+    /// patches, forward + backward + Adam step), in patches per second: burn's autodiff
+    /// and the native backward pass, and their ratio.
     #[arg(long)]
     training: bool,
     /// Also time the network on this GPU device (vulkan, wgpu, cuda:N), in fp32 and fp16:
@@ -37,30 +38,55 @@ pub struct BenchArgs {
 fn training_throughput(runs: usize) -> Result<()> {
     use burn::optim::{AdamConfig, GradientsParams};
     use rt4ksr::train::loss::{hf_loss, l1};
+    use rt4ksr::train::{native, run::gradients_params};
     super::allocator::keep_freed_memory_for_reuse();
     let device = Device::flex().autodiff();
     let config = ModelConfig::official(2);
-    let mut model = Rt4ksr::from_weights(&random_weights(&config, Form::Training, 1), &device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let (batch, patch) = (16, 64);
+    let start = random_weights(&config, Form::Training, 1);
     let lr = Tensor::<4>::random([batch, 3, patch, patch], Distribution::Uniform(0.0, 1.0), &device);
     let hr = Tensor::<4>::random(
         [batch, 3, 2 * patch, 2 * patch],
         Distribution::Uniform(0.0, 1.0),
         &device,
     );
-    let mut step = || {
+    let host = |t: &Tensor<4>| t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
+    let (lr_host, hr_host) = (host(&lr), host(&hr));
+
+    // burn's autodiff, as `rt4ksr train --backward burn` steps.
+    let mut model = Rt4ksr::from_weights(&start, &device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut burn_step = || {
         let m = model.clone();
         let sr = m.forward(lr.clone());
         let loss = l1(sr.clone(), hr.clone()) + hf_loss(sr, hr.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         model = optim.step(5e-4, m, grads);
     };
-    let (median, min, max) = time(runs, &mut step);
+    let burn = time(runs, &mut burn_step);
+
+    // The hand-written pass, with the same optimizer and the host copy of the weights a
+    // native training step keeps.
+    let mut model = Rt4ksr::from_weights(&start, &device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut live = start.tensors.clone();
+    let inner = Device::flex();
+    let mut native_step = || {
+        let out = native::loss_and_gradients(&config, &live, &lr_host, &hr_host, batch, patch, 1.0);
+        model = optim.step(5e-4, model.clone(), gradients_params(&out.grads, &inner));
+        live = model.to_weights("").expect("weights").tensors;
+    };
+    let native = time(runs, &mut native_step);
+    for (name, (median, min, max)) in [("burn autodiff", burn), ("native", native)] {
+        outln!(
+            "training step ({name}), official x2, batch {batch}, {patch}x{patch} LR patches, {} threads: median {median:.0} ms (min {min:.0}, max {max:.0}), {:.1} patches/s",
+            rayon::current_num_threads(),
+            batch as f64 / (median / 1e3)
+        );
+    }
     outln!(
-        "training step, official x2, batch {batch}, {patch}x{patch} LR patches, {} threads: median {median:.0} ms (min {min:.0}, max {max:.0}), {:.1} patches/s",
-        rayon::current_num_threads(),
-        batch as f64 / (median / 1e3)
+        "native / burn autodiff: {:.2}x the patches per second",
+        burn.0 / native.0
     );
     Ok(())
 }

@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// configured model, or of the same model at another scale (all but the upsample conv).
     #[arg(long)]
     init_weights: Option<PathBuf>,
+    /// Who computes the gradients: auto (the hand-written CPU pass where it applies), burn or
+    /// native.
+    #[arg(long)]
+    backward: Option<rt4ksr::train::config::Backward>,
     /// Stop after this many completed steps (the run can be resumed later).
     #[arg(long)]
     stop_at: Option<u64>,
@@ -147,6 +151,9 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     if args.init_weights.is_some() {
         c.init_weights = args.init_weights.clone();
     }
+    if let Some(b) = args.backward {
+        c.backward = b;
+    }
     Ok(c)
 }
 
@@ -167,9 +174,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     rt4ksr::fsutil::write_atomic(&saved, config.to_toml().as_bytes())?;
     let device = rt4ksr::device::open(args.device).map_err(|e| anyhow!(e))?;
     super::allocator::keep_freed_memory_for_reuse();
-    let trainer = Trainer::new(config.clone())
-        .map_err(|e| anyhow!(e))?
-        .on_device(device.device);
+    let trainer = Trainer::new(config.clone()).map_err(|e| anyhow!(e))?;
+    let trainer = if device.is_cpu() {
+        trainer
+    } else {
+        trainer.on_device(device.device)
+    };
     let bar = progress::bar(config.steps, "steps");
     // The bar is hidden when stderr is a log file (a run under nohup); write a line per log
     // interval there instead, so the log shows the run is alive and when it will end.

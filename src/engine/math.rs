@@ -23,14 +23,10 @@ pub const ERF_BETA: [f32; 5] = [
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = ERF_ALPHA[0];
-    for &c in &ERF_ALPHA[1..] {
-        p = p.mul_add(x2, c);
-    }
-    let mut q = ERF_BETA[0];
-    for &c in &ERF_BETA[1..] {
-        q = q.mul_add(x2, c);
-    }
+    // Plain multiply-adds: `mul_add` is a libm call unless FMA is a compile-time target
+    // feature, and this runs per element in training (the SIMD kernels use FMA themselves).
+    let p = ERF_ALPHA[1..].iter().fold(ERF_ALPHA[0], |p, &c| p * x2 + c);
+    let q = ERF_BETA[1..].iter().fold(ERF_BETA[0], |q, &c| q * x2 + c);
     x * p / q
 }
 

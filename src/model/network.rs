@@ -409,12 +409,18 @@ pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
 /// process finds its parameter again after the network is rebuilt in another (resume).
 pub fn named_param<const D: usize>(name: &str, tensor: Tensor<D>) -> Param<Tensor<D>> {
     let mut param = Param::from_tensor(tensor);
+    param.id = param_id(name);
+    param
+}
+
+/// The id of the parameter named `name` (a weight-file tensor name) in a network built by
+/// [`Rt4ksr::from_weights`].
+pub fn param_id(name: &str) -> ParamId {
     // FNV-1a: stable across runs and platforms.
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
-    param.id = ParamId::from(hash);
-    param
+    ParamId::from(hash)
 }
 
 pub fn tensor4(t: &HostTensor, device: &Device) -> Tensor<4> {

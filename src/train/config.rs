@@ -12,6 +12,19 @@ pub enum OptimizerKind {
     AdamW,
 }
 
+/// Who computes the gradients of a training step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backward {
+    /// The hand-written CPU pass when it covers the model and training runs on the CPU, else
+    /// burn's autodiff.
+    Auto,
+    /// burn's autodiff (any configuration, any device).
+    Burn,
+    /// The hand-written CPU pass (`train::native`); an error where it does not apply.
+    Native,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -43,6 +56,8 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Start from these weights (official .pth or a project file) instead of a random init.
     pub init_weights: Option<PathBuf>,
+    /// Who computes the gradients; both give the same step up to float rounding.
+    pub backward: Backward,
 }
 
 impl Default for TrainConfig {
@@ -70,6 +85,7 @@ impl Default for TrainConfig {
             checkpoint_every: 500,
             log_every: 50,
             init_weights: None,
+            backward: Backward::Auto,
         }
     }
 }

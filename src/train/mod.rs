@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod loss;
+pub mod native;
 pub mod plot;
 pub mod run;
 pub mod schedule;

@@ -2,13 +2,15 @@
 //! Adam/AdamW with the schedule, optional EMA, validation, atomic checkpoints and exact resume.
 
 use super::checkpoint::{Checkpoint, ema_decay_at, ema_update};
-use super::config::{OptimizerKind, TrainConfig};
+use super::config::{Backward, OptimizerKind, TrainConfig};
 use super::data::{Batch, TrainingSet};
 use super::loss::{hf_loss, l1};
+use super::native;
 use crate::eval::{Scores, make_pair};
 use crate::imaging::Image;
 use crate::inference::BurnUpscaler;
 use crate::model::init::random_weights;
+use crate::model::network::{param_id, tensor1, tensor3, tensor4};
 use crate::model::{Form, Rt4ksr};
 use crate::{ModelWeights, TensorMap};
 use burn::grad_clipping::GradientClippingConfig;
@@ -62,6 +64,7 @@ pub struct Trainer {
     validation: Vec<(Image<u8>, Image<u8>)>,
     /// Where the network trains (burn-flex on the CPU unless set).
     device: Device,
+    on_cpu: bool,
 }
 
 impl Trainer {
@@ -80,13 +83,29 @@ impl Trainer {
             set,
             validation,
             device: Device::flex(),
+            on_cpu: true,
         })
     }
 
     /// Trains on another burn device (a GPU backend); the default is the CPU.
     pub fn on_device(mut self, device: Device) -> Self {
         self.device = device;
+        self.on_cpu = false;
         self
+    }
+
+    /// Whether steps use the hand-written CPU backward pass ([`native`]).
+    pub fn native_backward(&self) -> Result<bool, String> {
+        let applies = self.on_cpu && native::supports(&self.config.model);
+        match self.config.backward {
+            Backward::Auto => Ok(applies),
+            Backward::Burn => Ok(false),
+            Backward::Native if applies => Ok(true),
+            Backward::Native => Err(format!(
+                "backward = \"native\" needs training on the CPU and a model without the merged HF branch or channel attention ({})",
+                self.config.model.summary()
+            )),
+        }
     }
 
     fn checkpoint_path(&self) -> PathBuf {
@@ -129,6 +148,7 @@ impl Trainer {
         let c = &self.config;
         std::fs::create_dir_all(&c.out_dir).map_err(|e| format!("{}: {e}", c.out_dir.display()))?;
         let device = self.device.clone().autodiff();
+        let native = self.native_backward()?;
         let mut optim = self.optimizer();
         let ckpt_path = self.checkpoint_path();
         let (weights, mut ema, start, mut best_psnr, mut best_step) = if resume && ckpt_path.exists() {
@@ -150,6 +170,8 @@ impl Trainer {
             .ema_decay
             .map(|_| ema.take().unwrap_or_else(|| weights.tensors.clone()));
         let model = Rt4ksr::from_weights(&weights, &device);
+        // The native pass reads the weights on the host; kept in step with the model.
+        let mut live = weights.tensors;
         let end = stop_at.map_or(c.steps, |s| s.min(c.steps));
         on_event(TrainEvent::Started {
             start_step: start,
@@ -180,24 +202,25 @@ impl Trainer {
             });
             for step in start..end {
                 let batch = rx.recv().map_err(|_| "the data thread stopped".to_string())?;
-                let (p, s) = (batch.lr_patch, c.model.scale);
-                let lr_in = Tensor::<4>::from_data(TensorData::new(batch.lr, [batch.size, 3, p, p]), &device);
-                let hr = Tensor::<4>::from_data(TensorData::new(batch.hr, [batch.size, 3, p * s, p * s]), &device);
-                let sr = model.forward(lr_in);
-                let loss_l1 = l1(sr.clone(), hr.clone());
-                let loss_hf = hf_loss(sr, hr);
-                let loss = loss_l1.clone() + loss_hf.clone() * c.hf_loss_weight;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let (loss_l1, loss_hf, grads) = if native {
+                    let (p, w) = (batch.lr_patch, c.hf_loss_weight as f32);
+                    let out = native::loss_and_gradients(&c.model, &live, &batch.lr, &batch.hr, batch.size, p, w);
+                    (out.l1, out.hf, gradients_params(&out.grads, &self.device))
+                } else {
+                    self.burn_gradients(&model, batch, &device)
+                };
                 let lr = c.schedule.rate(c.learning_rate, step, c.steps);
                 model = optim.step(lr, model, grads);
-                sum_loss += loss.into_scalar::<f32>() as f64;
-                sum_l1 += loss_l1.into_scalar::<f32>() as f64;
-                sum_hf += loss_hf.into_scalar::<f32>() as f64;
+                sum_loss += loss_l1 + loss_hf * c.hf_loss_weight;
+                sum_l1 += loss_l1;
+                sum_hf += loss_hf;
                 window_steps += 1;
                 let done = step + 1;
+                if native || ema.is_some() {
+                    live = model.to_weights("").map_err(|e| e.to_string())?.tensors;
+                }
                 if let (Some(ema), Some(decay)) = (ema.as_mut(), c.ema_decay) {
-                    let current = model.to_weights("").map_err(|e| e.to_string())?;
-                    ema_update(ema, &current.tensors, ema_decay_at(decay, step));
+                    ema_update(ema, &live, ema_decay_at(decay, step));
                 }
                 if done % c.log_every == 0 || done == end {
                     let n = window_steps as f64;
@@ -272,6 +295,23 @@ impl Trainer {
         })
     }
 
+    /// L1, HF loss and gradients of a batch by burn's autodiff.
+    fn burn_gradients(&self, model: &Rt4ksr, batch: Batch, device: &Device) -> (f64, f64, GradientsParams) {
+        let (p, s) = (batch.lr_patch, self.config.model.scale);
+        let lr_in = Tensor::<4>::from_data(TensorData::new(batch.lr, [batch.size, 3, p, p]), device);
+        let hr = Tensor::<4>::from_data(TensorData::new(batch.hr, [batch.size, 3, p * s, p * s]), device);
+        let sr = model.forward(lr_in);
+        let loss_l1 = l1(sr.clone(), hr.clone());
+        let loss_hf = hf_loss(sr, hr);
+        let loss = loss_l1.clone() + loss_hf.clone() * self.config.hf_loss_weight;
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        (
+            loss_l1.into_scalar::<f32>() as f64,
+            loss_hf.into_scalar::<f32>() as f64,
+            grads,
+        )
+    }
+
     /// The weights to validate and export: the EMA when it is on, else the live ones.
     fn export_weights(&self, model: &Rt4ksr, ema: Option<&TensorMap>, step: u64) -> Result<ModelWeights, String> {
         let provenance = format!(
@@ -292,6 +332,19 @@ impl Trainer {
         }
         .map_err(|e| e.to_string())
     }
+}
+
+/// Host gradients, by tensor name, as burn's optimizer takes them (on the inner device).
+pub fn gradients_params(grads: &TensorMap, device: &Device) -> GradientsParams {
+    let mut params = GradientsParams::new();
+    for (name, g) in grads {
+        match g.shape.len() {
+            4 => params.register(param_id(name), tensor4(g, device)),
+            3 => params.register(param_id(name), tensor3(g, device)),
+            _ => params.register(param_id(name), tensor1(g, device)),
+        }
+    }
+    params
 }
 
 /// The CSV of the curves: `step,loss,l1,hf,lr,steps_per_sec,val_psnr_y`. On resume, rows past
