@@ -51,7 +51,12 @@ fn training_throughput(runs: usize) -> Result<()> {
         &device,
     );
     let host = |t: &Tensor<4>| t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
-    let (lr_host, hr_host) = (host(&lr), host(&hr));
+    let host_batch = rt4ksr::train::data::Batch {
+        lr: host(&lr),
+        hr: host(&hr),
+        size: batch,
+        lr_patch: patch,
+    };
 
     // burn's autodiff, as `rt4ksr train --backward burn` steps.
     let mut model = Rt4ksr::from_weights(&start, &device);
@@ -72,7 +77,7 @@ fn training_throughput(runs: usize) -> Result<()> {
     let mut live = start.tensors.clone();
     let inner = Device::flex();
     let mut native_step = || {
-        let out = native::loss_and_gradients(&config, &live, &lr_host, &hr_host, batch, patch, 1.0);
+        let out = native::loss_and_gradients(&config, &live, &host_batch, 1.0);
         model = optim.step(5e-4, model.clone(), gradients_params(&out.grads, &inner));
         live = model.to_weights("").expect("weights").tensors;
     };

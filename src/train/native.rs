@@ -13,6 +13,7 @@
 //! Images are independent until the weight gradients, which are summed in image order, so a
 //! step is deterministic whatever the thread count. The optimizer stays burn's.
 
+use super::data::Batch;
 use crate::engine::math::erf;
 use crate::model::network::{LAYERNORM_EPS, LRELU_SLOPE, gaussian_taps};
 use crate::model::{Activation, ModelConfig};
@@ -32,31 +33,22 @@ pub struct StepGradients {
     pub grads: TensorMap,
 }
 
-/// Forward and backward of a batch: `lr` is `[batch, 3, patch, patch]`, `hr` the matching
-/// `[batch, 3, patch * scale, patch * scale]`, `weights` the training-form tensors.
-pub fn loss_and_gradients(
-    config: &ModelConfig,
-    weights: &TensorMap,
-    lr: &[f32],
-    hr: &[f32],
-    batch: usize,
-    patch: usize,
-    hf_weight: f32,
-) -> StepGradients {
+/// Forward and backward of a batch with the training-form `weights`.
+pub fn loss_and_gradients(config: &ModelConfig, weights: &TensorMap, batch: &Batch, hf_weight: f32) -> StepGradients {
     assert!(
         supports(config),
         "the native path has no merged HF branch or channel attention"
     );
-    let s = config.scale;
+    let (s, patch) = (config.scale, batch.lr_patch);
     let (lr_len, hr_len) = (3 * patch * patch, 3 * patch * patch * s * s);
-    assert!(patch.is_multiple_of(2) && lr.len() == batch * lr_len && hr.len() == batch * hr_len);
+    assert!(patch.is_multiple_of(2) && batch.lr.len() == batch.size * lr_len && batch.hr.len() == batch.size * hr_len);
     let net = Net::new(config, weights);
-    let count = (batch * hr_len) as f32;
-    let per_image: Vec<(f64, f64, TensorMap)> = (0..batch)
+    let count = (batch.size * hr_len) as f32;
+    let per_image: Vec<(f64, f64, TensorMap)> = (0..batch.size)
         .into_par_iter()
         .map(|i| {
-            let lr = &lr[i * lr_len..][..lr_len];
-            let hr = &hr[i * hr_len..][..hr_len];
+            let lr = &batch.lr[i * lr_len..][..lr_len];
+            let hr = &batch.hr[i * hr_len..][..hr_len];
             net.image_gradients(lr, hr, patch, count, hf_weight)
         })
         .collect();
@@ -683,18 +675,15 @@ mod tests {
     fn burn_reference(
         config: &ModelConfig,
         weights: &TensorMap,
-        lr: &[f32],
-        hr: &[f32],
-        batch: usize,
-        patch: usize,
+        batch: &Batch,
         hf_weight: f32,
     ) -> (f64, f64, TensorMap) {
         let device = Device::flex().autodiff();
         let model_weights = crate::ModelWeights::new(config.clone(), Form::Training, weights.clone(), "test").unwrap();
         let model = Rt4ksr::from_weights(&model_weights, &device);
-        let s = config.scale;
-        let x = Tensor::<4>::from_data(TensorData::new(lr.to_vec(), [batch, 3, patch, patch]), &device);
-        let y = Tensor::<4>::from_data(TensorData::new(hr.to_vec(), [batch, 3, patch * s, patch * s]), &device);
+        let (s, n, p) = (config.scale, batch.size, batch.lr_patch);
+        let x = Tensor::<4>::from_data(TensorData::new(batch.lr.clone(), [n, 3, p, p]), &device);
+        let y = Tensor::<4>::from_data(TensorData::new(batch.hr.clone(), [n, 3, p * s, p * s]), &device);
         let sr = model.forward(x);
         let loss_l1 = l1(sr.clone(), y.clone());
         let loss_hf = hf_loss(sr, y);
@@ -733,8 +722,14 @@ mod tests {
         let hr: Vec<f32> = (0..batch * 3 * patch * patch * s * s)
             .map(|_| rng.random_range(0.0..1.0))
             .collect();
-        let ours = loss_and_gradients(&config, &weights, &lr, &hr, batch, patch, 0.7);
-        let (l1, hf, theirs) = burn_reference(&config, &weights, &lr, &hr, batch, patch, 0.7);
+        let batch = Batch {
+            lr,
+            hr,
+            size: batch,
+            lr_patch: patch,
+        };
+        let ours = loss_and_gradients(&config, &weights, &batch, 0.7);
+        let (l1, hf, theirs) = burn_reference(&config, &weights, &batch, 0.7);
         assert!((ours.l1 - l1).abs() < 1e-5 * l1, "l1 {} vs burn {l1}", ours.l1);
         assert!((ours.hf - hf).abs() < 1e-5 * hf, "hf {} vs burn {hf}", ours.hf);
         let names = |m: &TensorMap| m.keys().cloned().collect::<Vec<_>>();

@@ -203,8 +203,7 @@ impl Trainer {
             for step in start..end {
                 let batch = rx.recv().map_err(|_| "the data thread stopped".to_string())?;
                 let (loss_l1, loss_hf, grads) = if native {
-                    let (p, w) = (batch.lr_patch, c.hf_loss_weight as f32);
-                    let out = native::loss_and_gradients(&c.model, &live, &batch.lr, &batch.hr, batch.size, p, w);
+                    let out = native::loss_and_gradients(&c.model, &live, &batch, c.hf_loss_weight as f32);
                     (out.l1, out.hf, gradients_params(&out.grads, &self.device))
                 } else {
                     self.burn_gradients(&model, batch, &device)
