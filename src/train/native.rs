@@ -775,6 +775,25 @@ mod tests {
     }
 
     #[test]
+    fn gradients_are_the_same_bits_on_one_thread_and_on_three() {
+        let config = ModelConfig::official(2);
+        let weights = random_weights(&config, Form::Training, 5).tensors;
+        let batch = Batch {
+            lr: (0..5 * 3 * 64).map(|i| (i % 13) as f32 / 13.0).collect(),
+            hr: (0..5 * 3 * 256).map(|i| (i % 7) as f32 / 7.0).collect(),
+            size: 5,
+            lr_patch: 8,
+        };
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| loss_and_gradients(&config, &weights, &batch, 1.0))
+        };
+        let (one, three) = (on(1), on(3));
+        assert_eq!((one.l1, one.hf), (three.l1, three.hf));
+        assert_eq!(one.grads, three.grads);
+    }
+
+    #[test]
     fn blur_adjoint_is_the_transpose() {
         // <blur(a), b> == <a, blur^T(b)> for arbitrary planes.
         let side = 7;
