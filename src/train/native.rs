@@ -197,18 +197,27 @@ struct Conv<'a> {
 }
 
 impl Conv<'_> {
+    /// The output positions computed (a 1x1 conv: the whole plane; a 3x3: the inner span) and,
+    /// per tap, where the input read for the first of them starts.
+    fn layout(&self, grid: Grid) -> (std::ops::Range<usize>, Vec<usize>) {
+        let span = if self.k == 1 { 0..grid.plane() } else { grid.span() };
+        let starts = (0..self.k * self.k)
+            .map(|tap| (span.start as isize + tap_shift(self.k, tap, grid.stride())) as usize)
+            .collect();
+        (span, starts)
+    }
+
     /// `out = conv(input) + bias` on the grid; a 3x3 conv writes the inner span only.
     fn forward(&self, grid: Grid, input: &[f32], out: &mut [f32]) {
-        let (plane, stride) = (grid.plane(), grid.stride());
-        let span = if self.k == 1 { 0..plane } else { grid.span() };
+        let plane = grid.plane();
+        let (span, starts) = self.layout(grid);
         for (c, map) in out.chunks_exact_mut(plane).enumerate() {
             map[span.clone()].fill(self.bias[c]);
         }
         let kk = self.k * self.k;
-        for tap in 0..kk {
-            let shift = tap_shift(self.k, tap, stride);
+        for (tap, &start) in starts.iter().enumerate() {
             let lhs = View::new(self.weight, tap, self.ci * kk, kk);
-            let rhs = View::new(input, (span.start as isize + shift) as usize, plane, 1);
+            let rhs = View::new(input, start, plane, 1);
             matmul(self.co, span.len(), self.ci, out, span.start, plane, 1, true, lhs, rhs);
         }
     }
@@ -216,17 +225,16 @@ impl Conv<'_> {
     /// Accumulates the weight and bias gradients for `d_out` (zero wherever the output is not
     /// used), and, when asked, `d_input += conv^T(d_out)` over the whole plane.
     fn backward(&self, grid: Grid, input: &[f32], d_out: &[f32], d_input: Option<&mut [f32]>, grads: &mut TensorMap) {
-        let (plane, stride) = (grid.plane(), grid.stride());
-        let span = if self.k == 1 { 0..plane } else { grid.span() };
+        let plane = grid.plane();
+        let (span, starts) = self.layout(grid);
         let kk = self.k * self.k;
         let (mut dw, mut db) = take_grads(grads, &self.name, self.weight.len(), self.co);
         for (c, map) in d_out.chunks_exact(plane).enumerate() {
             db[c] += map[span.clone()].iter().sum::<f32>();
         }
-        for tap in 0..kk {
-            let shift = tap_shift(self.k, tap, stride);
+        for (tap, &start) in starts.iter().enumerate() {
             let lhs = View::new(d_out, span.start, plane, 1);
-            let rhs = View::new(input, (span.start as isize + shift) as usize, 1, plane);
+            let rhs = View::new(input, start, 1, plane);
             matmul(
                 self.co,
                 self.ci,
@@ -242,12 +250,10 @@ impl Conv<'_> {
         }
         put_grads(grads, &self.name, dw, db);
         if let Some(d_input) = d_input {
-            for tap in 0..kk {
-                let shift = tap_shift(self.k, tap, stride);
+            for (tap, &start) in starts.iter().enumerate() {
                 let lhs = View::new(self.weight, tap, kk, self.ci * kk);
                 let rhs = View::new(d_out, span.start, plane, 1);
-                let at = (span.start as isize + shift) as usize;
-                matmul(self.ci, span.len(), self.co, d_input, at, plane, 1, true, lhs, rhs);
+                matmul(self.ci, span.len(), self.co, d_input, start, plane, 1, true, lhs, rhs);
             }
         }
     }
