@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Continues the training runs of the shipped models in the background, one thread each: x2's
-# second schedule (configs/train_x2_phase2.toml, from the EMA weights at the end of
-# configs/train_x2.toml's 40,000 steps) and x3's (configs/train_x3_phase2.toml, from the EMA
-# weights of configs/train_x3_from_x2.toml at step 37,000; that run started from x2's weights,
-# and the x3 run from scratch, configs/train_x3.toml, was stopped at step 7,800 when it overtook
-# it). A run that has finished its schedule exits at once.
+# Continues the training runs of the shipped models in the background, one thread per model.
+# Each model's schedules run in order; a schedule that has finished exits at once, and its final
+# checkpoint and log are then copied into training/state/, where the next schedule's config
+# reads its `init_weights`:
+#   x2: configs/train_x2_phase3.toml (from x2-phase2's EMA weights at step 68,000, where that
+#       schedule was stopped: learning rate 1.7e-5, validation rising 0.002 dB per 2,000 steps);
+#   x3: configs/train_x3_phase2.toml (from configs/train_x3_from_x2.toml's EMA weights at step
+#       37,000; that run started from x2's weights and overtook the x3 run from scratch,
+#       configs/train_x3.toml, stopped at step 7,800), then configs/train_x3_phase3.toml.
 # Each run's state lives in its out_dir; when that folder is gone (a fresh machine), the copy
 # committed in training/state/ is put back first (a run with none yet starts from its config).
 set -euo pipefail
@@ -14,19 +17,32 @@ mkdir -p /root/rt4ksr-runs
 # A rename, so that a run still going keeps its binary.
 cp target/release/rt4ksr /root/rt4ksr-runs/rt4ksr-train-bin.new
 mv -f /root/rt4ksr-runs/rt4ksr-train-bin.new /root/rt4ksr-runs/rt4ksr-train-bin
-for run in x2-phase2:train_x2_phase2 x3-phase2:train_x3_phase2; do
-  name=${run%%:*} config=configs/${run#*:}.toml
-  out=/root/rt4ksr-runs/$name
-  if pgrep -f -- "--config $config" > /dev/null; then
-    echo "$name is already running"
-    continue
-  fi
+
+# Runs one schedule to its end (or returns at once if it has ended), then files its state.
+run_schedule() {
+  local name=$1 config=configs/$2.toml
+  local out=/root/rt4ksr-runs/$name
   if [ ! -f "$out/checkpoint.safetensors" ] && [ -f "training/state/$name.checkpoint.safetensors" ]; then
     mkdir -p "$out"
     cp "training/state/$name.checkpoint.safetensors" "$out/checkpoint.safetensors"
     cp "training/state/$name.log.csv" "$out/log.csv"
   fi
-  RAYON_NUM_THREADS=1 nohup /root/rt4ksr-runs/rt4ksr-train-bin train --config "$config" --resume \
-    >> "/root/rt4ksr-runs/$name.out" 2>&1 &
+  RAYON_NUM_THREADS=1 /root/rt4ksr-runs/rt4ksr-train-bin train --config "$config" --resume \
+    >> "/root/rt4ksr-runs/$name.out" 2>&1
+  cp "$out/checkpoint.safetensors" "training/state/$name.checkpoint.safetensors"
+  cp "$out/log.csv" "training/state/$name.log.csv"
+}
+
+for chain in "x2-phase3:train_x2_phase3" "x3-phase2:train_x3_phase2 x3-phase3:train_x3_phase3"; do
+  first=${chain%% *}
+  if pgrep -f -- "--config configs/${first#*:}.toml" > /dev/null; then
+    echo "${first%%:*} is already running"
+    continue
+  fi
+  (
+    for stage in $chain; do
+      run_schedule "${stage%%:*}" "${stage#*:}" || exit 1
+    done
+  ) < /dev/null > /dev/null 2>&1 &
 done
-echo "training x2-phase2 and x3-phase2 in the background; logs: /root/rt4ksr-runs/*/log.csv"
+echo "training in the background; logs: /root/rt4ksr-runs/*/log.csv, progress: /root/rt4ksr-runs/*.out"
