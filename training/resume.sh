@@ -34,9 +34,12 @@ run_schedule() {
 }
 
 for chain in "x2-phase3:train_x2_phase3" "x3-phase2:train_x3_phase2 x3-phase3:train_x3_phase3"; do
-  first=${chain%% *}
-  if pgrep -f -- "--config configs/${first#*:}.toml" > /dev/null; then
-    echo "${first%%:*} is already running"
+  running=""
+  for stage in $chain; do
+    if pgrep -f -- "--config configs/${stage#*:}.toml" > /dev/null; then running=${stage%%:*}; fi
+  done
+  if [ -n "$running" ]; then
+    echo "$running is already running"
     continue
   fi
   (
