@@ -43,6 +43,8 @@ for chain in "x2-phase3:train_x2_phase3" "x3-phase2:train_x3_phase2 x3-phase3:tr
     continue
   fi
   (
+    # As nohup did for each run before: the chain outlives the terminal that started it.
+    trap '' HUP
     for stage in $chain; do
       run_schedule "${stage%%:*}" "${stage#*:}" || exit 1
     done
