@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Continues the training runs of the shipped models in the background, one thread per model.
-# Each model's schedules run in order; a schedule that has finished exits at once, and its final
-# checkpoint and log are then copied into training/state/, where the next schedule's config
-# reads its `init_weights`:
-#   x2: configs/train_x2_phase3.toml (from x2-phase2's EMA weights at step 68,000, where that
-#       schedule was stopped: learning rate 1.7e-5, validation rising 0.002 dB per 2,000 steps);
-#   x3: configs/train_x3_phase2.toml (from configs/train_x3_from_x2.toml's EMA weights at step
-#       37,000; that run started from x2's weights and overtook the x3 run from scratch,
-#       configs/train_x3.toml, stopped at step 7,800), then configs/train_x3_phase3.toml.
+# Continues the training runs of the shipped models in the background, the machine's cores
+# shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
+# Each chain's schedules run in order; a schedule that has finished exits at once, and its final
+# checkpoint and log are then copied into training/state/, where a later schedule's config
+# reads its `init_weights`. The run now going:
+#   x3: configs/train_x3_phase4.toml (from x3-phase3's EMA weights at step 104,000, where that
+#       schedule was stopped: learning rate 9.6e-6, validation rising 0.001 dB per 2,000 steps).
+# x2's third schedule (configs/train_x2_phase3.toml) is paused at step 84,500, past the official
+# weights; `training/resume.sh x2` continues it instead.
 # Each run's state lives in its out_dir; when that folder is gone (a fresh machine), the copy
 # committed in training/state/ is put back first (a run with none yet starts from its config).
 set -euo pipefail
@@ -27,13 +27,19 @@ run_schedule() {
     cp "training/state/$name.checkpoint.safetensors" "$out/checkpoint.safetensors"
     cp "training/state/$name.log.csv" "$out/log.csv"
   fi
-  RAYON_NUM_THREADS=1 /root/rt4ksr-runs/rt4ksr-train-bin train --config "$config" --resume \
+  RAYON_NUM_THREADS=$threads /root/rt4ksr-runs/rt4ksr-train-bin train --config "$config" --resume \
     >> "/root/rt4ksr-runs/$name.out" 2>&1
   cp "$out/checkpoint.safetensors" "training/state/$name.checkpoint.safetensors"
   cp "$out/log.csv" "training/state/$name.log.csv"
 }
 
-for chain in "x2-phase3:train_x2_phase3" "x3-phase2:train_x3_phase2 x3-phase3:train_x3_phase3"; do
+if [ "${1:-}" = x2 ]; then
+  chains=("x2-phase3:train_x2_phase3")
+else
+  chains=("x3-phase4:train_x3_phase4")
+fi
+threads=${RT4KSR_TRAIN_THREADS:-$(( $(nproc) / ${#chains[@]} > 0 ? $(nproc) / ${#chains[@]} : 1 ))}
+for chain in "${chains[@]}"; do
   running=""
   for stage in $chain; do
     if pgrep -f -- "--config configs/${stage#*:}.toml" > /dev/null; then running=${stage%%:*}; fi
