@@ -145,6 +145,7 @@ fn a_folder_without_usable_images_is_a_clear_error() {
 fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
     use rt4ksr::model::Form;
     use rt4ksr::model::init::perturbed_weights;
+    use rt4ksr::model::rescale::resample_upsample_conv;
     use rt4ksr::train::run::initial_weights;
     let dir = common::scratch("fine-tune");
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -155,16 +156,24 @@ fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
     source.save(&path).unwrap();
 
     // Same model: the file's weights as they are.
-    assert_eq!(initial_weights(&path, &x2, 1).unwrap().tensors, source.tensors);
+    assert_eq!(initial_weights(&path, &x2).unwrap().tensors, source.tensors);
 
-    // x3 from x2: everything but the upsample conv, whose output channels depend on the scale.
+    // x3 from x2: everything as it is but the upsample conv, whose output channels depend on
+    // the scale: resampled from the file's.
     let x3 = ModelConfig { scale: 3, ..x2.clone() };
-    let start = initial_weights(&path, &x3, 1).unwrap();
+    let start = initial_weights(&path, &x3).unwrap();
+    let (weight, bias) = resample_upsample_conv(
+        &source.tensors["upsample.0.weight"],
+        &source.tensors["upsample.0.bias"],
+        2,
+        3,
+    );
+    assert_eq!(start.tensors["upsample.0.weight"], weight);
+    assert_eq!(start.tensors["upsample.0.bias"], bias);
+    assert_eq!(weight.shape[0], x3.upsample_channels());
     let mut taken = 0;
     for (name, tensor) in &start.tensors {
-        if name.starts_with("upsample.") {
-            assert_ne!(tensor.shape, source.tensors[name].shape, "{name}");
-        } else {
+        if !name.starts_with("upsample.") {
             assert_eq!(tensor, &source.tensors[name], "{name}");
             taken += 1;
         }
@@ -176,7 +185,7 @@ fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
         feature_channels: 12,
         ..x2.clone()
     };
-    let err = initial_weights(&path, &wider, 1).unwrap_err();
+    let err = initial_weights(&path, &wider).unwrap_err();
     assert!(
         err.contains("x2.safetensors") && err.contains("fine-tuning needs"),
         "{err}"

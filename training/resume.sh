@@ -4,8 +4,9 @@
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. The run now going:
-#   x3: configs/train_x3_phase4.toml (from x3-phase3's EMA weights at step 104,000, where that
-#       schedule was stopped: learning rate 9.6e-6, validation rising 0.001 dB per 2,000 steps).
+#   x3: configs/train_x3_from_x2_phase3.toml (x3 afresh from x2-phase3's EMA weights at step
+#       84,500, the upsample conv resampled; past the x3 chain's fourth schedule,
+#       configs/train_x3_phase4.toml, stopped at step 17,500, within 2,000 steps).
 # x2's third schedule (configs/train_x2_phase3.toml) is paused at step 84,500, past the official
 # weights; `training/resume.sh x2` continues it instead.
 # Each run's state lives in its out_dir; when that folder is gone (a fresh machine), the copy
@@ -36,7 +37,7 @@ run_schedule() {
 if [ "${1:-}" = x2 ]; then
   chains=("x2-phase3:train_x2_phase3")
 else
-  chains=("x3-phase4:train_x3_phase4")
+  chains=("x3-from-x2-phase3:train_x3_from_x2_phase3")
 fi
 threads=${RT4KSR_TRAIN_THREADS:-$(( $(nproc) / ${#chains[@]} > 0 ? $(nproc) / ${#chains[@]} : 1 ))}
 for chain in "${chains[@]}"; do

@@ -68,7 +68,7 @@ pub struct TrainArgs {
     #[arg(long)]
     log_every: Option<u64>,
     /// Fine-tune from these training-form weights (.pth, project file or checkpoint) of the
-    /// configured model, or of the same model at another scale (all but the upsample conv).
+    /// configured model, or of the same model at another scale (its upsample conv resampled).
     #[arg(long)]
     init_weights: Option<PathBuf>,
     /// Who computes the gradients: auto (the hand-written CPU pass where it applies), burn or

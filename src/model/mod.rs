@@ -1,10 +1,11 @@
 //! The network: its configuration, the burn implementation of both forms, the exact folding
-//! between them, and initialisation.
+//! between them, initialisation, and moving a trained model to another scale.
 
 pub mod config;
 pub mod fold;
 pub mod init;
 pub mod network;
+pub mod rescale;
 
 pub use config::{Activation, Form, HfExtraction, ModelConfig};
 pub use network::Rt4ksr;

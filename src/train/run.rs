@@ -11,6 +11,7 @@ use crate::imaging::Image;
 use crate::inference::BurnUpscaler;
 use crate::model::init::random_weights;
 use crate::model::network::{param_id, tensor1, tensor3, tensor4};
+use crate::model::rescale::resample_upsample_conv;
 use crate::model::{Form, Rt4ksr};
 use crate::{ModelWeights, TensorMap};
 use burn::grad_clipping::GradientClippingConfig;
@@ -161,7 +162,7 @@ impl Trainer {
             (w, ckpt.ema, ckpt.step, ckpt.best_psnr, ckpt.best_step)
         } else {
             let w = match &c.init_weights {
-                Some(path) => initial_weights(path, &c.model, c.seed)?,
+                Some(path) => initial_weights(path, &c.model)?,
                 None => random_weights(&c.model, Form::Training, c.seed),
             };
             (w, None, 0, None, 0)
@@ -422,9 +423,10 @@ impl CsvLog {
 }
 
 /// The weights a fine-tuning run starts from: training-form weights of the configured model,
-/// or of the same model at another scale, whose tensors are all taken but the upsample conv
-/// (its output channels depend on the scale), as EDSR starts x3 and x4 from x2.
-pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig, seed: u64) -> Result<ModelWeights, String> {
+/// or of the same model at another scale, whose tensors are all taken as they are but the
+/// upsample conv (its output channels depend on the scale), which is resampled from the
+/// file's (`model::rescale`).
+pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig) -> Result<ModelWeights, String> {
     let w = ModelWeights::load(path).map_err(|e| e.to_string())?;
     let same_but_scale = crate::ModelConfig {
         scale: model.scale,
@@ -442,12 +444,19 @@ pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig, seed:
     if w.config.scale == model.scale {
         return Ok(w);
     }
-    let mut start = random_weights(model, Form::Training, seed);
-    for (name, tensor) in start.tensors.iter_mut() {
-        if let Some(t) = w.tensors.get(name).filter(|t| t.shape == tensor.shape) {
-            *tensor = t.clone();
-        }
-    }
-    start.provenance = format!("{} (x{} weights, upsample conv new)", w.provenance, w.config.scale);
-    Ok(start)
+    let (weight, bias) = resample_upsample_conv(
+        &w.tensors["upsample.0.weight"],
+        &w.tensors["upsample.0.bias"],
+        w.config.scale,
+        model.scale,
+    );
+    let mut tensors = w.tensors;
+    tensors.insert("upsample.0.weight".into(), weight);
+    tensors.insert("upsample.0.bias".into(), bias);
+    let provenance = format!(
+        "{} (x{} weights, upsample conv resampled)",
+        w.provenance, w.config.scale
+    );
+    ModelWeights::new(model.clone(), Form::Training, tensors, provenance)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
