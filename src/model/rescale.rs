@@ -38,11 +38,9 @@ pub fn resample_upsample_conv(
                         let src = (c * r_from + si) * r_from + sj;
                         let w = wi * wj;
                         new_bias[out] += w * bias.data[src];
-                        let (dst, from) = (
-                            &mut new_weight[out * filter_len..(out + 1) * filter_len],
-                            &weight.data[src * filter_len..(src + 1) * filter_len],
-                        );
-                        for (d, s) in dst.iter_mut().zip(from) {
+                        let source_filter = &weight.data[src * filter_len..(src + 1) * filter_len];
+                        let new_filter = &mut new_weight[out * filter_len..(out + 1) * filter_len];
+                        for (d, s) in new_filter.iter_mut().zip(source_filter) {
                             *d += w * s;
                         }
                     }
