@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Only the fast engine (for profiling).
     #[arg(long)]
     fast_only: bool,
+    /// Also time the fast engine's portable (plain Rust) path.
+    #[arg(long)]
+    portable: bool,
     /// Measure training throughput instead (official x2 configuration, batch 16, 64x64 LR
     /// patches, forward + backward + Adam step), in patches per second: burn's autodiff
     /// and the native backward pass, and their ratio.
@@ -99,6 +102,8 @@ fn training_throughput(runs: usize) -> Result<()> {
 #[derive(Serialize)]
 struct Case {
     name: String,
+    /// The fast engine's kernel path, for its rows.
+    path: Option<String>,
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -123,6 +128,7 @@ fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
 fn case(name: &str, gmac: f64, (median_ms, min_ms, max_ms): (f64, f64, f64)) -> Case {
     Case {
         name: name.into(),
+        path: None,
         median_ms,
         min_ms,
         max_ms,
@@ -137,8 +143,21 @@ struct Report {
     /// The GPU device the `--device` rows ran on, as its runtime names it.
     gpu: Option<String>,
     threads: usize,
+    /// The fp32 FMA peak of the best fp32 path (AVX-512 or AVX2), measured in this run.
     peak_gmac_per_s: f64,
+    paths: Vec<PathReport>,
     cases: Vec<Case>,
+}
+
+/// A kernel path of the fast engine: whether it runs here and its peak measured in this run.
+#[derive(Serialize)]
+struct PathReport {
+    path: String,
+    available: bool,
+    /// Why not, when it does not run here.
+    why_not: Option<String>,
+    /// The path's multiply-accumulate peak over all threads (FMA, or AMX tile products).
+    peak_gmac_per_s: Option<f64>,
 }
 
 fn cpu_name() -> String {
@@ -165,7 +184,25 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         _ => None,
     };
     let mut cases = Vec::new();
-    let peak = rt4ksr::engine::measure_peak_gmacs(300);
+    use rt4ksr::engine::{FastEngine, Isa, measure_peak_gmacs};
+    let survey = Isa::survey();
+    let paths: Vec<PathReport> = survey
+        .iter()
+        .map(|(path, answer)| PathReport {
+            path: path.to_string(),
+            available: answer.is_ok(),
+            why_not: answer.as_ref().err().map(|e| e.to_string()),
+            peak_gmac_per_s: answer.as_ref().ok().map(|&isa| measure_peak_gmacs(isa, 300)),
+        })
+        .collect();
+    let peak_of = |path: rt4ksr::engine::Path| {
+        paths
+            .iter()
+            .find(|p| p.path == path.to_string())
+            .and_then(|p| p.peak_gmac_per_s)
+    };
+    let peak = peak_of(Isa::best_fp32().path()).expect("the best fp32 path runs here");
+    let isas: Vec<Isa> = survey.iter().filter_map(|(_, a)| a.as_ref().ok().copied()).collect();
 
     // One 3x3 conv 24 -> 24 at the feature resolution of a 1080p LR frame.
     let x = Tensor::<4>::random([1, 24, 540, 960], Distribution::Uniform(0.0, 1.0), &device);
@@ -248,23 +285,33 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             }
         }
 
-        let fast = rt4ksr::engine::FastEngine::new(&weights)?.expect("official config is supported");
         let rgb = Image::new(
             3,
             height,
             width,
             (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect(),
         );
-        let mut ws = rt4ksr::engine::Workspace::default();
-        let mut out = Image::zeros(0, 0, 0);
-        let t = time(args.runs, || {
-            fast.upscale_into(&rgb, &mut ws, &mut out).unwrap();
-        });
-        cases.push(case(
-            &format!("fast engine x{scale} {width}x{height} ({:?})", fast.isa),
-            gmac,
-            t,
-        ));
+        // Every path this CPU has (the portable one only with --portable: it takes seconds).
+        for &isa in isas
+            .iter()
+            .filter(|isa| args.portable || isa.path() != rt4ksr::engine::Path::Portable)
+        {
+            let fast = match FastEngine::with_isa(&weights, isa)? {
+                Ok(engine) => engine,
+                Err(why) => {
+                    outln!("note: {isa} skipped: {why}");
+                    continue;
+                }
+            };
+            let mut ws = rt4ksr::engine::Workspace::default();
+            let mut out = Image::zeros(0, 0, 0);
+            let t = time(args.runs, || {
+                fast.upscale_into(&rgb, &mut ws, &mut out).expect("a valid frame");
+            });
+            let mut c = case(&format!("fast engine x{scale} {width}x{height} ({isa})"), gmac, t);
+            c.path = Some(isa.to_string());
+            cases.push(c);
+        }
 
         let lr = Image::new(3, height, width, vec![0.5f64; 3 * height * width]);
         let t = if args.fast_only {
@@ -286,57 +333,86 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         gpu: gpu.as_ref().map(|g| g.name.clone()),
         threads: rayon::current_num_threads(),
         peak_gmac_per_s: peak,
+        paths,
         cases,
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         outln!(
-            "{} ({} threads); measured fp32 FMA peak {:.1} GMAC/s; {} runs after one warm-up",
+            "{} ({} threads); {} runs after one warm-up",
             report.machine,
             report.threads,
-            peak,
             args.runs
         );
+        outln!("kernel paths of the fast engine, with the peak each measured in this run:");
+        for p in &report.paths {
+            match (&p.why_not, p.peak_gmac_per_s) {
+                (None, Some(peak)) => outln!("  {:<16} {peak:>8.1} GMAC/s", p.path),
+                (why, _) => outln!("  {:<16} not here: {}", p.path, why.as_deref().unwrap_or("")),
+            }
+        }
         if let Some(gpu) = &report.gpu {
             outln!("GPU: {gpu} (rows named after the --device; upload, inference and download per frame)");
         }
         outln!(
-            "{:<48} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}",
+            "{:<52} {:>9} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>10}",
             "case",
             "median ms",
             "min ms",
             "max ms",
             "frame/s",
             "GMAC/s",
-            "% peak",
+            "% of peak",
+            "vs AVX2",
             "vs bicubic"
         );
-        let bicubic = |scale: &str| {
+        let scale_of = |c: &Case| {
+            c.name
+                .split_whitespace()
+                .find(|w| w.starts_with('x') && w.len() == 2)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let baseline = |prefix: &str, scale: &str| {
             report
                 .cases
                 .iter()
-                .find(|c| c.name.starts_with(&format!("bicubic {scale}")) && c.median_ms > 0.0)
+                .find(|c| c.name.starts_with(prefix) && scale_of(c) == scale && c.median_ms > 0.0)
                 .map(|c| c.median_ms)
         };
+        let avx2 = rt4ksr::engine::Path::Avx2.to_string();
         for c in report.cases.iter().filter(|c| c.median_ms > 0.0) {
-            let scale = c
-                .name
-                .split_whitespace()
-                .find(|w| w.starts_with('x') && w.len() == 2)
-                .unwrap_or("");
-            let ratio = match bicubic(scale) {
+            let scale = scale_of(c);
+            let ratio = match baseline("bicubic", &scale) {
                 Some(b) if c.gmac > 0.0 && !c.name.contains("conv3x3") => format!("{:.2}x", b / c.median_ms),
                 _ => "-".into(),
             };
-            let on_cpu = c.name.starts_with("burn") || c.name.starts_with("fast");
-            let pct = if c.gmac > 0.0 && on_cpu {
-                format!("{:.0}%", 100.0 * c.gmac_per_s / peak)
-            } else {
-                "-".into()
+            let vs_avx2 = match (&c.path, baseline(&format!("fast engine {scale}"), &scale)) {
+                (Some(_), Some(_)) => report
+                    .cases
+                    .iter()
+                    .find(|a| a.path.as_deref() == Some(avx2.as_str()) && scale_of(a) == scale)
+                    .map(|a| format!("{:.2}x", a.median_ms / c.median_ms))
+                    .unwrap_or_else(|| "-".into()),
+                _ => "-".into(),
+            };
+            // The fast engine's rows against their own path's peak; burn's against the fp32 one.
+            let path_peak = match &c.path {
+                Some(path) => report
+                    .paths
+                    .iter()
+                    .find(|p| &p.path == path)
+                    .and_then(|p| p.peak_gmac_per_s),
+                None if c.name.starts_with("burn") => Some(report.peak_gmac_per_s),
+                None => None,
+            };
+            let pct = match path_peak {
+                Some(peak) if c.gmac > 0.0 => format!("{:.0}%", 100.0 * c.gmac_per_s / peak),
+                _ => "-".into(),
             };
             outln!(
-                "{:<48} {:>9.1} {:>8.1} {:>8.1} {:>7.2} {:>7.1} {:>7} {:>7}",
+                "{:<52} {:>9.1} {:>8.1} {:>8.1} {:>7.2} {:>7.1} {:>9} {:>8} {:>10}",
                 c.name,
                 c.median_ms,
                 c.min_ms,
@@ -344,13 +420,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 1e3 / c.median_ms,
                 c.gmac_per_s,
                 pct,
+                vs_avx2,
                 ratio
             );
         }
+        outln!("(vs AVX2: the fast engine's AVX2 fp32 path of the same frame in this run over the row's)");
         outln!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
         outln!(
             "(GMAC/s: the network's multiply-accumulates as a direct convolution counts them, per second; the fast \
-             engine's Winograd convolutions execute half of them, so its % of peak can pass 100%)"
+             engine's Winograd convolutions execute half of them, so its % of its path's peak can pass 100%)"
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -10,8 +10,11 @@
 //! the features never leave the cache; the buffers live in a reusable [`Workspace`], and the
 //! dead HF branch is never computed.
 
+pub mod isa;
 mod kernels;
 pub mod math;
+pub mod pack;
+mod store;
 pub mod winograd;
 
 use crate::imaging::Image;
@@ -19,7 +22,10 @@ use crate::model::{Activation, Form, ModelConfig};
 use crate::video::color::YuvCoefficients;
 use crate::video::y4m::Frame;
 use crate::{ModelWeights, TensorMap};
+pub use isa::{Isa, Path, Unavailable};
+use pack::PackedWeights;
 use rayon::prelude::*;
+use store::{MAX_SHUFFLE, Segment, Shared, Sink, YuvPlanes};
 use winograd::{POINTS, TILE};
 
 /// Winograd tiles per vector block of a row (64 pixels).
@@ -33,44 +39,27 @@ pub struct Epilogue {
     pub norm: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// One 3x3 convolution with its weights in the Winograd domain (see
-/// [`winograd::transform_weights`]; groups of [`kernels::GROUP`] output channels).
+/// One 3x3 convolution with its weights in the Winograd domain, packed for one path
+/// ([`pack::PackedWeights`]).
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub ci: usize,
     pub co: usize,
-    pub weights: Vec<f32>,
+    pub weights: PackedWeights,
     pub bias: Vec<f32>,
     pub epilogue: Epilogue,
 }
 
 impl Layer {
-    fn new(weight: &crate::HostTensor, bias: &crate::HostTensor, epilogue: Epilogue) -> Self {
+    fn new(weight: &crate::HostTensor, bias: &crate::HostTensor, epilogue: Epilogue, path: Path) -> Self {
         let (co, ci) = (weight.shape[0], weight.shape[1]);
         Self {
             ci,
             co,
-            weights: winograd::transform_weights(&weight.data, co, ci, kernels::GROUP),
+            weights: PackedWeights::new(&weight.data, co, ci, path, kernels::GROUP),
             bias: bias.data.clone(),
             epilogue,
         }
-    }
-}
-
-/// Which instruction set the kernels use, chosen once at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    Avx2Fma,
-    Portable,
-}
-
-impl Isa {
-    pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
-        }
-        Isa::Portable
     }
 }
 
@@ -125,18 +114,40 @@ impl FastEngine {
             && 2 * config.scale <= MAX_SHUFFLE
     }
 
-    /// Builds the engine from weights (folding them first); `None` when unsupported.
-    pub fn new(weights: &ModelWeights) -> Result<Option<Self>, crate::WeightError> {
-        if !Self::supports(&weights.config) {
-            return Ok(None);
-        }
-        let folded = weights.folded(false)?;
-        Ok(Some(Self::from_folded(&folded.config, &folded.tensors, Isa::detect())))
+    /// Whether `path` can run this (supported) configuration: the AMX tiles need every layer's
+    /// channels to fit them (feature channels a multiple of 12, at most 32).
+    pub fn fits(config: &ModelConfig, path: Path) -> bool {
+        let f = config.feature_channels;
+        path != Path::AmxBf16
+            || (pack::fits_tiles(12, f) && pack::fits_tiles(f, f) && pack::fits_tiles(f, config.upsample_channels()))
     }
 
-    /// As [`FastEngine::new`] with a chosen instruction set (for tests and benchmarks).
-    pub fn from_folded(config: &ModelConfig, t: &TensorMap, isa: Isa) -> Self {
+    /// Builds the engine from weights (folding them first) on the fastest fp32 path of this
+    /// CPU; `None` when the configuration is unsupported.
+    pub fn new(weights: &ModelWeights) -> Result<Option<Self>, crate::WeightError> {
+        Self::with_isa(weights, Isa::best_fp32()).map(|engine| engine.ok())
+    }
+
+    /// As [`FastEngine::new`] on a chosen path: `Ok(Err(..))` when the configuration is
+    /// unsupported or does not fit that path.
+    pub fn with_isa(weights: &ModelWeights, isa: Isa) -> Result<Result<Self, Unfit>, crate::WeightError> {
+        if !Self::supports(&weights.config) {
+            return Ok(Err(Unfit::Configuration));
+        }
+        let folded = weights.folded(false)?;
+        Ok(Self::from_folded(&folded.config, &folded.tensors, isa))
+    }
+
+    /// The engine for folded tensors on a chosen path (for tests and benchmarks).
+    pub fn from_folded(config: &ModelConfig, t: &TensorMap, isa: Isa) -> Result<Self, Unfit> {
         debug_assert!(crate::weights::check_layout(config, Form::Folded, t).is_ok());
+        if !Self::supports(config) {
+            return Err(Unfit::Configuration);
+        }
+        if !Self::fits(config, isa.path()) {
+            return Err(Unfit::Path(isa.path()));
+        }
+        let path = isa.path();
         let norm = |prefix: &str| {
             Some((
                 t[&format!("{prefix}.weight")].data.clone(),
@@ -165,6 +176,7 @@ impl FastEngine {
                 activation: None,
                 norm: after(0),
             },
+            path,
         )];
         for i in 0..config.num_blocks {
             let p = format!("body.{i}.conv1.rep_conv");
@@ -175,6 +187,7 @@ impl FastEngine {
                     activation: act,
                     norm: after(i + 1),
                 },
+                path,
             ));
         }
         layers.push(Layer::new(
@@ -184,6 +197,7 @@ impl FastEngine {
                 activation: None,
                 norm: None,
             },
+            path,
         ));
         layers.push(Layer::new(
             &t["upsample.0.weight"],
@@ -192,12 +206,13 @@ impl FastEngine {
                 activation: None,
                 norm: None,
             },
+            path,
         ));
-        Self {
+        Ok(Self {
             config: config.clone(),
             layers,
             isa,
-        }
+        })
     }
 
     /// Upscales an RGB image with even sides; output not clamped.
@@ -266,7 +281,7 @@ impl FastEngine {
             || vec![0f32; 12 * TILE * g.pitch()],
             |split, (y, row)| {
                 unshuffle_row(rgb, y, split, g);
-                winograd::transform_row(isa, split, 12, g.pitch(), g.tiles, row);
+                kernels::transform_row(isa, split, 12, g.pitch(), g.tiles, row);
             },
         );
         let (input, zero) = (&ws.input, &ws.zero);
@@ -358,8 +373,8 @@ impl FastEngine {
                     };
                     let r_up = 2 * self.config.scale;
                     match sink {
-                        Sink::Rgb(out) => store_shuffled(seg, r_up, out, out_w, g.h),
-                        Sink::Yuv420(target) => store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
+                        Sink::Rgb(out) => store::store_shuffled(seg, r_up, out, out_w, g.h),
+                        Sink::Yuv420(target) => kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
                     }
                 }
                 if k + 1 < n {
@@ -371,7 +386,7 @@ impl FastEngine {
                         }
                     }
                     let dst = &mut cur[(r % 3) * row_len..][..row_len];
-                    winograd::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst);
+                    kernels::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst);
                 }
             }
         }
@@ -392,145 +407,6 @@ fn unshuffle_row(rgb: &Image<f32>, y: usize, split: &mut [f32], g: Geometry) {
                     channel[(x % TILE) * g.pitch() + 1 + x / TILE] = pair[dx];
                 }
             }
-        }
-    }
-}
-
-/// The largest pixel shuffle factor (2 x scale 4), for the stores' row buffers.
-const MAX_SHUFFLE: usize = 8;
-
-/// The part of a block that is inside the image: output rows `y * r ..`, LR-half columns
-/// `first .. first + count` (block layout as [`kernels::conv_block`] writes it).
-#[derive(Clone, Copy)]
-struct Segment<'a> {
-    block: &'a [f32],
-    co: usize,
-    y: usize,
-    first: usize,
-    count: usize,
-}
-
-impl Segment<'_> {
-    /// Channel `c` of phase `phase`: pixels `first + 4p + phase`.
-    fn channel(&self, phase: usize, c: usize) -> &[f32; BLOCK] {
-        self.block[(phase * self.co + c) * BLOCK..][..BLOCK]
-            .try_into()
-            .expect("a whole block")
-    }
-}
-
-/// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
-/// x*r + j of plane ch. Each output row of the segment is assembled in a small buffer and
-/// copied out in one piece, so the 4K frame is written in runs rather than scattered floats.
-fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
-    let out_plane = h * r * out_w;
-    let mut line = [0f32; TILE * BLOCK * MAX_SHUFFLE];
-    for ch in 0..3 {
-        for i in 0..r {
-            for j in 0..r {
-                for phase in 0..TILE {
-                    let values = seg.channel(phase, (ch * r + i) * r + j);
-                    for (p, &v) in values.iter().enumerate() {
-                        line[(TILE * p + phase) * r + j] = v;
-                    }
-                }
-            }
-            let start = ch * out_plane + (seg.y * r + i) * out_w + seg.first * r;
-            let len = seg.count * r;
-            assert!(
-                (seg.first + seg.count) * r <= out_w && seg.y * r + i < h * r,
-                "shuffle store inside the image"
-            );
-            // SAFETY: inside row y*r + i of plane ch (asserted); bands write disjoint rows y.
-            unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), out.0.add(start), len) };
-        }
-    }
-}
-
-/// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
-/// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
-/// [`FrameEncoder`](crate::video::color::FrameEncoder) averages them.
-fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 and FMA were detected before `Isa::Avx2Fma` was chosen.
-        Isa::Avx2Fma => unsafe { store_yuv420_avx2(seg, r, target, out_w, h) },
-        _ => store_yuv420_any(seg, r, target, out_w, h),
-    }
-}
-
-/// The same code vectorised 8 wide. Rust never contracts a * b + c into an FMA, so the values
-/// are the same bits as the portable code's and FrameEncoder's.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn store_yuv420_avx2(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
-    store_yuv420_any(seg, r, target, out_w, h)
-}
-
-#[inline(always)]
-fn store_yuv420_any(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
-    let YuvPlanes {
-        planes: [luma, cb_plane, cr_plane],
-        coefficients,
-    } = target;
-    let (chroma_w, rr) = (out_w / 2, r * r);
-    assert!(
-        (seg.first + seg.count) * r <= out_w
-            && seg.y * r + r <= h * r
-            && r.is_multiple_of(2)
-            && out_w.is_multiple_of(2),
-        "4:2:0 store inside the frame"
-    );
-    const LINE: usize = TILE * BLOCK * MAX_SHUFFLE;
-    let (mut luma_lines, mut cb_line, mut cr_line) = ([[0u16; LINE]; 2], [0u16; LINE / 2], [0u16; LINE / 2]);
-    for i in (0..r).step_by(2) {
-        for j in (0..r).step_by(2) {
-            for phase in 0..TILE {
-                // Summed as FrameEncoder sums an area, ((t0 + t1) + b0) + b1 (0 + t0 is exact).
-                let mut cb_sum = [0f32; BLOCK];
-                let mut cr_sum = [0f32; BLOCK];
-                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    let c = (i + di) * r + j + dj;
-                    let (red, green, blue) = (
-                        seg.channel(phase, c),
-                        seg.channel(phase, rr + c),
-                        seg.channel(phase, 2 * rr + c),
-                    );
-                    // Converted in a fixed-length loop (it vectorises), then scattered.
-                    let mut luma_values = [0u16; BLOCK];
-                    for p in 0..BLOCK {
-                        let (l, cb, cr) = coefficients.pixel(red[p], green[p], blue[p]);
-                        luma_values[p] = l;
-                        cb_sum[p] += cb;
-                        cr_sum[p] += cr;
-                    }
-                    for (p, l) in luma_values.into_iter().enumerate() {
-                        luma_lines[di][(TILE * p + phase) * r + j + dj] = l;
-                    }
-                }
-                let (mut cb_values, mut cr_values) = ([0u16; BLOCK], [0u16; BLOCK]);
-                for p in 0..BLOCK {
-                    cb_values[p] = coefficients.chroma(cb_sum[p] / 4.0);
-                    cr_values[p] = coefficients.chroma(cr_sum[p] / 4.0);
-                }
-                for p in 0..BLOCK {
-                    let at = ((TILE * p + phase) * r + j) / 2;
-                    cb_line[at] = cb_values[p];
-                    cr_line[at] = cr_values[p];
-                }
-            }
-        }
-        let (len, column) = (seg.count * r, seg.first * r);
-        let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
-        // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
-        // (asserted); bands write disjoint rows y.
-        unsafe {
-            for (di, line) in luma_lines.iter().enumerate() {
-                let at = (seg.y * r + i + di) * out_w + column;
-                std::ptr::copy_nonoverlapping(line.as_ptr(), luma.0.add(at), len);
-            }
-            std::ptr::copy_nonoverlapping(cb_line.as_ptr(), cb_plane.0.add(chroma_at), len / 2);
-            std::ptr::copy_nonoverlapping(cr_line.as_ptr(), cr_plane.0.add(chroma_at), len / 2);
         }
     }
 }
@@ -564,31 +440,21 @@ impl Geometry {
     }
 }
 
-/// A raw pointer into an output buffer shared by the band workers: each writes disjoint rows.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-/// Where the last layer's shuffled output goes.
-#[derive(Clone, Copy)]
-enum Sink {
-    /// Planar RGB floats.
-    Rgb(Shared<f32>),
-    /// The planes of a 4:2:0 frame.
-    Yuv420(YuvPlanes),
+/// Why the fast engine does not run a model on a path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unfit {
+    #[error(
+        "the fast engine does not implement this configuration (merged HF branch, channel attention, block residual, feature channels not a multiple of 6, or scale above 4)"
+    )]
+    Configuration,
+    #[error("the {0} path needs feature channels that are a multiple of 12 and at most 32")]
+    Path(Path),
 }
 
-/// The Y, U and V planes of a 4:2:0 frame and the conversion into them.
-#[derive(Clone, Copy)]
-struct YuvPlanes {
-    planes: [Shared<u16>; 3],
-    coefficients: YuvCoefficients,
-}
-
-/// Measures the machine's fp32 multiply-accumulate peak: every core runs independent FMA chains
-/// (enough to hide the FMA latency) for about `millis` ms. Returns GMAC/s over all cores.
-pub fn measure_peak_gmacs(millis: u64) -> f64 {
+/// Measures a path's multiply-accumulate peak: every core runs the path's fastest
+/// multiply-accumulate on independent accumulators (enough to hide the latency) for about
+/// `millis` ms. Returns GMAC/s over all cores.
+pub fn measure_peak_gmacs(isa: Isa, millis: u64) -> f64 {
     let threads = rayon::current_num_threads();
     let per_thread: Vec<f64> = (0..threads)
         .into_par_iter()
@@ -596,7 +462,7 @@ pub fn measure_peak_gmacs(millis: u64) -> f64 {
             let start = std::time::Instant::now();
             let mut macs = 0u64;
             while start.elapsed().as_millis() < millis as u128 {
-                macs += kernels::fma_burst(Isa::detect());
+                macs += kernels::mac_burst(isa);
             }
             macs as f64 / start.elapsed().as_secs_f64() / 1e9
         })
@@ -608,17 +474,6 @@ pub fn measure_peak_gmacs(millis: u64) -> f64 {
 mod tests {
     use super::*;
     use crate::model::init::perturbed_weights;
-
-    #[test]
-    fn packing_puts_output_channels_innermost() {
-        let w = crate::HostTensor::new(vec![2, 1, 3, 3], (0..18).map(|v| v as f32).collect());
-        let weights = winograd::transform_weights(&w.data, 2, 1, 2);
-        // Point 0 is a quarter of the first tap, point 5 the last tap:
-        // [point][group][ky][ci][channel of the group].
-        assert_eq!(weights.len(), 6 * 3 * 2);
-        assert_eq!(&weights[..4], &[0.0, 9.0 / 4.0, 3.0 / 4.0, 12.0 / 4.0]);
-        assert_eq!(&weights[(5 * 3 + 2) * 2..], &[8.0, 17.0]);
-    }
 
     #[test]
     fn unsupported_configurations_fall_back() {

@@ -1,0 +1,219 @@
+//! AVX2 + FMA: 8 lanes, each block of 16 tiles as two vectors.
+
+use super::super::math::{ERF_ALPHA, ERF_BETA};
+use super::super::store::{Segment, YuvPlanes};
+use super::super::winograd::{POINTS, TILE};
+use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer};
+use crate::model::Activation;
+use std::arch::x86_64::*;
+
+/// Groups computed point by point before the output transform: the point's weight panels
+/// (3 * ci * 24 floats) and input slices stay in L1 while all groups use them.
+const GROUPS_PER_CHUNK: usize = 4;
+
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn conv_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
+    let (ci, co) = (layer.ci, layer.co);
+    let (groups, k) = (co / GROUP, 3 * ci);
+    let out = block.as_mut_ptr();
+    for chunk in (0..groups).step_by(GROUPS_PER_CHUNK) {
+        let chunk_groups = GROUPS_PER_CHUNK.min(groups - chunk);
+        // Per point, per group of the chunk, per channel: 16 tiles, in `scratch`.
+        let products = scratch.as_mut_ptr();
+        let at = |m: usize, gi: usize, c: usize| ((m * GROUPS_PER_CHUNK + gi) * GROUP + c) * BLOCK;
+        for m in 0..POINTS {
+            for gi in 0..chunk_groups {
+                let mut lo = [_mm256_setzero_ps(); GROUP];
+                let mut hi = [_mm256_setzero_ps(); GROUP];
+                // SAFETY (whole loop): bounds asserted by the caller; the panel holds
+                // k * GROUP weights.
+                unsafe {
+                    let panel = weights.as_ptr().add((m * groups + chunk + gi) * k * GROUP);
+                    for (ky, row) in rows.iter().enumerate() {
+                        let base = row.as_ptr().add(m * ci * BLOCK);
+                        let wrow = panel.add(ky * ci * GROUP);
+                        for i in 0..ci {
+                            let p = base.add(i * BLOCK);
+                            let v0 = _mm256_loadu_ps(p);
+                            let v1 = _mm256_loadu_ps(p.add(8));
+                            let wk = wrow.add(i * GROUP);
+                            for c in 0..GROUP {
+                                let w = _mm256_broadcast_ss(&*wk.add(c));
+                                lo[c] = _mm256_fmadd_ps(w, v0, lo[c]);
+                                hi[c] = _mm256_fmadd_ps(w, v1, hi[c]);
+                            }
+                        }
+                    }
+                }
+                for c in 0..GROUP {
+                    // SAFETY: inside `scratch` (SCRATCH_LEN, asserted by the caller).
+                    unsafe {
+                        _mm256_storeu_ps(products.add(at(m, gi, c)), lo[c]);
+                        _mm256_storeu_ps(products.add(at(m, gi, c) + 8), hi[c]);
+                    }
+                }
+            }
+        }
+        // A^T: the 6 products of each channel to its 4 pixels.
+        for gi in 0..chunk_groups {
+            for c in 0..GROUP {
+                let channel = (chunk + gi) * GROUP + c;
+                let bias = _mm256_set1_ps(layer.bias[channel]);
+                for half in 0..2 {
+                    // SAFETY: written above for every point of this group.
+                    let m = |point: usize| unsafe { _mm256_loadu_ps(products.add(at(point, gi, c) + half * 8)) };
+                    let (s12, d12) = (_mm256_add_ps(m(1), m(2)), _mm256_sub_ps(m(1), m(2)));
+                    let (s34, d34) = (_mm256_add_ps(m(3), m(4)), _mm256_sub_ps(m(3), m(4)));
+                    let pixels = [
+                        _mm256_add_ps(_mm256_add_ps(m(0), bias), _mm256_add_ps(s12, s34)),
+                        _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
+                        _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
+                        _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m(5)), bias)),
+                    ];
+                    for (phase, y) in pixels.into_iter().enumerate() {
+                        // SAFETY: inside `block` (asserted by the caller).
+                        unsafe { _mm256_storeu_ps(out.add((phase * co + channel) * BLOCK + half * 8), y) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 12 independent chains of 8-wide FMAs: enough to cover the FMA latency on two pipes.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn fma_burst() -> u64 {
+    let iters = 1u64 << 16;
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    let m = _mm256_set1_ps(0.999_999);
+    let a = _mm256_set1_ps(1e-7);
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, m, a);
+        }
+    }
+    std::hint::black_box(acc);
+    iters * 12 * 8
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu8(v: __m256) -> __m256 {
+    let x = _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
+    let x2 = _mm256_mul_ps(x, x);
+    let mut p = _mm256_set1_ps(ERF_ALPHA[0]);
+    for &c in &ERF_ALPHA[1..] {
+        p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(c));
+    }
+    let mut q = _mm256_set1_ps(ERF_BETA[0]);
+    for &c in &ERF_BETA[1..] {
+        q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(c));
+    }
+    // p / q by a reciprocal estimate and one Newton step (~23 bits): a division would
+    // hold the divider for several cycles per vector. q <= -0.014 everywhere.
+    let r = _mm256_rcp_ps(q);
+    let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0)));
+    let erf = _mm256_mul_ps(_mm256_mul_ps(x, p), r);
+    let half_v = _mm256_mul_ps(v, _mm256_set1_ps(0.5));
+    _mm256_fmadd_ps(half_v, erf, half_v)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
+    let src = block.as_mut_ptr();
+    let out = dst.as_mut_ptr();
+    // SAFETY (whole body): `block` holds co * BLOCK values and `dst` reaches
+    // (co - 1) * dst_stride + BLOCK, both asserted by the caller.
+    unsafe {
+        let activate = |v: __m256| match epilogue.activation {
+            None => v,
+            Some(Activation::Gelu) => gelu8(v),
+            Some(Activation::Relu) => _mm256_max_ps(v, _mm256_setzero_ps()),
+            Some(Activation::Lrelu) => {
+                let neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
+                _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(LRELU_SLOPE)), neg)
+            }
+        };
+        let Some((weight, bias)) = &epilogue.norm else {
+            for c in 0..co {
+                for half in [0, 8] {
+                    let v = _mm256_loadu_ps(src.add(c * BLOCK + half));
+                    _mm256_storeu_ps(out.add(c * dst_stride + half), activate(v));
+                }
+            }
+            return;
+        };
+        if epilogue.activation.is_some() {
+            for i in (0..co * BLOCK).step_by(8) {
+                _mm256_storeu_ps(src.add(i), activate(_mm256_loadu_ps(src.add(i))));
+            }
+        }
+        let n = _mm256_set1_ps(1.0 / co as f32);
+        for half in [0, 8] {
+            let mut sum = _mm256_setzero_ps();
+            for c in 0..co {
+                sum = _mm256_add_ps(sum, _mm256_loadu_ps(src.add(c * BLOCK + half)));
+            }
+            let mean = _mm256_mul_ps(sum, n);
+            let mut sq = _mm256_setzero_ps();
+            for c in 0..co {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(src.add(c * BLOCK + half)), mean);
+                sq = _mm256_fmadd_ps(d, d, sq);
+            }
+            let var = _mm256_mul_ps(sq, n);
+            let inv = _mm256_div_ps(
+                _mm256_set1_ps(1.0),
+                _mm256_sqrt_ps(_mm256_add_ps(var, _mm256_set1_ps(LN_EPS))),
+            );
+            for c in 0..co {
+                let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(src.add(c * BLOCK + half)), mean), inv);
+                let r = _mm256_fmadd_ps(d, _mm256_set1_ps(weight[c]), _mm256_set1_ps(bias[c]));
+                _mm256_storeu_ps(out.add(c * dst_stride + half), r);
+            }
+        }
+    }
+}
+
+/// As the portable transform, 8 tiles at a time.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
+    let k = |v: f32| _mm256_set1_ps(v);
+    for b in 0..tiles / BLOCK {
+        for c in 0..channels {
+            // SAFETY: the reads stay inside channel c (stored tiles up to b * 16 + 17 < pitch)
+            // and the writes inside block b of `dst`, as the dispatch asserts.
+            unsafe {
+                let phase = |i: usize, first: usize| src.as_ptr().add((c * TILE + i) * pitch + first + b * BLOCK);
+                let out = dst.as_mut_ptr().add(b * POINTS * channels * BLOCK + c * BLOCK);
+                for half in [0, 8] {
+                    let d0 = _mm256_loadu_ps(phase(3, 0).add(half));
+                    let d1 = _mm256_loadu_ps(phase(0, 1).add(half));
+                    let d2 = _mm256_loadu_ps(phase(1, 1).add(half));
+                    let d3 = _mm256_loadu_ps(phase(2, 1).add(half));
+                    let d4 = _mm256_loadu_ps(phase(3, 1).add(half));
+                    let d5 = _mm256_loadu_ps(phase(0, 2).add(half));
+                    let (d4_d2, d4_d3) = (_mm256_sub_ps(d4, d2), _mm256_sub_ps(d4, d3));
+                    let (d1_d2, d3_d1) = (_mm256_sub_ps(d1, d2), _mm256_sub_ps(d3, d1));
+                    let points = [
+                        _mm256_fmadd_ps(k(4.0), d0, _mm256_fmadd_ps(k(-5.0), d2, d4)),
+                        _mm256_fmadd_ps(k(-4.0), _mm256_add_ps(d1, d2), _mm256_add_ps(d3, d4)),
+                        _mm256_fmadd_ps(k(4.0), d1_d2, d4_d3),
+                        _mm256_fmadd_ps(k(2.0), d3_d1, d4_d2),
+                        _mm256_fmadd_ps(k(-2.0), d3_d1, d4_d2),
+                        _mm256_fmadd_ps(k(4.0), d1, _mm256_fmadd_ps(k(-5.0), d3, d5)),
+                    ];
+                    for (m, v) in points.into_iter().enumerate() {
+                        _mm256_storeu_ps(out.add(m * channels * BLOCK + half), v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 4:2:0 store compiled for AVX2. Rust never contracts a * b + c into an FMA, so the values
+/// are the same bits as the portable code's and FrameEncoder's.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+    super::super::store::yuv420(seg, r, target, out_w, h)
+}

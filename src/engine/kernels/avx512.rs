@@ -1,0 +1,244 @@
+//! AVX-512F: 16 lanes, each block of 16 tiles one vector. With 32 registers a pass holds 24
+//! output channels (4 weight panels of 6) at a point, so each input vector loaded feeds 24
+//! FMAs (AVX2: 12). The epilogue and the output transform also serve the AMX path.
+
+use super::super::math::{ERF_ALPHA, ERF_BETA};
+use super::super::store::{Segment, YuvPlanes};
+use super::super::winograd::POINTS;
+use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer};
+use crate::model::Activation;
+use std::arch::x86_64::*;
+
+/// Weight panels (of [`GROUP`] channels) accumulated in one pass: 24 accumulators.
+const PANELS_PER_PASS: usize = 4;
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn conv_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
+    let groups = layer.co / GROUP;
+    let mut first = 0;
+    while first < groups {
+        let panels = (groups - first).min(PANELS_PER_PASS);
+        // SAFETY (all four): bounds asserted by the dispatch (rows hold POINTS * ci * BLOCK,
+        // the panels 3 * ci * GROUP each, scratch SCRATCH_LEN >= POINTS * 24 * BLOCK).
+        unsafe {
+            match panels {
+                4 => products::<4>(weights, rows, layer.ci, groups, first, scratch),
+                3 => products::<3>(weights, rows, layer.ci, groups, first, scratch),
+                2 => products::<2>(weights, rows, layer.ci, groups, first, scratch),
+                _ => products::<1>(weights, rows, layer.ci, groups, first, scratch),
+            }
+            // SAFETY: the products of this pass were written just above; `block` holds
+            // TILE * co * BLOCK values (asserted by the dispatch).
+            output_transform(scratch, panels * GROUP, first * GROUP, layer, block);
+        }
+        first += panels;
+    }
+}
+
+/// The products of panels `first..first + P` at every point into
+/// `scratch[(m * P * GROUP + channel of the pass) * BLOCK..]`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn products<const P: usize>(
+    weights: &[f32],
+    rows: [&[f32]; 3],
+    ci: usize,
+    groups: usize,
+    first: usize,
+    scratch: &mut [f32],
+) {
+    let k = 3 * ci;
+    for m in 0..POINTS {
+        let mut acc = [[_mm512_setzero_ps(); GROUP]; P];
+        // SAFETY (whole loop): see `conv_block`.
+        unsafe {
+            let panels: [*const f32; P] =
+                std::array::from_fn(|g| weights.as_ptr().add((m * groups + first + g) * k * GROUP));
+            for (ky, row) in rows.iter().enumerate() {
+                let base = row.as_ptr().add(m * ci * BLOCK);
+                for i in 0..ci {
+                    let v = _mm512_loadu_ps(base.add(i * BLOCK));
+                    for g in 0..P {
+                        let w = panels[g].add((ky * ci + i) * GROUP);
+                        for c in 0..GROUP {
+                            acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, acc[g][c]);
+                        }
+                    }
+                }
+            }
+            let out = scratch.as_mut_ptr().add(m * P * GROUP * BLOCK);
+            for g in 0..P {
+                for c in 0..GROUP {
+                    _mm512_storeu_ps(out.add((g * GROUP + c) * BLOCK), acc[g][c]);
+                }
+            }
+        }
+    }
+}
+
+/// A^T plus bias: the 6 products of each of `channels` channels (`products[(m * channels + c)
+/// * BLOCK..]`, channel `first + c` of the layer) to its 4 pixels, into `block`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn output_transform(products: &[f32], channels: usize, first: usize, layer: &Layer, block: &mut [f32]) {
+    let co = layer.co;
+    let (src, out) = (products.as_ptr(), block.as_mut_ptr());
+    for c in 0..channels {
+        let channel = first + c;
+        let bias = _mm512_set1_ps(layer.bias[channel]);
+        // SAFETY: the caller passes products of `channels` channels at every point and a block
+        // of TILE * co * BLOCK values.
+        unsafe {
+            let m = |point: usize| _mm512_loadu_ps(src.add((point * channels + c) * BLOCK));
+            let (s12, d12) = (_mm512_add_ps(m(1), m(2)), _mm512_sub_ps(m(1), m(2)));
+            let (s34, d34) = (_mm512_add_ps(m(3), m(4)), _mm512_sub_ps(m(3), m(4)));
+            let pixels = [
+                _mm512_add_ps(_mm512_add_ps(m(0), bias), _mm512_add_ps(s12, s34)),
+                _mm512_fmadd_ps(_mm512_set1_ps(2.0), d34, _mm512_add_ps(d12, bias)),
+                _mm512_fmadd_ps(_mm512_set1_ps(4.0), s34, _mm512_add_ps(s12, bias)),
+                _mm512_fmadd_ps(_mm512_set1_ps(8.0), d34, _mm512_add_ps(_mm512_add_ps(d12, m(5)), bias)),
+            ];
+            for (phase, y) in pixels.into_iter().enumerate() {
+                _mm512_storeu_ps(out.add((phase * co + channel) * BLOCK), y);
+            }
+        }
+    }
+}
+
+/// 24 independent chains of 16-wide FMAs: enough to cover the FMA latency on two pipes.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn fma_burst() -> u64 {
+    let iters = 1u64 << 15;
+    let mut acc = [_mm512_set1_ps(1.0); 24];
+    let m = _mm512_set1_ps(0.999_999);
+    let a = _mm512_set1_ps(1e-7);
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, m, a);
+        }
+    }
+    std::hint::black_box(acc);
+    iters * 24 * 16
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+fn gelu16(v: __m512) -> __m512 {
+    let x = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
+    let x2 = _mm512_mul_ps(x, x);
+    let mut p = _mm512_set1_ps(ERF_ALPHA[0]);
+    for &c in &ERF_ALPHA[1..] {
+        p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(c));
+    }
+    let mut q = _mm512_set1_ps(ERF_BETA[0]);
+    for &c in &ERF_BETA[1..] {
+        q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(c));
+    }
+    // p / q by a 14-bit reciprocal estimate and one Newton step (~28 bits): a division would
+    // hold the divider for several cycles per vector. q <= -0.014 everywhere.
+    let r = _mm512_rcp14_ps(q);
+    let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0)));
+    let erf = _mm512_mul_ps(_mm512_mul_ps(x, p), r);
+    let half_v = _mm512_mul_ps(v, _mm512_set1_ps(0.5));
+    _mm512_fmadd_ps(half_v, erf, half_v)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
+    let src = block.as_mut_ptr();
+    let out = dst.as_mut_ptr();
+    let activate = |v: __m512| match epilogue.activation {
+        None => v,
+        Some(Activation::Gelu) => gelu16(v),
+        Some(Activation::Relu) => _mm512_max_ps(v, _mm512_setzero_ps()),
+        Some(Activation::Lrelu) => {
+            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+            _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(LRELU_SLOPE))
+        }
+    };
+    // SAFETY (whole body): `block` holds co * BLOCK values and `dst` reaches
+    // (co - 1) * dst_stride + BLOCK, both asserted by the dispatch.
+    unsafe {
+        let Some((weight, bias)) = &epilogue.norm else {
+            for c in 0..co {
+                let v = _mm512_loadu_ps(src.add(c * BLOCK));
+                _mm512_storeu_ps(out.add(c * dst_stride), activate(v));
+            }
+            return;
+        };
+        let n = _mm512_set1_ps(1.0 / co as f32);
+        let mut sum = _mm512_setzero_ps();
+        for c in 0..co {
+            let v = activate(_mm512_loadu_ps(src.add(c * BLOCK)));
+            _mm512_storeu_ps(src.add(c * BLOCK), v);
+            sum = _mm512_add_ps(sum, v);
+        }
+        let mean = _mm512_mul_ps(sum, n);
+        let mut sq = _mm512_setzero_ps();
+        for c in 0..co {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(src.add(c * BLOCK)), mean);
+            sq = _mm512_fmadd_ps(d, d, sq);
+        }
+        let var = _mm512_mul_ps(sq, n);
+        let inv = _mm512_div_ps(
+            _mm512_set1_ps(1.0),
+            _mm512_sqrt_ps(_mm512_add_ps(var, _mm512_set1_ps(LN_EPS))),
+        );
+        for c in 0..co {
+            let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(src.add(c * BLOCK)), mean), inv);
+            let r = _mm512_fmadd_ps(d, _mm512_set1_ps(weight[c]), _mm512_set1_ps(bias[c]));
+            _mm512_storeu_ps(out.add(c * dst_stride), r);
+        }
+    }
+}
+
+/// The 6 transformed vectors (16 tiles each) of channel `c` of block `b` (B^T d; see the
+/// portable `block_points`).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn block_points(src: &[f32], c: usize, pitch: usize, b: usize) -> [__m512; POINTS] {
+    let k = |v: f32| _mm512_set1_ps(v);
+    // SAFETY: the reads stay inside channel c (stored tiles up to b * 16 + 17 < pitch), as the
+    // dispatch asserts.
+    unsafe {
+        let phase = |i: usize, first: usize| {
+            _mm512_loadu_ps(src.as_ptr().add((super::TILE * c + i) * pitch + first + b * BLOCK))
+        };
+        let (d0, d1, d2) = (phase(3, 0), phase(0, 1), phase(1, 1));
+        let (d3, d4, d5) = (phase(2, 1), phase(3, 1), phase(0, 2));
+        let (d4_d2, d4_d3) = (_mm512_sub_ps(d4, d2), _mm512_sub_ps(d4, d3));
+        let (d1_d2, d3_d1) = (_mm512_sub_ps(d1, d2), _mm512_sub_ps(d3, d1));
+        [
+            _mm512_fmadd_ps(k(4.0), d0, _mm512_fmadd_ps(k(-5.0), d2, d4)),
+            _mm512_fmadd_ps(k(-4.0), _mm512_add_ps(d1, d2), _mm512_add_ps(d3, d4)),
+            _mm512_fmadd_ps(k(4.0), d1_d2, d4_d3),
+            _mm512_fmadd_ps(k(2.0), d3_d1, d4_d2),
+            _mm512_fmadd_ps(k(-2.0), d3_d1, d4_d2),
+            _mm512_fmadd_ps(k(4.0), d1, _mm512_fmadd_ps(k(-5.0), d3, d5)),
+        ]
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
+    for b in 0..tiles / BLOCK {
+        for c in 0..channels {
+            // SAFETY: reads as in `block_points`; writes inside block b of `dst` (asserted by
+            // the dispatch).
+            unsafe {
+                let points = block_points(src, c, pitch, b);
+                let out = dst.as_mut_ptr().add(b * POINTS * channels * BLOCK + c * BLOCK);
+                for (m, v) in points.into_iter().enumerate() {
+                    _mm512_storeu_ps(out.add(m * channels * BLOCK), v);
+                }
+            }
+        }
+    }
+}
+
+/// The 4:2:0 store compiled for AVX-512 (the same bits as the portable code: no contraction).
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+    super::super::store::yuv420(seg, r, target, out_w, h)
+}

@@ -1,0 +1,154 @@
+//! The engine's kernels, one module per instruction set, and the dispatch on [`Isa`]:
+//! exhaustive, so that a path is never silently replaced by another.
+//!
+//! The work of a layer, per block of 16 Winograd tiles of a row (64 output pixels):
+//! - [`transform_row`]: a phase-split row (`[channel][phase][1 + tile]`) into the transformed
+//!   row the convolution reads, `[block][point][channel][16 tiles]` in fp32 (the AMX path
+//!   stores each block-point region as bf16 high and low parts instead, in the same space; see
+//!   [`amx`]);
+//! - [`conv_block`]: the 6 point products of every output channel and the output transform,
+//!   written phase by phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel
+//!   `4 * (t0 + p) + phase`;
+//! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row.
+
+#[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod portable;
+
+use super::isa::{Isa, Path};
+use super::pack::PackedWeights;
+use super::store::{Segment, YuvPlanes};
+use super::winograd::{POINTS, TILE};
+use super::{BLOCK, Epilogue, Layer};
+
+/// Output channels per weight panel of the fp32 paths (6 channels x 2 AVX2 vectors of 8 tiles =
+/// 12 accumulators; AVX-512 takes 4 panels at once, 24 accumulators of 16 tiles).
+pub const GROUP: usize = 6;
+/// Output channels accumulated in one pass before the output transform: the largest pass of
+/// any path (AMX: 4 tiles of 12 channels).
+const CHANNELS_PER_PASS: usize = 48;
+/// Floats of scratch [`conv_block`] needs: a pass's products at every point (passed in, as
+/// zeroing a stack array per call showed up as a memset in profiles).
+pub const SCRATCH_LEN: usize = POINTS * CHANNELS_PER_PASS * BLOCK;
+const LN_EPS: f32 = crate::model::network::LAYERNORM_EPS as f32;
+const LRELU_SLOPE: f32 = crate::model::network::LRELU_SLOPE as f32;
+
+/// Whether the x86 paths' modules exist in this build; detection never selects them elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_only(path: Path) -> ! {
+    unreachable!("{path} is detected only on x86-64")
+}
+
+/// One layer over one block: products, output transform and bias into `block`.
+pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
+    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= TILE * layer.co * BLOCK && scratch.len() >= SCRATCH_LEN);
+    for row in rows {
+        assert!(
+            row.len() >= POINTS * layer.ci * BLOCK,
+            "conv_block reads inside the rows"
+        );
+    }
+    match (isa.path(), &layer.weights) {
+        (Path::Portable, PackedWeights::Fp32(w)) => portable::conv_block(layer, w, rows, block),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
+        // writes are bounded by the asserts above.
+        (Path::Avx2, PackedWeights::Fp32(w)) => unsafe { avx2::conv_block(layer, w, rows, block, scratch) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX-512F detected.
+        (Path::Avx512, PackedWeights::Fp32(w)) => unsafe { avx512::conv_block(layer, w, rows, block, scratch) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AMX-TILE/BF16 and AVX-512F/BW/BF16 detected and the tile state granted by
+        // Linux; the weights were packed for the tile layout (this arm's pattern).
+        (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe { amx::conv_block(layer, w, rows, block, scratch) },
+        #[cfg(not(target_arch = "x86_64"))]
+        (path @ (Path::Avx2 | Path::Avx512 | Path::AmxBf16), _) => x86_only(path),
+        (path, _) => panic!("layer weights packed for another path than {path}"),
+    }
+}
+
+/// Applies the epilogue to one phase of a computed block (`co * BLOCK` values) and writes
+/// channel `c` of the result to `dst[c * dst_stride..][..BLOCK]` (straight into the next
+/// layer's phase-split row). `block` is used as scratch. The AMX path's epilogue is the
+/// AVX-512 one: its rows are fp32 until transformed.
+pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
+    assert!(block.len() >= co * BLOCK && dst.len() >= (co - 1) * dst_stride + BLOCK);
+    match isa.path() {
+        Path::Portable => portable::epilogue(epilogue, co, block, dst, dst_stride),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected; the writes are bounded by the assert.
+        Path::Avx2 => unsafe { avx2::epilogue(epilogue, co, block, dst, dst_stride) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F detected (the AMX path's Isa implies it); bounded as above.
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::epilogue(epilogue, co, block, dst, dst_stride) },
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}
+
+/// Transforms a phase-split row of `channels` channels (`pitch` = tiles + 2 per phase) into
+/// `dst`, the transformed row of the path; `tiles` is a whole number of blocks.
+pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
+    assert!(
+        tiles.is_multiple_of(BLOCK)
+            && pitch >= tiles + 2
+            && src.len() >= channels * TILE * pitch
+            && dst.len() >= POINTS * channels * tiles
+    );
+    match isa.path() {
+        Path::Portable => portable::transform_row(src, channels, pitch, tiles, dst),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features; reads and writes bounded by the assert.
+        Path::Avx2 => unsafe { avx2::transform_row(src, channels, pitch, tiles, dst) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Path::Avx512 => unsafe { avx512::transform_row(src, channels, pitch, tiles, dst) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; an even channel count is part of the AMX layout.
+        Path::AmxBf16 => {
+            assert!(channels.is_multiple_of(2), "the AMX row layout pairs channels");
+            unsafe { amx::transform_row(src, channels, pitch, tiles, dst) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}
+
+/// The pixel shuffle of a block converted to YUV 4:2:0 (see [`super::store`]), compiled for
+/// the path's vector width.
+pub fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+    match isa.path() {
+        Path::Portable => super::store::yuv420(seg, r, target, out_w, h),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx2 => unsafe { avx2::store_yuv420(seg, r, target, out_w, h) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_yuv420(seg, r, target, out_w, h) },
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}
+
+/// Runs a fixed burst of the path's fastest multiply-accumulate instruction on independent
+/// accumulators; returns the multiply-accumulates done (for the peak that `bench` reports).
+pub fn mac_burst(isa: Isa) -> u64 {
+    match isa.path() {
+        Path::Portable => portable::fma_burst(),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx2 => unsafe { avx2::fma_burst() },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx512 => unsafe { avx512::fma_burst() },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features and the tile state granted.
+        Path::AmxBf16 => unsafe { amx::tile_burst() },
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}

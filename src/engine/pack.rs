@@ -1,0 +1,127 @@
+//! The layouts in which each path reads a layer's Winograd-domain weights, defined here once.
+
+use super::isa::Path;
+use super::winograd::{POINTS, kernel_row_points};
+use half::bf16;
+
+/// Output channels per AMX weight tile (rows of the tile, of the products' tile): 12 divides
+/// every layer of the official models (24 features, 12 s^2 upsample channels), and a 12-row
+/// product costs three quarters of a 16-row one (measured).
+pub const TILE_ROWS: usize = 12;
+/// The most input channels an AMX weight tile holds per kernel row (32 bf16 = 64 bytes).
+pub const MAX_TILE_CI: usize = 32;
+
+/// A layer's weights as one path reads them.
+#[derive(Clone, Debug)]
+pub enum PackedWeights {
+    /// fp32 panels: `[point][co / group][ky][ci][group]`: for each point, one contiguous panel per
+    /// group of output channels, read front to back over K = 3 * ci.
+    Fp32(Vec<f32>),
+    /// bf16 tiles for AMX, each value split into a high part (the value rounded to bf16) and a
+    /// low part (the remainder rounded to bf16): `[point][ky][co / 12][high, low][12][ci]`,
+    /// each `[12][ci]` one tile of 12 rows of ci values.
+    Bf16Tiles(Vec<u16>),
+}
+
+/// Whether a layer of `ci` inputs and `co` outputs fits the AMX tiles.
+pub fn fits_tiles(ci: usize, co: usize) -> bool {
+    ci.is_multiple_of(2) && ci <= MAX_TILE_CI && co.is_multiple_of(TILE_ROWS)
+}
+
+/// Splits a value into bf16 high and low parts, rounding each to nearest even.
+pub fn split_bf16(v: f32) -> (bf16, bf16) {
+    let high = bf16::from_f32(v);
+    (high, bf16::from_f32(v - high.to_f32()))
+}
+
+impl PackedWeights {
+    /// Packs a conv weight `[co][ci][3][3]` for `path` (fp32 paths in panels of `group`).
+    pub fn new(weight: &[f32], co: usize, ci: usize, path: Path, group: usize) -> Self {
+        // points[((o * ci + i) * 3 + ky) * POINTS + m]
+        let points: Vec<f64> = weight.chunks_exact(3).flat_map(kernel_row_points).collect();
+        let at = |o: usize, i: usize, ky: usize, m: usize| points[((o * ci + i) * 3 + ky) * POINTS + m];
+        match path {
+            Path::Portable | Path::Avx2 | Path::Avx512 => {
+                assert!(co.is_multiple_of(group));
+                let mut packed = vec![0f32; POINTS * 3 * ci * co];
+                for o in 0..co {
+                    let (g, c) = (o / group, o % group);
+                    for i in 0..ci {
+                        for ky in 0..3 {
+                            for m in 0..POINTS {
+                                packed[(((m * (co / group) + g) * 3 + ky) * ci + i) * group + c] =
+                                    at(o, i, ky, m) as f32;
+                            }
+                        }
+                    }
+                }
+                PackedWeights::Fp32(packed)
+            }
+            Path::AmxBf16 => {
+                assert!(fits_tiles(ci, co));
+                let tiles = co / TILE_ROWS;
+                let mut packed = vec![0u16; POINTS * 3 * 2 * ci * co];
+                for m in 0..POINTS {
+                    for ky in 0..3 {
+                        for o in 0..co {
+                            let (j, row) = (o / TILE_ROWS, o % TILE_ROWS);
+                            for i in 0..ci {
+                                let (high, low) = split_bf16(at(o, i, ky, m) as f32);
+                                let tile = ((m * 3 + ky) * tiles + j) * 2;
+                                packed[(tile * TILE_ROWS + row) * ci + i] = high.to_bits();
+                                packed[((tile + 1) * TILE_ROWS + row) * ci + i] = low.to_bits();
+                            }
+                        }
+                    }
+                }
+                PackedWeights::Bf16Tiles(packed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fp32_panels_put_output_channels_innermost() {
+        let w: Vec<f32> = (0..18).map(|v| v as f32).collect();
+        let PackedWeights::Fp32(p) = PackedWeights::new(&w, 2, 1, Path::Portable, 2) else {
+            unreachable!()
+        };
+        // Point 0 is a quarter of the first tap, point 5 the last tap:
+        // [point][group][ky][ci][channel of the group].
+        assert_eq!(p.len(), 6 * 3 * 2);
+        assert_eq!(&p[..4], &[0.0, 9.0 / 4.0, 3.0 / 4.0, 12.0 / 4.0]);
+        assert_eq!(&p[(5 * 3 + 2) * 2..], &[8.0, 17.0]);
+    }
+
+    #[test]
+    fn bf16_split_keeps_sixteen_bits() {
+        for v in [1.0f32 / 3.0, -7.123_456, 1e-3, 0.0, 123_456.79] {
+            let (h, l) = split_bf16(v);
+            let back = h.to_f32() + l.to_f32();
+            assert!((back - v).abs() <= v.abs() * 2f32.powi(-16), "{v}: {back}");
+        }
+    }
+
+    #[test]
+    fn tile_layout_holds_high_and_low_rows() {
+        let (co, ci) = (24, 2);
+        let w: Vec<f32> = (0..co * ci * 9).map(|v| (v as f32 * 0.37).sin()).collect();
+        let PackedWeights::Bf16Tiles(p) = PackedWeights::new(&w, co, ci, Path::AmxBf16, 6) else {
+            unreachable!()
+        };
+        // Output channel 13 = tile 1, row 1; input 1; ky 2; point 5: the last tap.
+        let (o, i, ky, m) = (13, 1, 2, 5);
+        let tile = ((m * 3 + ky) * 2 + 1) * 2;
+        let high = bf16::from_bits(p[(tile * TILE_ROWS + 1) * ci + i]).to_f32();
+        let low = bf16::from_bits(p[((tile + 1) * TILE_ROWS + 1) * ci + i]).to_f32();
+        let want = w[((o * ci + i) * 3 + ky) * 3 + 2];
+        assert!(
+            (high + low - want).abs() < 1e-5 * want.abs().max(1.0),
+            "{high} + {low} vs {want}"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The last layer's stores: the pixel shuffle into planar RGB, or straight into a 4:2:0 frame.
+
+use super::BLOCK;
+use super::winograd::TILE;
+use crate::video::color::YuvCoefficients;
+
+/// The largest pixel shuffle factor (2 x scale 4), for the stores' row buffers.
+pub const MAX_SHUFFLE: usize = 8;
+
+/// The part of a block that is inside the image: output rows `y * r ..`, LR-half columns
+/// `first .. first + count` (block layout as [`kernels::conv_block`] writes it).
+#[derive(Clone, Copy)]
+pub struct Segment<'a> {
+    pub block: &'a [f32],
+    pub co: usize,
+    pub y: usize,
+    pub first: usize,
+    pub count: usize,
+}
+
+impl Segment<'_> {
+    /// Channel `c` of phase `phase`: pixels `first + 4p + phase`.
+    fn channel(&self, phase: usize, c: usize) -> &[f32; BLOCK] {
+        self.block[(phase * self.co + c) * BLOCK..][..BLOCK]
+            .try_into()
+            .expect("a whole block")
+    }
+}
+
+/// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
+/// x*r + j of plane ch. Each output row of the segment is assembled in a small buffer and
+/// copied out in one piece, so the 4K frame is written in runs rather than scattered floats.
+pub fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+    let out_plane = h * r * out_w;
+    let mut line = [0f32; TILE * BLOCK * MAX_SHUFFLE];
+    for ch in 0..3 {
+        for i in 0..r {
+            for j in 0..r {
+                for phase in 0..TILE {
+                    let values = seg.channel(phase, (ch * r + i) * r + j);
+                    for (p, &v) in values.iter().enumerate() {
+                        line[(TILE * p + phase) * r + j] = v;
+                    }
+                }
+            }
+            let start = ch * out_plane + (seg.y * r + i) * out_w + seg.first * r;
+            let len = seg.count * r;
+            assert!(
+                (seg.first + seg.count) * r <= out_w && seg.y * r + i < h * r,
+                "shuffle store inside the image"
+            );
+            // SAFETY: inside row y*r + i of plane ch (asserted); bands write disjoint rows y.
+            unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), out.0.add(start), len) };
+        }
+    }
+}
+
+/// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
+/// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
+/// [`FrameEncoder`](crate::video::color::FrameEncoder) averages them. Inlined into each path's
+/// compiled copy (`kernels::store_yuv420`), which vectorises its fixed-length loops.
+#[inline(always)]
+pub fn yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+    let YuvPlanes {
+        planes: [luma, cb_plane, cr_plane],
+        coefficients,
+    } = target;
+    let (chroma_w, rr) = (out_w / 2, r * r);
+    assert!(
+        (seg.first + seg.count) * r <= out_w
+            && seg.y * r + r <= h * r
+            && r.is_multiple_of(2)
+            && out_w.is_multiple_of(2),
+        "4:2:0 store inside the frame"
+    );
+    const LINE: usize = TILE * BLOCK * MAX_SHUFFLE;
+    let (mut luma_lines, mut cb_line, mut cr_line) = ([[0u16; LINE]; 2], [0u16; LINE / 2], [0u16; LINE / 2]);
+    for i in (0..r).step_by(2) {
+        for j in (0..r).step_by(2) {
+            for phase in 0..TILE {
+                // Summed as FrameEncoder sums an area, ((t0 + t1) + b0) + b1 (0 + t0 is exact).
+                let mut cb_sum = [0f32; BLOCK];
+                let mut cr_sum = [0f32; BLOCK];
+                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let c = (i + di) * r + j + dj;
+                    let (red, green, blue) = (
+                        seg.channel(phase, c),
+                        seg.channel(phase, rr + c),
+                        seg.channel(phase, 2 * rr + c),
+                    );
+                    // Converted in a fixed-length loop (it vectorises), then scattered.
+                    let mut luma_values = [0u16; BLOCK];
+                    for p in 0..BLOCK {
+                        let (l, cb, cr) = coefficients.pixel(red[p], green[p], blue[p]);
+                        luma_values[p] = l;
+                        cb_sum[p] += cb;
+                        cr_sum[p] += cr;
+                    }
+                    for (p, l) in luma_values.into_iter().enumerate() {
+                        luma_lines[di][(TILE * p + phase) * r + j + dj] = l;
+                    }
+                }
+                let (mut cb_values, mut cr_values) = ([0u16; BLOCK], [0u16; BLOCK]);
+                for p in 0..BLOCK {
+                    cb_values[p] = coefficients.chroma(cb_sum[p] / 4.0);
+                    cr_values[p] = coefficients.chroma(cr_sum[p] / 4.0);
+                }
+                for p in 0..BLOCK {
+                    let at = ((TILE * p + phase) * r + j) / 2;
+                    cb_line[at] = cb_values[p];
+                    cr_line[at] = cr_values[p];
+                }
+            }
+        }
+        let (len, column) = (seg.count * r, seg.first * r);
+        let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
+        // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
+        // (asserted); bands write disjoint rows y.
+        unsafe {
+            for (di, line) in luma_lines.iter().enumerate() {
+                let at = (seg.y * r + i + di) * out_w + column;
+                std::ptr::copy_nonoverlapping(line.as_ptr(), luma.0.add(at), len);
+            }
+            std::ptr::copy_nonoverlapping(cb_line.as_ptr(), cb_plane.0.add(chroma_at), len / 2);
+            std::ptr::copy_nonoverlapping(cr_line.as_ptr(), cr_plane.0.add(chroma_at), len / 2);
+        }
+    }
+}
+
+/// A raw pointer into an output buffer shared by the band workers: each writes disjoint rows.
+#[derive(Clone, Copy)]
+pub struct Shared<T>(pub *mut T);
+// SAFETY: the pointer is only written through, by band workers that each write rows no other
+// worker writes (see `FastEngine::run`), and only while the buffer it points into is borrowed
+// mutably by that call; T is a plain number (Copy + Send), so no value is shared by reference.
+unsafe impl<T: Copy + Send> Send for Shared<T> {}
+// SAFETY: as for Send: concurrent users write disjoint elements and never read through it.
+unsafe impl<T: Copy + Send> Sync for Shared<T> {}
+
+/// Where the last layer's shuffled output goes.
+#[derive(Clone, Copy)]
+pub enum Sink {
+    /// Planar RGB floats.
+    Rgb(Shared<f32>),
+    /// The planes of a 4:2:0 frame.
+    Yuv420(YuvPlanes),
+}
+
+/// The Y, U and V planes of a 4:2:0 frame and the conversion into them.
+#[derive(Clone, Copy)]
+pub struct YuvPlanes {
+    pub planes: [Shared<u16>; 3],
+    pub coefficients: YuvCoefficients,
+}
