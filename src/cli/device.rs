@@ -10,8 +10,9 @@ pub struct DeviceArgs {
     /// hardware GPU when there is one, else the CPU.
     #[arg(long, default_value = "auto", value_delimiter = ',')]
     pub device: Vec<DeviceChoice>,
-    /// Number format on a GPU device (fp16: half the memory traffic; the CPU is always fp32).
-    #[arg(long, default_value = "fp32")]
+    /// Number format: auto (the fastest that keeps fp32 quality: AMX split bf16 on CPUs with
+    /// AMX-BF16, else fp32), fp32, fp16 (GPU devices) or bf16 (CPU AMX).
+    #[arg(long, default_value = "auto")]
     pub precision: rt4ksr::inference::Precision,
 }
 

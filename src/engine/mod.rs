@@ -491,32 +491,33 @@ mod tests {
         use crate::video::y4m::Header;
         // Widths that leave a partial last block; depths and ranges that change the arithmetic.
         for (scale, h, w, depth, full_range) in [(2, 10, 38, 8, false), (3, 8, 46, 10, true), (3, 6, 32, 8, false)] {
-            let engine = FastEngine::new(&perturbed_weights(&ModelConfig::official(scale), Form::Training, 7))
-                .unwrap()
-                .unwrap();
-            let data = (0..3 * h * w)
-                .map(|i| ((i * 7919) % 1000) as f32 / 900.0 - 0.05)
-                .collect();
-            let rgb = Image::new(3, h, w, data);
-            let spec = ColorSpec {
-                matrix: Matrix::Bt709,
-                full_range,
-                depth,
-            };
-            let mut ws = Workspace::default();
-            let float = engine.upscale(&rgb, &mut ws).unwrap();
-            let header =
-                Header::read(&mut format!("YUV4MPEG2 W{} H{} C420p10\n", w * scale, h * scale).as_bytes()).unwrap();
-            let mut encoder = FrameEncoder::default();
-            let want = encoder.encode(&float, &header, spec);
-            let mut fused = Frame::default();
-            engine
-                .upscale_into_yuv420(&rgb, &mut ws, YuvCoefficients::new(spec), &mut fused)
-                .unwrap();
-            assert_eq!(fused.y, want.y, "x{scale} luma");
-            assert_eq!((&fused.u, &fused.v), (&want.u, &want.v), "x{scale} chroma");
-            let levels: std::collections::BTreeSet<_> = fused.u.iter().collect();
-            assert!(levels.len() > 20, "a colourful test frame");
+            let weights = perturbed_weights(&ModelConfig::official(scale), Form::Training, 7);
+            for isa in Isa::survey().into_iter().filter_map(|(_, isa)| isa.ok()) {
+                let engine = FastEngine::with_isa(&weights, isa).unwrap().unwrap();
+                let data = (0..3 * h * w)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 900.0 - 0.05)
+                    .collect();
+                let rgb = Image::new(3, h, w, data);
+                let spec = ColorSpec {
+                    matrix: Matrix::Bt709,
+                    full_range,
+                    depth,
+                };
+                let mut ws = Workspace::default();
+                let float = engine.upscale(&rgb, &mut ws).unwrap();
+                let header =
+                    Header::read(&mut format!("YUV4MPEG2 W{} H{} C420p10\n", w * scale, h * scale).as_bytes()).unwrap();
+                let mut encoder = FrameEncoder::default();
+                let want = encoder.encode(&float, &header, spec);
+                let mut fused = Frame::default();
+                engine
+                    .upscale_into_yuv420(&rgb, &mut ws, YuvCoefficients::new(spec), &mut fused)
+                    .unwrap();
+                assert_eq!(fused.y, want.y, "x{scale} {isa} luma");
+                assert_eq!((&fused.u, &fused.v), (&want.u, &want.v), "x{scale} {isa} chroma");
+                let levels: std::collections::BTreeSet<_> = fused.u.iter().collect();
+                assert!(levels.len() > 20, "a colourful test frame");
+            }
         }
     }
 }
