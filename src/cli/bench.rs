@@ -23,9 +23,10 @@ pub struct BenchArgs {
     /// Only the fast engine (for profiling).
     #[arg(long)]
     fast_only: bool,
-    /// Also time the fast engine's portable (plain Rust) path.
-    #[arg(long)]
-    portable: bool,
+    /// The fast engine's kernel paths to time (portable, avx2, avx512, amx; comma-separated):
+    /// by default every path this CPU has but the portable one, which takes seconds a frame.
+    #[arg(long, value_delimiter = ',')]
+    path: Vec<rt4ksr::engine::Path>,
     /// Measure training throughput instead (official x2 configuration, batch 16, 64x64 LR
     /// patches, forward + backward + Adam step), in patches per second: burn's autodiff
     /// and the native backward pass, and their ratio.
@@ -186,6 +187,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut cases = Vec::new();
     use rt4ksr::engine::{FastEngine, Isa, measure_peak_gmacs};
     let survey = Isa::survey();
+    for &path in &args.path {
+        Isa::new(path).map_err(|why| anyhow::anyhow!("--path {path}: {why}"))?;
+    }
     let paths: Vec<PathReport> = survey
         .iter()
         .map(|(path, answer)| PathReport {
@@ -291,11 +295,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             width,
             (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect(),
         );
-        // Every path this CPU has (the portable one only with --portable: it takes seconds).
-        for &isa in isas
-            .iter()
-            .filter(|isa| args.portable || isa.path() != rt4ksr::engine::Path::Portable)
-        {
+        let chosen = |path: rt4ksr::engine::Path| {
+            if args.path.is_empty() {
+                path != rt4ksr::engine::Path::Portable
+            } else {
+                args.path.contains(&path)
+            }
+        };
+        for &isa in isas.iter().filter(|isa| chosen(isa.path())) {
             let fast = match FastEngine::with_isa(&weights, isa)? {
                 Ok(engine) => engine,
                 Err(why) => {

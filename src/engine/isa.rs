@@ -38,6 +38,21 @@ impl Path {
     }
 }
 
+impl std::str::FromStr for Path {
+    type Err = String;
+
+    /// `portable`, `avx2`, `avx512` or `amx`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "portable" => Ok(Path::Portable),
+            "avx2" => Ok(Path::Avx2),
+            "avx512" => Ok(Path::Avx512),
+            "amx" => Ok(Path::AmxBf16),
+            _ => Err(format!("unknown kernel path `{text}` (portable, avx2, avx512 or amx)")),
+        }
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
