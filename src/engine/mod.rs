@@ -79,24 +79,50 @@ pub struct FastEngine {
 #[derive(Default)]
 pub struct Workspace {
     geometry: Geometry,
-    input: Vec<f32>,
-    zero: Vec<f32>,
-    rings: Vec<f32>,
+    input: CacheAligned,
+    zero: CacheAligned,
+    rings: CacheAligned,
     bands: usize,
     band_len: usize,
 }
 
+/// Zeroed floats whose first one starts a cache line (64 bytes): the kernels' 64-byte vector
+/// and tile rows then never straddle two lines.
+#[derive(Default)]
+struct CacheAligned {
+    data: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl CacheAligned {
+    fn zeros(len: usize) -> Self {
+        let data = vec![0f32; len + 15];
+        let start = data.as_ptr().align_offset(64);
+        Self { data, start, len }
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        &self.data[self.start..][..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data[self.start..][..self.len]
+    }
+}
+
 impl Workspace {
     fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize) {
-        let band_len = ring_layers * 3 * g.row_len(features) + features * TILE * g.pitch();
+        // A whole number of cache lines, so that every band's rows start on one.
+        let band_len = (ring_layers * 3 * g.row_len(features) + features * TILE * g.pitch()).next_multiple_of(16);
         if (self.geometry, self.bands, self.band_len) == (g, bands, band_len) {
             return;
         }
         *self = Self {
             geometry: g,
-            input: vec![0.0; g.h * g.row_len(12)],
-            zero: vec![0.0; g.row_len(features.max(12))],
-            rings: vec![0.0; bands * band_len],
+            input: CacheAligned::zeros(g.h * g.row_len(12)),
+            zero: CacheAligned::zeros(g.row_len(features.max(12))),
+            rings: CacheAligned::zeros(bands * band_len),
             bands,
             band_len,
         };
@@ -277,22 +303,28 @@ impl FastEngine {
         // Pixel unshuffle into phase-split rows, transformed for the head (in parallel:
         // single-threaded it was ~2% of a frame).
         let isa = self.isa;
-        ws.input.par_chunks_mut(g.row_len(12)).enumerate().for_each_init(
-            || vec![0f32; 12 * TILE * g.pitch()],
-            |split, (y, row)| {
-                unshuffle_row(rgb, y, split, g);
-                kernels::transform_row(isa, split, 12, g.pitch(), g.tiles, row);
-            },
-        );
-        let (input, zero) = (&ws.input, &ws.zero);
+        ws.input
+            .as_mut_slice()
+            .par_chunks_mut(g.row_len(12))
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; 12 * TILE * g.pitch()],
+                |split, (y, row)| {
+                    unshuffle_row(rgb, y, split, g);
+                    kernels::transform_row(isa, split, 12, g.pitch(), g.tiles, row);
+                },
+            );
+        let (input, zero) = (ws.input.as_slice(), ws.zero.as_slice());
         let rows_per_band = h.div_ceil(bands);
         ws.rings
+            .as_mut_slice()
             .par_chunks_mut(ws.band_len)
             .enumerate()
             .for_each(|(band, rings)| {
                 let (a, b) = (band * rows_per_band, ((band + 1) * rows_per_band).min(h));
                 if a < b {
                     self.stream_band(input, zero, rings, g, a, b, sink, out_w);
+                    store::store_fence();
                 }
             });
     }
