@@ -37,7 +37,9 @@ pub struct Cli {
     command: Command,
 }
 
+/// One command's arguments, parsed once per run: the size difference of the variants is moot.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Upscale images: files, folders (mirrored) or standard input.
     Upscale(upscale::UpscaleArgs),

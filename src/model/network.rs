@@ -71,8 +71,10 @@ impl TrainingBlock {
     }
 }
 
-/// A residual block in either form.
+/// A residual block in either form. The training form is the larger (its three convs'
+/// parameters); a model holds a handful of blocks, built once, so they are not boxed.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum ResidualBlock {
     Training(TrainingBlock),
     Folded(Conv),

@@ -125,10 +125,12 @@ mod tests {
 
     #[test]
     fn toml_round_trips_and_rejects_unknown_fields() {
-        let mut c = TrainConfig::default();
-        c.data = vec!["a".into(), "b".into()];
-        c.schedule = Schedule::Cosine { min_lr: 1e-7 };
-        c.ema_decay = Some(0.999);
+        let c = TrainConfig {
+            data: vec!["a".into(), "b".into()],
+            schedule: Schedule::Cosine { min_lr: 1e-7 },
+            ema_decay: Some(0.999),
+            ..Default::default()
+        };
         assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
         assert!(TrainConfig::from_toml("stepz = 3").unwrap_err().contains("stepz"));
         let partial = TrainConfig::from_toml("steps = 7\n[model]\nscale = 3\nfeature_channels = 24\nnum_blocks = 4\nactivation = \"gelu\"\nhf_extraction = \"gaussian\"\neca = false\nlayernorm = true\nresidual = false\nmerge_hf = false\n").unwrap();

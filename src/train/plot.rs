@@ -153,8 +153,12 @@ pub fn render(loss: &[(f64, f64)], validation: &[(f64, f64)]) -> Vec<u8> {
     bytes.into_inner()
 }
 
-/// Reads `log.csv` (step,loss,l1,hf,lr,steps_per_sec,val_psnr_y) into the two series.
-pub fn series_from_csv(text: &str) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+/// Points (step, value) of a curve.
+pub type Series = Vec<(f64, f64)>;
+
+/// Reads `log.csv` (step,loss,l1,hf,lr,steps_per_sec,val_psnr_y) into the loss and validation
+/// series.
+pub fn series_from_csv(text: &str) -> (Series, Series) {
     let (mut loss, mut val) = (Vec::new(), Vec::new());
     for row in text.lines().skip(1) {
         let cols: Vec<&str> = row.split(',').collect();

@@ -155,8 +155,7 @@ fn frame_to_rgb_any(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f3
     let mut cb_row = vec![0f32; w];
     let mut cr_row = vec![0f32; w];
     for y in 0..h {
-        if !mono {
-            let (y0, y1, ay) = rows[y];
+        if let Some(&(y0, y1, ay)) = rows.get(y) {
             for (plane, row) in [(&frame.u, &mut cb_row), (&frame.v, &mut cr_row)] {
                 let (top, bottom) = (&plane[y0 * cw..][..cw], &plane[y1 * cw..][..cw]);
                 for (value, &(x0, x1, ax)) in row.iter_mut().zip(&cols) {

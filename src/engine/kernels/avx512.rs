@@ -58,19 +58,17 @@ unsafe fn products<const P: usize>(
                 let base = row.as_ptr().add(m * ci * BLOCK);
                 for i in 0..ci {
                     let v = _mm512_loadu_ps(base.add(i * BLOCK));
-                    for g in 0..P {
-                        let w = panels[g].add((ky * ci + i) * GROUP);
-                        for c in 0..GROUP {
-                            acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, acc[g][c]);
+                    for (panel, acc) in panels.iter().zip(acc.iter_mut()) {
+                        let w = panel.add((ky * ci + i) * GROUP);
+                        for (c, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, *acc);
                         }
                     }
                 }
             }
             let out = scratch.as_mut_ptr().add(m * P * GROUP * BLOCK);
-            for g in 0..P {
-                for c in 0..GROUP {
-                    _mm512_storeu_ps(out.add((g * GROUP + c) * BLOCK), acc[g][c]);
-                }
+            for (c, &v) in acc.iter().flatten().enumerate() {
+                _mm512_storeu_ps(out.add(c * BLOCK), v);
             }
         }
     }
