@@ -9,27 +9,28 @@
 #       configs/train_x3_phase4.toml, stopped at step 17,500, within 2,000 steps).
 # x2's third schedule (configs/train_x2_phase3.toml) is paused at step 84,500, past the official
 # weights; `training/resume.sh x2` continues it instead.
-# Each run's state lives in its out_dir; when that folder is gone (a fresh machine), the copy
-# committed in training/state/ is put back first (a run with none yet starts from its config).
+# Each run's state lives in its out_dir, runs/NAME in the checkout (the configs' paths are
+# relative to it); when that folder is gone (a fresh clone or machine), the copy committed in
+# training/state/ is put back first (a run with none yet starts from its config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release
-mkdir -p /root/rt4ksr-runs
+mkdir -p runs
 # A rename, so that a run still going keeps its binary.
-cp target/release/rt4ksr /root/rt4ksr-runs/rt4ksr-train-bin.new
-mv -f /root/rt4ksr-runs/rt4ksr-train-bin.new /root/rt4ksr-runs/rt4ksr-train-bin
+cp target/release/rt4ksr runs/rt4ksr-train-bin.new
+mv -f runs/rt4ksr-train-bin.new runs/rt4ksr-train-bin
 
 # Runs one schedule to its end (or returns at once if it has ended), then files its state.
 run_schedule() {
   local name=$1 config=configs/$2.toml
-  local out=/root/rt4ksr-runs/$name
+  local out=runs/$name
   if [ ! -f "$out/checkpoint.safetensors" ] && [ -f "training/state/$name.checkpoint.safetensors" ]; then
     mkdir -p "$out"
     cp "training/state/$name.checkpoint.safetensors" "$out/checkpoint.safetensors"
     cp "training/state/$name.log.csv" "$out/log.csv"
   fi
-  RAYON_NUM_THREADS=$threads /root/rt4ksr-runs/rt4ksr-train-bin train --config "$config" --resume \
-    >> "/root/rt4ksr-runs/$name.out" 2>&1
+  RAYON_NUM_THREADS=$threads runs/rt4ksr-train-bin train --config "$config" --resume \
+    >> "runs/$name.out" 2>&1
   cp "$out/checkpoint.safetensors" "training/state/$name.checkpoint.safetensors"
   cp "$out/log.csv" "training/state/$name.log.csv"
 }
@@ -57,4 +58,4 @@ for chain in "${chains[@]}"; do
     done
   ) < /dev/null > /dev/null 2>&1 &
 done
-echo "training in the background; logs: /root/rt4ksr-runs/*/log.csv, progress: /root/rt4ksr-runs/*.out"
+echo "training in the background; logs: runs/*/log.csv, progress: runs/*.out"
