@@ -71,21 +71,6 @@ impl OpenedDevice {
     }
 }
 
-/// Which GPU backends this binary was built with.
-pub fn built_in_backends() -> Vec<&'static str> {
-    let mut v = vec![];
-    if cfg!(feature = "cuda") {
-        v.push("cuda");
-    }
-    if cfg!(feature = "vulkan") {
-        v.push("vulkan");
-    }
-    if cfg!(feature = "wgpu") {
-        v.push("wgpu");
-    }
-    v
-}
-
 /// Opens the device asked for. `Auto` tries CUDA, then a hardware GPU through wgpu, and settles
 /// on the CPU: a software renderer (lavapipe, llvmpipe, WARP) is slower than the CPU engine, so
 /// only an explicit `--device vulkan|wgpu` uses one.

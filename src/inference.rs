@@ -97,10 +97,6 @@ impl BurnUpscaler {
         })
     }
 
-    pub fn scale(&self) -> usize {
-        self.scale
-    }
-
     /// Upscales a 3-channel image; the output is not clamped.
     pub fn upscale(&self, image: &Image<f32>) -> Result<Image<f32>, String> {
         self.submit(image)?()

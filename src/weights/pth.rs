@@ -107,8 +107,8 @@ fn read_tensor(
         match storage.dtype {
             StorageType::F32 => f32::from_le_bytes(b.try_into().unwrap()),
             StorageType::F64 => f64::from_le_bytes(b.try_into().unwrap()) as f32,
-            StorageType::F16 => f16_to_f32(u16::from_le_bytes(b.try_into().unwrap())),
-            StorageType::Bf16 => f32::from_bits((u16::from_le_bytes(b.try_into().unwrap()) as u32) << 16),
+            StorageType::F16 => half::f16::from_le_bytes(b.try_into().unwrap()).to_f32(),
+            StorageType::Bf16 => half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32(),
             _ => unreachable!("checked below"),
         }
     };
@@ -135,35 +135,9 @@ fn read_tensor(
     Ok(HostTensor::new(tensor.shape.clone(), data))
 }
 
-/// IEEE half to single precision, exact for every value including subnormals.
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let mant = (h & 0x3ff) as u32;
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        (0, m) => {
-            let v = m as f32 * 2f32.powi(-24);
-            return if sign != 0 { -v } else { v };
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn half_precision_values_convert_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert!(f16_to_f32(0x7c00).is_infinite());
-    }
 
     #[test]
     fn non_zip_input_is_a_clear_error() {

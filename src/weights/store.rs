@@ -43,8 +43,11 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
         Dtype::F64 => chunks(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
             .collect(),
+        Dtype::F16 => chunks(2)
+            .map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32())
+            .collect(),
         Dtype::BF16 => chunks(2)
-            .map(|b| f32::from_bits((u16::from_le_bytes(b.try_into().unwrap()) as u32) << 16))
+            .map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32())
             .collect(),
         other => return Err(format!("dtype {other:?} is not a float weight type")),
     })
@@ -183,5 +186,36 @@ mod tests {
                 .to_string();
             assert!(err.starts_with("cut.safetensors:"), "{err}");
         }
+    }
+
+    #[test]
+    fn half_precision_tensors_are_converted_exactly() {
+        let values = [1.0f32, -2.0, 2f32.powi(-24), 65504.0, 0.333_251_95];
+        for (dtype, bytes) in [
+            (
+                Dtype::F16,
+                values
+                    .iter()
+                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ),
+            (
+                Dtype::BF16,
+                values
+                    .iter()
+                    .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                    .collect(),
+            ),
+        ] {
+            let view = TensorView::new(dtype, vec![values.len()], &bytes).unwrap();
+            let file = safetensors::serialize([("t", view)], None).unwrap();
+            let (tensors, _) = read_tensors(&file, Path::new("mem")).unwrap();
+            let want: Vec<f32> = match dtype {
+                Dtype::F16 => values.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
+                _ => values.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
+            };
+            assert_eq!(tensors["t"].data, want, "{dtype:?}");
+        }
+        assert_eq!(half::f16::from_bits(0x0001).to_f32(), 2f32.powi(-24));
     }
 }
