@@ -39,6 +39,10 @@ pub unsafe fn conv_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 3], bloc
 /// `scratch[(m * P * GROUP + channel of the pass) * BLOCK..]`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
+// Index loops on purpose: with the accumulators stored at the end through an iterator (as
+// clippy suggests), LLVM kept them in registers but also stored each to the stack after every
+// FMA (measured 1.3x slower a frame; `objdump` shows the stores).
+#[allow(clippy::needless_range_loop)]
 unsafe fn products<const P: usize>(
     weights: &[f32],
     rows: [&[f32]; 3],
@@ -58,17 +62,19 @@ unsafe fn products<const P: usize>(
                 let base = row.as_ptr().add(m * ci * BLOCK);
                 for i in 0..ci {
                     let v = _mm512_loadu_ps(base.add(i * BLOCK));
-                    for (panel, acc) in panels.iter().zip(acc.iter_mut()) {
-                        let w = panel.add((ky * ci + i) * GROUP);
-                        for (c, acc) in acc.iter_mut().enumerate() {
-                            *acc = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, *acc);
+                    for g in 0..P {
+                        let w = panels[g].add((ky * ci + i) * GROUP);
+                        for c in 0..GROUP {
+                            acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, acc[g][c]);
                         }
                     }
                 }
             }
             let out = scratch.as_mut_ptr().add(m * P * GROUP * BLOCK);
-            for (c, &v) in acc.iter().flatten().enumerate() {
-                _mm512_storeu_ps(out.add(c * BLOCK), v);
+            for g in 0..P {
+                for c in 0..GROUP {
+                    _mm512_storeu_ps(out.add((g * GROUP + c) * BLOCK), acc[g][c]);
+                }
             }
         }
     }
