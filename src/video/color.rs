@@ -81,8 +81,7 @@ impl YuvCoefficients {
     pub fn pixel(&self, r: f32, g: f32, b: f32) -> (u16, f32, f32) {
         let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
         let yv = self.kr * r + self.kg * g + self.kb * b;
-        // Non-negative here, so +0.5 and truncation round half up without a libm call.
-        let luma = ((yv * self.y_scale + self.y_off).clamp(0.0, self.max) + 0.5) as u16;
+        let luma = self.level(yv * self.y_scale + self.y_off);
         (
             luma,
             (b - yv) / (2.0 * (1.0 - self.kb)),
@@ -93,7 +92,19 @@ impl YuvCoefficients {
     /// A chroma sample from the mean of the unscaled values of its area.
     #[inline(always)]
     pub fn chroma(&self, mean: f32) -> u16 {
-        ((mean * self.c_scale + self.c_mid).clamp(0.0, self.max) + 0.5) as u16
+        self.level(mean * self.c_scale + self.c_mid)
+    }
+
+    /// A sample value rounded half up to a level in 0..=max; NaN gives 0.
+    #[inline(always)]
+    fn level(&self, v: f32) -> u16 {
+        // max/min rather than clamp: they drop a NaN, so the value is finite and in
+        // 0.5..=max + 0.5, where truncation rounds half up. A plain `as u16` is a saturating
+        // conversion that LLVM leaves scalar; this one vectorises (the fused 4:2:0 store of a
+        // 4K frame spent a third of its time converting).
+        let v = v.max(0.0).min(self.max) + 0.5;
+        // SAFETY: v is finite and within i32 (at most 65535.5).
+        unsafe { v.to_int_unchecked::<i32>() as u16 }
     }
 }
 
