@@ -8,7 +8,8 @@
 #       84,500, the upsample conv resampled; past the x3 chain's fourth schedule,
 #       configs/train_x3_phase4.toml, stopped at step 17,500, within 2,000 steps).
 # x2's third schedule (configs/train_x2_phase3.toml) is paused at step 84,500, past the official
-# weights; `training/resume.sh x2` continues it instead.
+# weights; `training/resume.sh x2` continues it instead, its state taken back from history
+# (commit 5c9b07a) first.
 # Each run's state lives in its out_dir, runs/NAME in the checkout (the configs' paths are
 # relative to it); when that folder is gone (a fresh clone or machine), the copy committed in
 # training/state/ is put back first (a run with none yet starts from its config).
@@ -36,6 +37,10 @@ run_schedule() {
 }
 
 if [ "${1:-}" = x2 ]; then
+  # Only the state of the run in progress stays in the tree; a paused run's is in history.
+  if [ ! -f runs/x2-phase3/checkpoint.safetensors ] && [ ! -f training/state/x2-phase3.checkpoint.safetensors ]; then
+    git show 5c9b07a:training/state/x2-phase3.checkpoint.safetensors > training/state/x2-phase3.checkpoint.safetensors
+  fi
   chains=("x2-phase3:train_x2_phase3")
 else
   chains=("x3-from-x2-phase3:train_x3_from_x2_phase3")

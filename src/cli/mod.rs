@@ -22,6 +22,7 @@ mod device;
 mod eval;
 mod export;
 mod info;
+mod plot;
 mod progress;
 mod train;
 mod upscale;
@@ -57,6 +58,8 @@ enum Command {
     Video(video::VideoArgs),
     /// Export the folded model for other runtimes (ONNX).
     Export(export::ExportArgs),
+    /// Draw the loss and validation curves of training logs as a PNG.
+    Plot(plot::PlotArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -69,5 +72,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Upscale(args) => upscale::run(args),
         Command::Video(args) => video::run(args),
         Command::Export(args) => export::run(args),
+        Command::Plot(args) => plot::run(args),
     }
 }

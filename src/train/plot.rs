@@ -5,7 +5,7 @@ use image::{Rgb, RgbImage};
 
 const W: u32 = 960;
 const H: u32 = 420;
-const PANEL_W: u32 = 440;
+const PANEL_W: u32 = 420;
 const MARGIN: u32 = 40;
 
 /// 3x5 glyphs, one row per u8 (3 low bits, left pixel highest).
@@ -175,9 +175,34 @@ pub fn series_from_csv(text: &str) -> (Series, Series) {
     (loss, val)
 }
 
+/// The curves of a chain of runs, each started where the one before ended (a schedule that
+/// continues another's weights counts its steps from 0 again): each log's steps are offset by
+/// the last step of the logs before it.
+pub fn chain_series(logs: &[&str]) -> (Series, Series) {
+    let (mut loss, mut val) = (Series::new(), Series::new());
+    let mut offset = 0.0;
+    for text in logs {
+        let (l, v) = series_from_csv(text);
+        let last = l.iter().chain(&v).map(|p| p.0).fold(0.0, f64::max);
+        loss.extend(l.into_iter().map(|(s, y)| (s + offset, y)));
+        val.extend(v.into_iter().map(|(s, y)| (s + offset, y)));
+        offset += last;
+    }
+    (loss, val)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_continues_each_log_where_the_last_ended() {
+        let a = "step,loss,l1,hf,lr,steps_per_sec,val_psnr_y\n100,0.3,,,,,\n200,,,,,,30.0\n";
+        let b = "step,loss,l1,hf,lr,steps_per_sec,val_psnr_y\n50,0.2,,,,,\n100,,,,,,31.0\n";
+        let (loss, val) = chain_series(&[a, b]);
+        assert_eq!(loss, vec![(100.0, 0.3), (250.0, 0.2)]);
+        assert_eq!(val, vec![(200.0, 30.0), (300.0, 31.0)]);
+    }
 
     #[test]
     fn renders_a_png_of_the_curves() {
