@@ -166,7 +166,7 @@ impl FastEngine {
 
     /// The engine for folded tensors on a chosen path (for tests and benchmarks).
     pub fn from_folded(config: &ModelConfig, t: &TensorMap, isa: Isa) -> Result<Self, Unfit> {
-        debug_assert!(crate::weights::check_layout(config, Form::Folded, t).is_ok());
+        debug_assert!(crate::model::weights::check_layout(config, Form::Folded, t).is_ok());
         if !Self::supports(config) {
             return Err(Unfit::Configuration);
         }

@@ -11,8 +11,8 @@
 //! The sums run in f64 so the folded weights are the exact values rounded once to f32.
 
 use super::config::{Form, ModelConfig};
+use super::weights::ModelError;
 use crate::host_tensor::{HostTensor, TensorMap};
-use crate::weights::WeightError;
 
 /// The prefixes of every reparameterizable block of a configuration.
 pub fn block_prefixes(config: &ModelConfig) -> Vec<String> {
@@ -87,10 +87,10 @@ pub fn fold_block(
 /// Turns a validated training-form tensor map into the folded form. Tensors that are not part
 /// of a block are copied. The dead HF branch (merge off) is dropped unless `keep_dead` asks for
 /// it (to compare its activations with the reference).
-pub fn fold(config: &ModelConfig, training: &TensorMap, keep_dead: bool) -> Result<TensorMap, WeightError> {
+pub fn fold(config: &ModelConfig, training: &TensorMap, keep_dead: bool) -> Result<TensorMap, ModelError> {
     let drop_dead = !config.merge_hf && !keep_dead;
     let get = |name: String| {
-        training.get(&name).ok_or_else(|| WeightError::Missing {
+        training.get(&name).ok_or_else(|| ModelError::Missing {
             name,
             config: config.summary(),
         })

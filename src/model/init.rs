@@ -3,8 +3,8 @@
 //! biases), LayerNorm weight 1 and bias 0, gamma 0.
 
 use super::config::{Form, ModelConfig};
+use super::weights::ModelWeights;
 use crate::host_tensor::{HostTensor, TensorMap};
-use crate::weights::ModelWeights;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

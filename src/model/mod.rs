@@ -6,6 +6,8 @@ pub mod fold;
 pub mod init;
 pub mod network;
 pub mod rescale;
+pub mod weights;
 
 pub use config::{Activation, Form, HfExtraction, ModelConfig};
 pub use network::Rt4ksr;
+pub use weights::{ModelError, ModelWeights};

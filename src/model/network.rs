@@ -3,8 +3,8 @@
 //! any burn device.
 
 use super::config::{Activation, Form, HfExtraction, ModelConfig};
+use super::weights::{ModelError, ModelWeights};
 use crate::host_tensor::{HostTensor, TensorMap};
-use crate::weights::{ModelWeights, WeightError};
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::module::{conv1d, conv2d};
 use burn::tensor::ops::{ConvOptions, PadMode};
@@ -188,7 +188,7 @@ impl Rt4ksr {
     }
 
     /// Reads the parameters back into host tensors with the official names.
-    pub fn to_weights(&self, provenance: impl Into<String>) -> Result<ModelWeights, WeightError> {
+    pub fn to_weights(&self, provenance: impl Into<String>) -> Result<ModelWeights, ModelError> {
         let mut t = TensorMap::new();
         let mut put = |name: String, value: HostTensor| {
             t.insert(name, value);

@@ -153,7 +153,7 @@ impl Trainer {
         let mut optim = self.optimizer();
         let ckpt_path = self.checkpoint_path();
         let (weights, mut ema, start, mut best_psnr, mut best_step) = if resume && ckpt_path.exists() {
-            let ckpt = Checkpoint::load(&ckpt_path)?;
+            let ckpt = Checkpoint::load(&ckpt_path).map_err(|e| e.to_string())?;
             optim = optim
                 .from_bytes(Bytes::from_bytes_vec(ckpt.optimizer.clone()))
                 .map_err(|e| format!("{}: optimizer state: {e:?}", ckpt_path.display()))?;
@@ -269,6 +269,7 @@ impl Trainer {
                         optimizer: optimizer.to_vec(),
                         best_psnr,
                         best_step,
+                        model: c.model.clone(),
                         config: c.to_toml(),
                     }
                     .save(&ckpt_path)

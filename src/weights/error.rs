@@ -11,36 +11,26 @@ pub enum WeightError {
     Format { path: PathBuf, reason: String },
     #[error("{path}: PyTorch checkpoint refused: {reason}")]
     Pickle { path: PathBuf, reason: String },
-    #[error("tensor `{name}` is missing (the configuration {config} needs it)")]
-    Missing { name: String, config: String },
-    #[error("tensor `{name}` has shape {found:?}, the configuration {config} needs {expected:?}")]
-    Shape {
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-        config: String,
-    },
-    #[error("tensor `{name}` is not part of the configuration {config}")]
-    Unexpected { name: String, config: String },
-    #[error("cannot tell the model configuration from the tensors: {0}")]
-    Infer(String),
+    /// The tensors do not make the model (missing tensor, wrong shape, unknown configuration).
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
     #[error("{0}")]
     Unavailable(String),
-    /// A model error (missing tensor, unknown configuration...) with the file it came from.
+    /// A model error with the file it came from.
     #[error("{path}: {error}")]
-    InFile { path: PathBuf, error: Box<WeightError> },
+    InFile {
+        path: PathBuf,
+        error: crate::model::ModelError,
+    },
 }
 
 impl WeightError {
     /// Names the file in errors that do not already.
     pub fn in_file(self, path: &std::path::Path) -> Self {
         match self {
-            WeightError::Missing { .. }
-            | WeightError::Shape { .. }
-            | WeightError::Unexpected { .. }
-            | WeightError::Infer(_) => WeightError::InFile {
+            WeightError::Model(error) => WeightError::InFile {
                 path: path.to_owned(),
-                error: Box::new(self),
+                error,
             },
             other => other,
         }

@@ -67,8 +67,7 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
             .map(String::as_str)
             == Some(CHECKPOINT_FORMAT)
     {
-        let ckpt = crate::train::checkpoint::Checkpoint::from_bytes(bytes, path).map_err(fail)?;
-        return ckpt.model_weights().map_err(fail);
+        return super::checkpoint::Checkpoint::from_bytes(bytes, path)?.model_weights();
     }
     let (tensors, metadata) = read_tensors(bytes, path)?;
     if metadata.get(FORMAT_KEY).map(String::as_str) == Some(FORMAT_VALUE) {
@@ -79,7 +78,7 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
         ))
         .map_err(|e| fail(format!("metadata `{FORM_KEY}`: {e}")))?;
         let provenance = metadata.get(PROVENANCE_KEY).cloned().unwrap_or_default();
-        return ModelWeights::new(config, form, tensors, provenance);
+        return Ok(ModelWeights::new(config, form, tensors, provenance)?);
     }
     let prefixed = !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("module."));
     let tensors = if prefixed {
@@ -88,7 +87,12 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
         tensors
     };
     let (config, form) = infer_config(&tensors)?;
-    ModelWeights::new(config, form, tensors, format!("safetensors {}", path.display()))
+    Ok(ModelWeights::new(
+        config,
+        form,
+        tensors,
+        format!("safetensors {}", path.display()),
+    )?)
 }
 
 /// Serializes weights with their configuration metadata.
