@@ -1,7 +1,7 @@
 //! Running a network on whole images with burn (the reference path): planar 0..1 RGB in,
 //! planar RGB out, odd sides handled by reflection padding and cropping.
 
-use crate::imaging::Image;
+use crate::imaging::{Image, pad_to_even};
 use crate::model::network::{host, tensor4};
 use crate::{HostTensor, ModelWeights, Rt4ksr};
 use burn::tensor::Device;
@@ -135,36 +135,6 @@ impl BurnUpscaler {
     }
 }
 
-/// Pads the bottom row and right column by reflection so both sides are even (borrowing the
-/// image when they already are: a frame copy costs as much as a layer's epilogue).
-pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> std::borrow::Cow<'_, Image<T>> {
-    let (h, w) = (image.height, image.width);
-    let (ph, pw) = (h + h % 2, w + w % 2);
-    if (ph, pw) == (h, w) {
-        return std::borrow::Cow::Borrowed(image);
-    }
-    let reflect = |i: usize, n: usize| {
-        if i < n {
-            i
-        } else if n >= 2 {
-            2 * n - 2 - i
-        } else {
-            0
-        }
-    };
-    let mut out = Image::zeros(image.channels, ph, pw);
-    for c in 0..image.channels {
-        let src = image.plane(c);
-        let dst = out.plane_mut(c);
-        for y in 0..ph {
-            for x in 0..pw {
-                dst[y * pw + x] = src[reflect(y, h) * w + reflect(x, w)];
-            }
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 impl crate::upscale::Engine for BurnUpscaler {
     fn config(&self) -> &crate::ModelConfig {
         &self.config
@@ -229,8 +199,8 @@ impl crate::upscale::Engine for FastUpscaler {
     fn run_into_yuv420(
         &self,
         rgb: &Image<f32>,
-        coefficients: crate::video::color::YuvCoefficients,
-        frame: &mut crate::video::y4m::Frame,
+        coefficients: crate::yuv::YuvCoefficients,
+        frame: &mut crate::yuv::Frame,
     ) -> Result<(), String> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)

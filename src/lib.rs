@@ -23,3 +23,4 @@ pub mod metrics;
 pub mod train;
 pub mod upscale;
 pub mod video;
+pub mod yuv;

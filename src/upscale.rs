@@ -3,12 +3,11 @@
 //! output), grey and alpha handled around the RGB network.
 
 use crate::imaging::Image;
+use crate::imaging::pad_to_even;
 use crate::imaging::picture::Picture;
 use crate::imaging::resize;
-use crate::inference::pad_to_even;
 use crate::model::ModelConfig;
-use crate::video::color::YuvCoefficients;
-use crate::video::y4m::Frame;
+use crate::yuv::{Frame, YuvCoefficients};
 
 /// An upscaling that has been started: calling it waits for the frame.
 pub type Pending<'a, T = Image<f32>> = Box<dyn FnOnce() -> Result<T, String> + 'a>;

@@ -19,8 +19,7 @@ pub mod winograd;
 
 use crate::imaging::Image;
 use crate::model::{Activation, Form, ModelConfig};
-use crate::video::color::YuvCoefficients;
-use crate::video::y4m::Frame;
+use crate::yuv::{Frame, YuvCoefficients};
 use crate::{ModelWeights, TensorMap};
 pub use isa::{Isa, Path, Unavailable};
 use pack::PackedWeights;

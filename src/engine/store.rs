@@ -2,7 +2,7 @@
 
 use super::BLOCK;
 use super::winograd::TILE;
-use crate::video::color::YuvCoefficients;
+use crate::yuv::YuvCoefficients;
 
 /// The largest pixel shuffle factor (2 x scale 4), for the stores' row buffers.
 pub const MAX_SHUFFLE: usize = 8;
@@ -90,7 +90,7 @@ pub fn store_fence() {
 
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
 /// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
-/// [`FrameEncoder`](crate::video::color::FrameEncoder) averages them. Inlined into each path's
+/// the video module's `FrameEncoder` averages them. Inlined into each path's
 /// compiled copy (`kernels::store_yuv420`), which vectorises its fixed-length loops.
 #[inline(always)]
 pub fn yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {

@@ -105,3 +105,33 @@ impl Image<u8> {
         self.map(|v| v as f64 / 255.0)
     }
 }
+
+/// Pads the bottom row and right column by reflection so both sides are even (borrowing the
+/// image when they already are: a frame copy costs as much as a layer's epilogue).
+pub fn pad_to_even<T: Copy + Default>(image: &Image<T>) -> std::borrow::Cow<'_, Image<T>> {
+    let (h, w) = (image.height, image.width);
+    let (ph, pw) = (h + h % 2, w + w % 2);
+    if (ph, pw) == (h, w) {
+        return std::borrow::Cow::Borrowed(image);
+    }
+    let reflect = |i: usize, n: usize| {
+        if i < n {
+            i
+        } else if n >= 2 {
+            2 * n - 2 - i
+        } else {
+            0
+        }
+    };
+    let mut out = Image::zeros(image.channels, ph, pw);
+    for c in 0..image.channels {
+        let src = image.plane(c);
+        let dst = out.plane_mut(c);
+        for y in 0..ph {
+            for x in 0..pw {
+                dst[y * pw + x] = src[reflect(y, h) * w + reflect(x, w)];
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}

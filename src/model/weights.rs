@@ -1,6 +1,6 @@
 //! The model's weights: a configuration with its tensors in one of the two forms, checked
 //! against the configuration's layout, and folded from the training form. Reading and writing
-//! files is `crate::weights`'s.
+//! files is the `weights` module's.
 
 use super::config::{Form, ModelConfig};
 use super::fold;

@@ -160,13 +160,7 @@ impl Header {
     }
 }
 
-/// One frame's planes as sample values.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Frame {
-    pub y: Vec<u16>,
-    pub u: Vec<u16>,
-    pub v: Vec<u16>,
-}
+pub use crate::yuv::Frame;
 
 /// Reads the next frame; `Ok(None)` at a clean end of stream. `index` names the frame in errors.
 pub fn read_frame(input: &mut impl BufRead, header: &Header, index: u64) -> io::Result<Option<Frame>> {
