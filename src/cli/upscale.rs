@@ -130,7 +130,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
     if !to_stdout {
         // Frames written before an input error are whole, so the file is kept; a failed write
         // leaves nothing.
-        let keep = report.error.as_deref().is_none_or(|e| e.starts_with("input"));
+        let keep = report.error.as_ref().is_none_or(|e| e.keeps_written_frames());
         if keep {
             std::fs::rename(&temp, &args.output).with_context(|| format!("{}: cannot write", args.output.display()))?;
         } else {

@@ -74,7 +74,7 @@ pub fn transcode(engine: &(dyn Engine + Sync), job: &VideoJob<'_>, on_frame: imp
     let decoded = decoder.wait().map_err(|e| e.to_string())?;
     let encoded = encoder.wait().map_err(|e| e.to_string())?;
     if let Some(e) = error {
-        return Err(e);
+        return Err(e.to_string());
     }
     if !decoded.success() {
         return Err(format!(

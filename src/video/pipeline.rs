@@ -23,7 +23,34 @@ pub struct VideoOptions {
 #[derive(Debug)]
 pub struct StreamReport {
     pub frames: u64,
-    pub error: Option<String>,
+    pub error: Option<StreamError>,
+}
+
+/// Why a stream stopped early.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// Reading or parsing the input failed (the message of the I/O or format error).
+    #[error("input: {0}")]
+    Input(String),
+    #[error("input: frame {index} changes the frame size mid-stream")]
+    FrameSizeChanged { index: u64 },
+    /// The network refused or failed a frame.
+    #[error("frame {index}: {reason}")]
+    Frame { index: u64, reason: String },
+    #[error("output closed after {frames} frames")]
+    OutputClosed { frames: u64 },
+    #[error("output: {0}")]
+    Output(String),
+    #[error("the writer thread failed")]
+    WriterFailed,
+}
+
+impl StreamError {
+    /// Whether the frames written before the error are whole and worth keeping: the input
+    /// ended badly, while the network and the output still worked.
+    pub fn keeps_written_frames(&self) -> bool {
+        matches!(self, StreamError::Input(_) | StreamError::FrameSizeChanged { .. })
+    }
 }
 
 /// Decoded frames waiting for the network (small: LR frames).
@@ -110,21 +137,24 @@ fn stream_frames<'e, T: Send>(
                 let rgb = match item {
                     Ok(f) => f,
                     Err(e) => {
-                        error = Some(format!("input: {e}"));
+                        error = Some(StreamError::Input(e.to_string()));
                         write_started = true;
                         break;
                     }
                 };
                 if *size.get_or_insert((rgb.width, rgb.height)) != (rgb.width, rgb.height) {
                     let index = frames + in_flight.len() as u64;
-                    error = Some(format!("input: frame {index} changes the frame size mid-stream"));
+                    error = Some(StreamError::FrameSizeChanged { index });
                     write_started = true;
                     break;
                 }
                 match start(&rgb, recycle_rx.try_recv().ok()) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
-                        error = Some(format!("frame {}: {e}", frames + in_flight.len() as u64));
+                        error = Some(StreamError::Frame {
+                            index: frames + in_flight.len() as u64,
+                            reason: e,
+                        });
                         write_started = true;
                         break;
                     }
@@ -142,13 +172,13 @@ fn stream_frames<'e, T: Send>(
         match writer.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-                error = Some(format!("output closed after {frames} frames"));
+                error = Some(StreamError::OutputClosed { frames });
             }
             Ok(Err(e)) => {
-                error.get_or_insert(format!("output: {e}"));
+                error.get_or_insert(StreamError::Output(e.to_string()));
             }
             Err(_) => {
-                error.get_or_insert("the writer thread failed".into());
+                error.get_or_insert(StreamError::WriterFailed);
             }
         }
         StreamReport { frames, error }
@@ -162,7 +192,7 @@ fn finish_frames<T>(
     limit: usize,
     out_tx: &SyncSender<T>,
     frames: &mut u64,
-    error: &mut Option<String>,
+    error: &mut Option<StreamError>,
     on_frame: &mut impl FnMut(u64),
 ) -> bool {
     while in_flight.len() > limit {
@@ -174,7 +204,10 @@ fn finish_frames<T>(
                 }
             }
             Err(e) => {
-                error.get_or_insert(format!("frame {frames}: {e}"));
+                error.get_or_insert(StreamError::Frame {
+                    index: *frames,
+                    reason: e,
+                });
                 return false;
             }
         }
@@ -199,7 +232,7 @@ pub fn upscale_y4m(
         Err(e) => {
             return StreamReport {
                 frames: 0,
-                error: Some(format!("input: {e}")),
+                error: Some(StreamError::Input(e.to_string())),
             };
         }
     };
@@ -387,7 +420,11 @@ mod tests {
             let (written, report) = run_stream(&engine, 10, Some(3));
             assert_eq!(written, [0.0, 1.0, 2.0], "deferred {deferred}");
             assert_eq!(report.frames, 3);
-            assert!(report.error.unwrap().contains("bad frame"));
+            let error = report.error.unwrap();
+            assert!(
+                error.keeps_written_frames() && error.to_string().contains("bad frame"),
+                "{error}"
+            );
         }
     }
 }
