@@ -99,11 +99,7 @@ impl Checkpoint {
     }
 
     pub fn load(path: &Path) -> Result<Self, WeightError> {
-        let bytes = std::fs::read(path).map_err(|error| WeightError::Io {
-            path: path.to_owned(),
-            error,
-        })?;
-        Self::from_bytes(&bytes, path)
+        Self::from_bytes(&super::read_file(path)?, path)
     }
 
     /// Parses a checkpoint held in memory; `path` names it in errors.

@@ -14,14 +14,18 @@ pub use error::WeightError;
 
 use std::path::Path;
 
+/// A file's bytes, an error naming it otherwise.
+fn read_file(path: &Path) -> Result<Vec<u8>, WeightError> {
+    std::fs::read(path).map_err(|error| WeightError::Io {
+        path: path.to_owned(),
+        error,
+    })
+}
+
 impl ModelWeights {
     /// Reads any supported weight file, telling the format by its first bytes.
     pub fn load(path: &Path) -> Result<Self, WeightError> {
-        let bytes = std::fs::read(path).map_err(|error| WeightError::Io {
-            path: path.to_owned(),
-            error,
-        })?;
-        Self::from_bytes(&bytes, path)
+        Self::from_bytes(&read_file(path)?, path)
     }
 
     /// As [`ModelWeights::load`], from bytes already in memory; `path` names them in errors.
