@@ -127,12 +127,6 @@ impl BurnUpscaler {
             })
         }))
     }
-
-    /// Upscales an 8-bit image and rounds the result to 8 bit (clamped, half to even).
-    pub fn upscale_u8(&self, image: &Image<u8>) -> Result<Image<u8>, String> {
-        let out = self.upscale(&image.map(|v| v as f32 / 255.0))?;
-        Ok(out.map(|v| v as f64).quantize_u8())
-    }
 }
 
 impl crate::upscale::Engine for BurnUpscaler {

@@ -23,9 +23,7 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
-    if args.output.exists() && !args.overwrite {
-        bail!("{} exists (use --overwrite to replace it)", args.output.display());
-    }
+    super::refuse_existing(&args.output, args.overwrite)?;
     let weights = if args.live_weights {
         let mut ckpt = rt4ksr::train::checkpoint::Checkpoint::load(&args.input).map_err(|e| anyhow::anyhow!(e))?;
         ckpt.ema = None;

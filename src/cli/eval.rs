@@ -54,20 +54,8 @@ struct Report {
 
 /// Image files directly in `dir`, sorted by name.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list the folder", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(
-                    e.to_ascii_lowercase().as_str(),
-                    "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "webp"
-                )
-            })
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    rt4ksr::imaging::files::image_files(dir, false)
+        .with_context(|| format!("{}: cannot list the folder", dir.display()))
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {

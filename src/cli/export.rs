@@ -1,5 +1,5 @@
 use super::upscale::ModelArgs;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,9 +17,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    if args.onnx.exists() && !args.overwrite {
-        bail!("{} exists (use --overwrite to replace it)", args.onnx.display());
-    }
+    super::refuse_existing(&args.onnx, args.overwrite)?;
     let weights = args.model.load()?;
     let bytes = rt4ksr::export::onnx::export(&weights).map_err(anyhow::Error::msg)?;
     rt4ksr::fsutil::write_atomic(&args.onnx, &bytes).with_context(|| format!("writing {}", args.onnx.display()))?;

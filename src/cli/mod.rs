@@ -15,6 +15,14 @@ macro_rules! outln {
     }};
 }
 
+/// Refuses to go on when `path` exists and `--overwrite` was not given.
+fn refuse_existing(path: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
+    if path.exists() && !overwrite {
+        anyhow::bail!("{} exists (use --overwrite to replace it)", path.display());
+    }
+    Ok(())
+}
+
 mod allocator;
 mod bench;
 mod convert;

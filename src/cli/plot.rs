@@ -19,9 +19,7 @@ pub struct PlotArgs {
 }
 
 pub fn run(args: PlotArgs) -> Result<ExitCode> {
-    if args.output.exists() && !args.overwrite {
-        bail!("{}: exists (--overwrite replaces it)", args.output.display());
-    }
+    super::refuse_existing(&args.output, args.overwrite)?;
     let texts = args
         .logs
         .iter()

@@ -103,8 +103,8 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
         Box::new(std::io::BufReader::with_capacity(1 << 20, file))
     };
     let to_stdout = args.output == Path::new("-");
-    if !to_stdout && args.output.exists() && !args.overwrite {
-        bail!("{} exists (use --overwrite to replace it)", args.output.display());
+    if !to_stdout {
+        super::refuse_existing(&args.output, args.overwrite)?;
     }
     let temp = fsutil::temp_path_for(&args.output);
     let output: Box<dyn Write + Send> = if to_stdout {
@@ -114,11 +114,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
         Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
     };
     // Progress goes to stderr only: stdout may carry the video.
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} frames ({per_sec})")
-            .expect("template"),
-    );
+    let bar = super::progress::frames();
     let started = std::time::Instant::now();
     let report = match raw {
         Some((size, format)) => upscale_raw(engine.as_ref(), input, output, format, size, options, |n| {
@@ -219,34 +215,21 @@ fn format_from_name(name: &str) -> Result<ImageFormat> {
     Ok(f)
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| format_from_name(e).is_ok() || e.eq_ignore_ascii_case("tif"))
-}
-
 /// One unit of work: where to read, where to write.
 struct Job {
     input: PathBuf,
     output: PathBuf,
 }
 
-fn collect_dir(root: &Path, dir: &Path, out_root: &Path, jobs: &mut Vec<Job>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list the folder", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect_dir(root, &path, out_root, jobs)?;
-        } else if is_image(&path) {
-            let rel = path.strip_prefix(root).expect("inside the root");
-            jobs.push(Job {
-                output: out_root.join(rel),
-                input: path,
-            });
-        }
+fn collect_dir(root: &Path, out_root: &Path, jobs: &mut Vec<Job>) -> Result<()> {
+    let files = rt4ksr::imaging::files::image_files(root, true)
+        .with_context(|| format!("{}: cannot list the folder", root.display()))?;
+    for path in files {
+        let rel = path.strip_prefix(root).expect("inside the root");
+        jobs.push(Job {
+            output: out_root.join(rel),
+            input: path,
+        });
     }
     Ok(())
 }
@@ -267,7 +250,7 @@ fn plan_jobs(args: &UpscaleArgs) -> Result<Vec<Job>> {
         if input == Path::new("-") {
             bail!("`-` (standard input) goes with a single output file or `-o -`");
         } else if input.is_dir() {
-            collect_dir(input, input, &args.output, &mut jobs)?;
+            collect_dir(input, &args.output, &mut jobs)?;
         } else {
             let name = input
                 .file_name()

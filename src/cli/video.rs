@@ -36,9 +36,7 @@ pub struct VideoArgs {
 }
 
 pub fn run(args: VideoArgs) -> Result<ExitCode> {
-    if args.output.exists() && !args.overwrite {
-        bail!("{} exists (use --overwrite to replace it)", args.output.display());
-    }
+    super::refuse_existing(&args.output, args.overwrite)?;
     if !args.input.exists() {
         bail!("{}: no such file", args.input.display());
     }
@@ -64,10 +62,7 @@ pub fn run(args: VideoArgs) -> Result<ExitCode> {
             max_memory: args.max_memory as usize,
         },
     };
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(indicatif::ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {pos} frames ({per_sec})",
-    )?);
+    let bar = super::progress::frames();
     let started = std::time::Instant::now();
     let frames = transcode(engine.as_ref(), &job, |n| bar.set_position(n)).map_err(|e| anyhow!(e))?;
     bar.finish_and_clear();

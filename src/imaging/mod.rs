@@ -2,6 +2,7 @@
 //! in 0..1, plus resizing, colour conversion and file I/O.
 
 pub mod color;
+pub mod files;
 pub mod io;
 pub mod picture;
 pub mod resize;

@@ -6,7 +6,7 @@ use crate::imaging::io::load_rgb8;
 use crate::imaging::{Image, resize};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The HR images of a run, in memory as 8-bit RGB.
 pub struct TrainingSet {
@@ -23,31 +23,14 @@ pub struct Batch {
     pub lr_patch: usize,
 }
 
-const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 impl TrainingSet {
     /// Loads every image under `dirs` whose sides reach `min_side`; unreadable or too small
     /// files are skipped and listed. Fails only when nothing usable is left.
     pub fn load(dirs: &[PathBuf], min_side: usize) -> Result<Self, String> {
         let mut files = Vec::new();
         for dir in dirs {
-            collect_files(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let found = crate::imaging::files::image_files(dir, true).map_err(|e| format!("{}: {e}", dir.display()))?;
+            files.extend(found);
         }
         files.sort();
         let mut images = Vec::new();

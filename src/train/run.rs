@@ -133,7 +133,13 @@ impl Trainer {
         let scores: Result<Vec<Scores>, String> = self
             .validation
             .iter()
-            .map(|(hr, lr)| Ok(Scores::measure(hr, &upscaler.upscale_u8(lr)?, scale)))
+            .map(|(hr, lr)| {
+                Ok(Scores::measure(
+                    hr,
+                    &crate::inference::upscale_u8(&upscaler, lr)?,
+                    scale,
+                ))
+            })
             .collect();
         Ok(Scores::mean(&scores?).psnr_y)
     }
