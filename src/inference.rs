@@ -3,6 +3,7 @@
 
 use crate::imaging::{Image, pad_to_even};
 use crate::model::network::{host, tensor4};
+use crate::upscale::UpscaleError;
 use crate::{HostTensor, ModelWeights, Rt4ksr};
 use burn::tensor::Device;
 
@@ -98,15 +99,15 @@ impl BurnUpscaler {
     }
 
     /// Upscales a 3-channel image; the output is not clamped.
-    pub fn upscale(&self, image: &Image<f32>) -> Result<Image<f32>, String> {
+    pub fn upscale(&self, image: &Image<f32>) -> Result<Image<f32>, UpscaleError> {
         self.submit(image)?()
     }
 
     /// Uploads the image and queues the network on the device; the returned closure downloads
     /// the result (on a GPU the work runs while the caller does something else in between).
-    fn submit(&self, image: &Image<f32>) -> Result<crate::upscale::Pending<'static>, String> {
+    fn submit(&self, image: &Image<f32>) -> Result<crate::upscale::Pending<'static>, UpscaleError> {
         if image.channels != 3 {
-            return Err(format!("the network takes RGB images, got {} channels", image.channels));
+            return Err(crate::model::InputError::Channels(image.channels).into());
         }
         let (h, w) = (image.height, image.width);
         let padded = pad_to_even(image).into_owned();
@@ -134,12 +135,12 @@ impl crate::upscale::Engine for BurnUpscaler {
         &self.config
     }
 
-    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, UpscaleError> {
         self.upscale(rgb)
     }
 
     /// The output buffer is not reused: the download makes its own.
-    fn start(&self, rgb: &Image<f32>, _out: Image<f32>) -> Result<crate::upscale::Pending<'_>, String> {
+    fn start(&self, rgb: &Image<f32>, _out: Image<f32>) -> Result<crate::upscale::Pending<'_>, UpscaleError> {
         self.submit(rgb)
     }
 
@@ -169,13 +170,13 @@ impl crate::upscale::Engine for FastUpscaler {
         &self.engine.config
     }
 
-    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, UpscaleError> {
         let mut out = Image::zeros(0, 0, 0);
         self.run_into(rgb, &mut out)?;
         Ok(out)
     }
 
-    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), String> {
+    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), UpscaleError> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         self.engine.upscale_into(&pad_to_even(rgb), &mut ws, out)?;
         let s = self.engine.config.scale;
@@ -195,9 +196,9 @@ impl crate::upscale::Engine for FastUpscaler {
         rgb: &Image<f32>,
         coefficients: crate::yuv::YuvCoefficients,
         frame: &mut crate::yuv::Frame,
-    ) -> Result<(), String> {
+    ) -> Result<(), UpscaleError> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)
+        Ok(self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)?)
     }
 
     /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output
@@ -269,7 +270,7 @@ pub fn engine_on(
 
 /// Upscales an 8-bit image with any engine (odd sides handled by `upscale_rgb`) and rounds to
 /// 8 bit (clamped, half to even).
-pub fn upscale_u8(engine: &dyn crate::upscale::Engine, image: &Image<u8>) -> Result<Image<u8>, String> {
+pub fn upscale_u8(engine: &dyn crate::upscale::Engine, image: &Image<u8>) -> Result<Image<u8>, UpscaleError> {
     let out = crate::upscale::upscale_rgb(engine, &image.map(|v| v as f32 / 255.0), usize::MAX, |_, _| {})?;
     Ok(out.map(|v| v as f64).quantize_u8())
 }

@@ -10,23 +10,35 @@ use crate::model::ModelConfig;
 use crate::yuv::{Frame, YuvCoefficients};
 
 /// An upscaling that has been started: calling it waits for the frame.
-pub type Pending<'a, T = Image<f32>> = Box<dyn FnOnce() -> Result<T, String> + 'a>;
+/// Why a frame could not be upscaled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UpscaleError {
+    #[error(transparent)]
+    Input(#[from] crate::model::InputError),
+    /// A device backend failed (its own message).
+    #[error("{0}")]
+    Backend(String),
+    #[error("this engine does not write YUV frames")]
+    NoYuvOutput,
+}
+
+pub type Pending<'a, T = Image<f32>> = Box<dyn FnOnce() -> Result<T, UpscaleError> + 'a>;
 
 /// Something that super-resolves RGB images with even sides.
 pub trait Engine {
     fn config(&self) -> &ModelConfig;
     /// Upscales a whole RGB image with even sides; output not clamped.
-    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String>;
+    fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, UpscaleError>;
     /// As [`Engine::run`], into `out`: an engine that can reuses its buffer (streams of frames
     /// of one size then allocate nothing per frame).
-    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), String> {
+    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), UpscaleError> {
         *out = self.run(rgb)?;
         Ok(())
     }
     /// Starts upscaling `rgb` into `out`'s buffer. Engines on another device (GPUs) return
     /// once the work is queued, so a stream can upload the next frame and write the previous
     /// one while this one computes; the CPU engines compute here.
-    fn start(&self, rgb: &Image<f32>, mut out: Image<f32>) -> Result<Pending<'_>, String> {
+    fn start(&self, rgb: &Image<f32>, mut out: Image<f32>) -> Result<Pending<'_>, UpscaleError> {
         self.run_into(rgb, &mut out)?;
         Ok(Box::new(move || Ok(out)))
     }
@@ -46,9 +58,9 @@ pub trait Engine {
         rgb: &Image<f32>,
         coefficients: YuvCoefficients,
         frame: &mut Frame,
-    ) -> Result<(), String> {
+    ) -> Result<(), UpscaleError> {
         let _ = (rgb, coefficients, frame);
-        Err("this engine does not write YUV frames".into())
+        Err(UpscaleError::NoYuvOutput)
     }
     /// Working memory per LR pixel of one run, for planning tiles.
     fn bytes_per_lr_pixel(&self) -> usize;
@@ -130,7 +142,7 @@ pub fn upscale_rgb(
     rgb: &Image<f32>,
     max_bytes: usize,
     on_tile: impl FnMut(usize, usize),
-) -> Result<Image<f32>, String> {
+) -> Result<Image<f32>, UpscaleError> {
     let mut out = Image::zeros(0, 0, 0);
     upscale_rgb_into(engine, rgb, max_bytes, on_tile, &mut out)?;
     Ok(out)
@@ -143,7 +155,7 @@ pub fn upscale_rgb_into(
     max_bytes: usize,
     on_tile: impl FnMut(usize, usize),
     out: &mut Image<f32>,
-) -> Result<(), String> {
+) -> Result<(), UpscaleError> {
     let buffer = std::mem::replace(out, Image::zeros(0, 0, 0));
     *out = start_upscale(engine, rgb, max_bytes, on_tile, buffer)?()?;
     Ok(())
@@ -168,7 +180,7 @@ pub fn start_upscale<'a>(
     max_bytes: usize,
     mut on_tile: impl FnMut(usize, usize),
     buffer: Image<f32>,
-) -> Result<Pending<'a>, String> {
+) -> Result<Pending<'a>, UpscaleError> {
     let s = engine.config().scale;
     let (h, w) = (rgb.height, rgb.width);
     let padded = pad_to_even(rgb);
@@ -210,7 +222,7 @@ pub fn upscale_picture(
     picture: &Picture,
     max_bytes: usize,
     on_tile: impl FnMut(usize, usize),
-) -> Result<Picture, String> {
+) -> Result<Picture, UpscaleError> {
     let s = engine.config().scale;
     let grey = picture.color.channels == 1;
     let rgb = crate::imaging::color::grey_to_rgb(&picture.color);

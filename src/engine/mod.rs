@@ -18,7 +18,7 @@ mod store;
 pub mod winograd;
 
 use crate::imaging::Image;
-use crate::model::{Activation, Form, ModelConfig};
+use crate::model::{Activation, Form, InputError, ModelConfig};
 use crate::yuv::{Frame, YuvCoefficients};
 use crate::{ModelWeights, TensorMap};
 pub use isa::{Isa, Path, Unavailable};
@@ -241,7 +241,7 @@ impl FastEngine {
     }
 
     /// Upscales an RGB image with even sides; output not clamped.
-    pub fn upscale(&self, rgb: &Image<f32>, ws: &mut Workspace) -> Result<Image<f32>, String> {
+    pub fn upscale(&self, rgb: &Image<f32>, ws: &mut Workspace) -> Result<Image<f32>, InputError> {
         let mut out = Image::zeros(0, 0, 0);
         self.upscale_into(rgb, ws, &mut out)?;
         Ok(out)
@@ -249,7 +249,7 @@ impl FastEngine {
 
     /// As [`FastEngine::upscale`], writing into `out`, which is reallocated only when the frame
     /// size changes: for streams of frames, where fresh 4K buffers would cost page faults.
-    pub fn upscale_into(&self, rgb: &Image<f32>, ws: &mut Workspace, out: &mut Image<f32>) -> Result<(), String> {
+    pub fn upscale_into(&self, rgb: &Image<f32>, ws: &mut Workspace, out: &mut Image<f32>) -> Result<(), InputError> {
         self.check(rgb)?;
         let s = self.config.scale;
         if (out.channels, out.height, out.width) != (3, rgb.height * s, rgb.width * s) {
@@ -269,7 +269,7 @@ impl FastEngine {
         ws: &mut Workspace,
         coefficients: YuvCoefficients,
         frame: &mut Frame,
-    ) -> Result<(), String> {
+    ) -> Result<(), InputError> {
         self.check(rgb)?;
         let s = self.config.scale;
         let (out_h, out_w) = (rgb.height * s, rgb.width * s);
@@ -284,10 +284,10 @@ impl FastEngine {
         Ok(())
     }
 
-    fn check(&self, rgb: &Image<f32>) -> Result<(), String> {
+    fn check(&self, rgb: &Image<f32>) -> Result<(), InputError> {
         crate::model::network::check_input_size(&self.config, rgb.height, rgb.width)?;
         if rgb.channels != 3 {
-            return Err(format!("the network takes RGB images, got {} channels", rgb.channels));
+            return Err(InputError::Channels(rgb.channels));
         }
         Ok(())
     }

@@ -9,5 +9,5 @@ pub mod rescale;
 pub mod weights;
 
 pub use config::{Activation, Form, HfExtraction, ModelConfig};
-pub use network::Rt4ksr;
+pub use network::{InputError, Rt4ksr};
 pub use weights::{ModelError, ModelWeights};

@@ -232,16 +232,16 @@ impl Rt4ksr {
     }
 
     /// Checks that an LR input of `height` x `width` can go through the network.
-    pub fn check_input_size(&self, height: usize, width: usize) -> Result<(), String> {
+    pub fn check_input_size(&self, height: usize, width: usize) -> Result<(), InputError> {
         check_input_size(&self.config, height, width)
     }
 
     /// As [`Rt4ksr::forward`], with the input size checked first: a clear error instead of a
     /// panic inside the backend.
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>, String> {
+    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>, InputError> {
         let [_, c, h, w] = x.dims();
         if c != 3 {
-            return Err(format!("the network takes 3 channels (RGB), got {c}"));
+            return Err(InputError::Channels(c));
         }
         self.check_input_size(h, w)?;
         Ok(self.forward(x))
@@ -339,16 +339,23 @@ impl Rt4ksr {
 }
 
 /// Checks an LR input size against a configuration.
-pub fn check_input_size(config: &ModelConfig, height: usize, width: usize) -> Result<(), String> {
+/// Why the network cannot take an input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("the network needs even, non-zero input sides, got {width}x{height} (pad odd sides first)")]
+    Sides { width: usize, height: usize },
+    #[error("the Gaussian HF branch needs sides of at least 4, got {width}x{height}")]
+    TooSmallForHf { width: usize, height: usize },
+    #[error("the network takes RGB images, got {0} channels")]
+    Channels(usize),
+}
+
+pub fn check_input_size(config: &ModelConfig, height: usize, width: usize) -> Result<(), InputError> {
     if height == 0 || width == 0 || !height.is_multiple_of(2) || !width.is_multiple_of(2) {
-        return Err(format!(
-            "the network needs even, non-zero input sides, got {width}x{height} (pad odd sides first)"
-        ));
+        return Err(InputError::Sides { width, height });
     }
     if config.merge_hf && config.hf_extraction == HfExtraction::Gaussian && (height < 4 || width < 4) {
-        return Err(format!(
-            "the Gaussian HF branch needs sides of at least 4, got {width}x{height}"
-        ));
+        return Err(InputError::TooSmallForHf { width, height });
     }
     Ok(())
 }

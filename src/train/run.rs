@@ -136,7 +136,7 @@ impl Trainer {
             .map(|(hr, lr)| {
                 Ok(Scores::measure(
                     hr,
-                    &crate::inference::upscale_u8(&upscaler, lr)?,
+                    &crate::inference::upscale_u8(&upscaler, lr).map_err(|e| e.to_string())?,
                     scale,
                 ))
             })

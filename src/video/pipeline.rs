@@ -35,8 +35,11 @@ pub enum StreamError {
     #[error("input: frame {index} changes the frame size mid-stream")]
     FrameSizeChanged { index: u64 },
     /// The network refused or failed a frame.
-    #[error("frame {index}: {reason}")]
-    Frame { index: u64, reason: String },
+    #[error("frame {index}: {error}")]
+    Frame {
+        index: u64,
+        error: crate::upscale::UpscaleError,
+    },
     #[error("output closed after {frames} frames")]
     OutputClosed { frames: u64 },
     #[error("output: {0}")]
@@ -81,7 +84,7 @@ pub fn upscale_frames(
 fn stream_frames<'e, T: Send>(
     keep_in_flight: bool,
     mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
-    mut start: impl FnMut(&Image<f32>, Option<T>) -> Result<Pending<'e, T>, String>,
+    mut start: impl FnMut(&Image<f32>, Option<T>) -> Result<Pending<'e, T>, crate::upscale::UpscaleError>,
     mut write: impl FnMut(&T) -> io::Result<()> + Send,
     mut on_frame: impl FnMut(u64),
 ) -> StreamReport {
@@ -153,7 +156,7 @@ fn stream_frames<'e, T: Send>(
                     Err(e) => {
                         error = Some(StreamError::Frame {
                             index: frames + in_flight.len() as u64,
-                            reason: e,
+                            error: e,
                         });
                         write_started = true;
                         break;
@@ -206,7 +209,7 @@ fn finish_frames<T>(
             Err(e) => {
                 error.get_or_insert(StreamError::Frame {
                     index: *frames,
-                    reason: e,
+                    error: e,
                 });
                 return false;
             }
@@ -262,11 +265,12 @@ pub fn upscale_y4m(
     if whole_420 && engine.fuses_yuv420() && tiles_for(engine, h, w, options.max_memory.max(1 << 20)).len() == 1 {
         // The engine writes YUV itself: no float 4K frame to write, read and convert.
         let coefficients = YuvCoefficients::new(spec);
-        let start = |rgb: &Image<f32>, buffer: Option<Frame>| -> Result<Pending<'_, Frame>, String> {
-            let mut frame = buffer.unwrap_or_default();
-            engine.run_into_yuv420(rgb, coefficients, &mut frame)?;
-            Ok(Box::new(move || Ok(frame)))
-        };
+        let start =
+            |rgb: &Image<f32>, buffer: Option<Frame>| -> Result<Pending<'_, Frame>, crate::upscale::UpscaleError> {
+                let mut frame = buffer.unwrap_or_default();
+                engine.run_into_yuv420(rgb, coefficients, &mut frame)?;
+                Ok(Box::new(move || Ok(frame)))
+            };
         return stream_frames(engine.computes_asynchronously(), read, start, write_frame, on_frame);
     }
     let mut encoder = FrameEncoder::default();
@@ -331,7 +335,7 @@ mod tests {
             &self.config
         }
 
-        fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, String> {
+        fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, crate::upscale::UpscaleError> {
             let (h, w) = (rgb.height * 2, rgb.width * 2);
             let data = (0..3 * h * w)
                 .map(|i| {
@@ -342,7 +346,7 @@ mod tests {
             Ok(Image::new(3, h, w, data))
         }
 
-        fn start(&self, rgb: &Image<f32>, _out: Image<f32>) -> Result<Pending<'_>, String> {
+        fn start(&self, rgb: &Image<f32>, _out: Image<f32>) -> Result<Pending<'_>, crate::upscale::UpscaleError> {
             let id = rgb.data[0];
             self.log.lock().unwrap().push(format!("start {id}"));
             let rgb = rgb.clone();
