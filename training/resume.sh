@@ -7,6 +7,7 @@
 #   x3: configs/train_x3_from_x2_phase3.toml (x3 afresh from x2-phase3's EMA weights at step
 #       84,500, the upsample conv resampled; past the x3 chain's fourth schedule,
 #       configs/train_x3_phase4.toml, stopped at step 17,500, within 2,000 steps).
+#   x4: configs/train_x4_from_x2_phase3.toml (x4 from the same x2 weights, started the same way).
 # x2's third schedule (configs/train_x2_phase3.toml) is paused at step 84,500, past the official
 # weights; `training/resume.sh x2` continues it instead, its state taken back from history
 # (commit 5c9b07a) first.
@@ -21,6 +22,14 @@ mkdir -p runs
 cp target/release/rt4ksr runs/rt4ksr-train-bin.new
 mv -f runs/rt4ksr-train-bin.new runs/rt4ksr-train-bin
 
+# The x2 state that x4 starts from (its config's `init_weights`), out of history: only the state
+# of a run in progress stays in the tree.
+if [ ! -f runs/init/x2-phase3.checkpoint.safetensors ]; then
+  mkdir -p runs/init
+  git show 5c9b07a:training/state/x2-phase3.checkpoint.safetensors > runs/init/x2-phase3.checkpoint.safetensors.new
+  mv runs/init/x2-phase3.checkpoint.safetensors.new runs/init/x2-phase3.checkpoint.safetensors
+fi
+
 # Runs one schedule to its end (or returns at once if it has ended), then files its state.
 run_schedule() {
   local name=$1 config=configs/$2.toml
@@ -30,7 +39,8 @@ run_schedule() {
     cp "training/state/$name.checkpoint.safetensors" "$out/checkpoint.safetensors"
     cp "training/state/$name.log.csv" "$out/log.csv"
   fi
-  RAYON_NUM_THREADS=$threads runs/rt4ksr-train-bin train --config "$config" --resume \
+  # At the lowest priority, so that builds and tests on the same cores go first.
+  RAYON_NUM_THREADS=$threads nice -n 19 runs/rt4ksr-train-bin train --config "$config" --resume \
     >> "runs/$name.out" 2>&1
   cp "$out/checkpoint.safetensors" "training/state/$name.checkpoint.safetensors"
   cp "$out/log.csv" "training/state/$name.log.csv"
@@ -43,7 +53,7 @@ if [ "${1:-}" = x2 ]; then
   fi
   chains=("x2-phase3:train_x2_phase3")
 else
-  chains=("x3-from-x2-phase3:train_x3_from_x2_phase3")
+  chains=("x3-from-x2-phase3:train_x3_from_x2_phase3" "x4-from-x2-phase3:train_x4_from_x2_phase3")
 fi
 threads=${RT4KSR_TRAIN_THREADS:-$(( $(nproc) / ${#chains[@]} > 0 ? $(nproc) / ${#chains[@]} : 1 ))}
 for chain in "${chains[@]}"; do

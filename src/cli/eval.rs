@@ -1,12 +1,12 @@
 use super::progress;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use rt4ksr::ModelWeights;
-use rt4ksr::eval::{Scores, bicubic_sr, make_pair};
-use rt4ksr::imaging::io::load_rgb8;
-use rt4ksr::inference::{engine_on, upscale_u8};
+use rt4ksr::eval::{EvalEvent, FolderScores, Scores, evaluate_folder};
+use rt4ksr::inference::engine_on;
+use rt4ksr::upscale::Engine;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -34,28 +34,13 @@ pub struct EvalArgs {
     device: super::device::DeviceArgs,
 }
 
-#[derive(Serialize)]
-struct ImageResult {
-    name: String,
-    bicubic: Scores,
-    model: Option<Scores>,
-}
-
+/// `rt4ksr::eval::FolderScores` with the names of what was measured.
 #[derive(Serialize)]
 struct Report {
     data: String,
-    scale: usize,
-    crop_border: usize,
     weights: Option<String>,
-    images: Vec<ImageResult>,
-    mean_bicubic: Scores,
-    mean_model: Option<Scores>,
-}
-
-/// Image files directly in `dir`, sorted by name.
-pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    rt4ksr::imaging::files::image_files(dir, false)
-        .with_context(|| format!("{}: cannot list the folder", dir.display()))
+    #[serde(flatten)]
+    scores: FolderScores,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
@@ -83,61 +68,32 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         None => None,
     };
     let crop_border = args.crop_border.unwrap_or(args.scale);
-    let files = image_files(&args.data)?;
-    if files.is_empty() {
-        bail!(
-            "{}: no image files (png, jpg, bmp, tif, webp) in the folder",
-            args.data.display()
-        );
-    }
-    let bar = progress::bar(files.len() as u64, "images");
-    let mut images = Vec::new();
-    for file in &files {
-        let name = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        bar.set_message(name.clone());
-        let hr = load_rgb8(file)?;
-        let (hr, lr) = make_pair(&hr, args.scale);
-        let min_side = 2 * crop_border + 11;
-        if hr.height < min_side || hr.width < min_side {
-            bar.suspend(|| {
-                eprintln!(
-                    "{}: skipped, {}x{} is too small to measure",
-                    file.display(),
-                    hr.width,
-                    hr.height
-                )
-            });
-            bar.inc(1);
-            continue;
-        }
-        let bicubic = Scores::measure(&hr, &bicubic_sr(&lr, args.scale), crop_border);
-        let model = match &upscaler {
-            Some(u) => {
-                let sr = upscale_u8(u.as_ref(), &lr).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-                Some(Scores::measure(&hr, &sr, crop_border))
+    let bar = progress::bar(0, "images");
+    let scores = evaluate_folder(
+        &args.data,
+        args.scale,
+        crop_border,
+        upscaler.as_deref().map(|u| u as &dyn Engine),
+        |event| match event {
+            EvalEvent::Image { path, index, total } => {
+                bar.set_length(total as u64);
+                bar.set_position(index as u64);
+                bar.set_message(path.file_stem().unwrap_or_default().to_string_lossy().into_owned());
             }
-            None => None,
-        };
-        images.push(ImageResult { name, bicubic, model });
-        bar.inc(1);
-    }
+            EvalEvent::TooSmall { path, width, height } => {
+                bar.suspend(|| eprintln!("{}: skipped, {width}x{height} is too small to measure", path.display()))
+            }
+        },
+    );
     bar.finish_and_clear();
-    let mean_bicubic = Scores::mean(&images.iter().map(|r| r.bicubic).collect::<Vec<_>>());
-    let mean_model = upscaler
-        .as_ref()
-        .map(|_| Scores::mean(&images.iter().filter_map(|r| r.model).collect::<Vec<_>>()));
     let report = Report {
         data: args.data.display().to_string(),
-        scale: args.scale,
-        crop_border,
         weights: Some(args.weights.as_ref().map_or_else(
             || format!("embedded x{} model", args.scale),
             |p| p.display().to_string(),
         ))
         .filter(|_| !args.bicubic),
-        images,
-        mean_bicubic,
-        mean_model,
+        scores: scores?,
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -151,8 +107,8 @@ fn print_table(r: &Report) {
     outln!(
         "{} x{} (crop border {}), model: {}",
         r.data,
-        r.scale,
-        r.crop_border,
+        r.scores.scale,
+        r.scores.crop_border,
         r.weights.as_deref().unwrap_or("none (bicubic only)")
     );
     outln!(
@@ -182,9 +138,9 @@ fn print_table(r: &Report) {
             cell(b, false)
         );
     };
-    for img in &r.images {
+    for img in &r.scores.images {
         row(&img.name, &img.bicubic, img.model.as_ref());
     }
-    row("mean", &r.mean_bicubic, r.mean_model.as_ref());
+    row("mean", &r.scores.mean_bicubic, r.scores.mean_model.as_ref());
     outln!("(PSNR dB / SSIM; Y = BT.601 luma as MATLAB rgb2ycbcr)");
 }

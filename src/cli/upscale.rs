@@ -6,6 +6,7 @@ use indicatif::ProgressBar;
 use rt4ksr::ModelWeights;
 use rt4ksr::fsutil;
 use rt4ksr::imaging::picture::{self, DecodeLimits, EncodeOptions, Picture};
+use rt4ksr::upscale::file::{self, FileOptions};
 use rt4ksr::upscale::{self, Engine};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -203,18 +204,6 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok((value * mult as f64) as u64)
 }
 
-fn format_from_name(name: &str) -> Result<ImageFormat> {
-    let f = match name.to_ascii_lowercase().as_str() {
-        "png" => ImageFormat::Png,
-        "jpg" | "jpeg" => ImageFormat::Jpeg,
-        "webp" => ImageFormat::WebP,
-        "bmp" => ImageFormat::Bmp,
-        "tif" | "tiff" => ImageFormat::Tiff,
-        other => bail!("unsupported output format `{other}` (png, jpg, webp, bmp, tiff)"),
-    };
-    Ok(f)
-}
-
 /// One unit of work: where to read, where to write.
 struct Job {
     input: PathBuf,
@@ -355,27 +344,22 @@ fn process(
         }
     }
     let format = match &args.format {
-        Some(name) => format_from_name(name)?,
-        None => {
-            let from = |p: &Path| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .and_then(|e| format_from_name(e).ok())
-            };
-            from(&job.output)
-                .or_else(|| from(&job.input))
-                .unwrap_or(ImageFormat::Png)
-        }
+        Some(name) => Some(
+            file::format_from_name(name)
+                .ok_or_else(|| anyhow!("unsupported output format `{name}` (png, jpg, webp, bmp, tiff)"))?,
+        ),
+        None => None,
     };
-    let bytes = if job.input == Path::new("-") {
-        stdin_bytes.unwrap_or_default().to_vec()
-    } else {
-        std::fs::read(&job.input).context("cannot read the file")?
+    let options = FileOptions {
+        format,
+        quality: args.quality,
+        max_memory: args.max_memory as usize,
+        limits,
+        overwrite: args.overwrite,
     };
-    let picture = picture::decode(&bytes, limits).map_err(|e| anyhow!(e))?;
     let tile_bar = progress::bar(0, "tiles");
     tile_bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    let result = upscale::upscale_picture(engine, &picture, args.max_memory as usize, |done, total| {
+    let on_tile = |done, total| {
         if total > 1 && done == 1 {
             tile_bar.set_length(total as u64);
             if !bar.is_hidden() || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -383,32 +367,30 @@ fn process(
             }
         }
         tile_bar.set_position(done as u64);
-    })
-    .map_err(|e| anyhow!(e))?;
+    };
+    let result = if job.input == Path::new("-") || to_stdout {
+        let bytes = if job.input == Path::new("-") {
+            stdin_bytes.unwrap_or_default().to_vec()
+        } else {
+            std::fs::read(&job.input).context("cannot read the file")?
+        };
+        let format = format.unwrap_or_else(|| file::default_format(&job.input, &job.output));
+        file::upscale_encoded(engine, &bytes, &job.input, format, &options, on_tile)
+    } else {
+        file::upscale_file(engine, &job.input, &job.output, &options, on_tile)
+    };
     tile_bar.finish_and_clear();
-    let encoded = picture::encode(
-        &result,
-        EncodeOptions {
-            format,
-            quality: args.quality,
-        },
-    )
-    .map_err(|e| anyhow!(e))?;
+    let upscaled = result?;
     if to_stdout {
         let mut out = std::io::stdout().lock();
-        out.write_all(&encoded)
+        out.write_all(&upscaled.encoded)
             .and_then(|_| out.flush())
             .context("writing standard output")?;
-    } else {
-        if let Some(parent) = job.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("{}: cannot create the folder", parent.display()))?;
-        }
-        fsutil::write_atomic(&job.output, &encoded)
-            .with_context(|| format!("{}: cannot write", job.output.display()))?;
-        if args.compare {
-            write_compare(&picture, &result, engine.config().scale, &job.output)?;
-        }
+    } else if job.input == Path::new("-") {
+        file::write_output(&job.output, &upscaled.encoded)?;
+    }
+    if args.compare && !to_stdout {
+        write_compare(&upscaled.input, &upscaled.output, engine.config().scale, &job.output)?;
     }
     Ok(true)
 }

@@ -45,6 +45,159 @@ pub struct EncodeOptions {
     pub quality: u8,
 }
 
+/// Why a picture could not be decoded, encoded or built from samples.
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    #[error("unknown image format")]
+    UnknownFormat,
+    #[error("{0:?} images are not supported (PNG, JPEG, WebP, BMP, TIFF are)")]
+    Unsupported(ImageFormat),
+    #[error(
+        "{width}x{height} is {:.1} megapixels, above the limit of {:.1} (raise it with --max-megapixels)",
+        *width as f64 * *height as f64 / 1e6,
+        *max_pixels as f64 / 1e6
+    )]
+    TooLarge { width: u32, height: u32, max_pixels: u64 },
+    #[error("the image is empty")]
+    Empty,
+    #[error("{0}")]
+    Codec(#[from] image::ImageError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0} channels: pictures have 1 (grey), 2 (grey, alpha), 3 (RGB) or 4 (RGB, alpha)")]
+    Channels(usize),
+    #[error("{len} samples are not {height}x{width}x{channels}")]
+    SampleCount {
+        len: usize,
+        height: usize,
+        width: usize,
+        channels: usize,
+    },
+}
+
+/// Samples in interleaved (height, width, channel) order, as NumPy, OpenCV and image buffers
+/// hold them: 8-bit, 16-bit, or floating point in 0..1.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Interleaved {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+impl Interleaved {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::U8(v) => v.len(),
+            Self::U16(v) => v.len(),
+            Self::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Picture {
+    /// A picture from interleaved samples with 1 (grey), 2 (grey and alpha), 3 (RGB) or 4
+    /// (RGB and alpha) channels, scaled to 0..1 exactly as a decoded file of that depth is;
+    /// floating-point samples are taken as they are.
+    pub fn from_interleaved(
+        samples: &Interleaved,
+        height: usize,
+        width: usize,
+        channels: usize,
+    ) -> Result<Self, PictureError> {
+        if !(1..=4).contains(&channels) {
+            return Err(PictureError::Channels(channels));
+        }
+        if samples.len() != height * width * channels || height == 0 || width == 0 {
+            return Err(PictureError::SampleCount {
+                len: samples.len(),
+                height,
+                width,
+                channels,
+            });
+        }
+        let (color_idx, alpha_idx): (&[usize], Option<usize>) = match channels {
+            1 => (&[0], None),
+            2 => (&[0], Some(1)),
+            3 => (&[0, 1, 2], None),
+            _ => (&[0, 1, 2], Some(3)),
+        };
+        fn split<T: Copy>(
+            data: &[T],
+            channels: usize,
+            (w, h): (usize, usize),
+            (color_idx, alpha_idx): (&[usize], Option<usize>),
+            f: impl Fn(T) -> f32 + Copy,
+        ) -> (Image<f32>, Option<Image<f32>>) {
+            (
+                planes_from(data, channels, w, h, color_idx, f),
+                alpha_idx.map(|a| planes_from(data, channels, w, h, &[a], f)),
+            )
+        }
+        let layout = (color_idx, alpha_idx);
+        let ((color, alpha), depth) = match samples {
+            Interleaved::U8(v) => (split(v, channels, (width, height), layout, unit_u8), BitDepth::Eight),
+            Interleaved::U16(v) => (split(v, channels, (width, height), layout, unit_u16), BitDepth::Sixteen),
+            Interleaved::F32(v) => (split(v, channels, (width, height), layout, |x| x), BitDepth::Sixteen),
+        };
+        Ok(Self {
+            color,
+            alpha,
+            depth,
+            icc: None,
+            exif: None,
+        })
+    }
+
+    /// The samples interleaved, colour then alpha, each rounded to 8 bits as [`encode`] writes them.
+    pub fn interleaved_u8(&self) -> Vec<u8> {
+        self.interleave(|v| level(v, 255.0) as u8)
+    }
+
+    /// As [`Picture::interleaved_u8`], rounded to 16 bits.
+    pub fn interleaved_u16(&self) -> Vec<u16> {
+        self.interleave(|v| level(v, 65535.0) as u16)
+    }
+
+    /// As [`Picture::interleaved_u8`], the samples as they are (the upscaler clamps them to 0..1).
+    pub fn interleaved_f32(&self) -> Vec<f32> {
+        self.interleave(|v| v)
+    }
+
+    /// Channels per pixel of the interleaved samples: colour, then alpha where there is one.
+    pub fn channel_count(&self) -> usize {
+        self.color.channels + usize::from(self.alpha.is_some())
+    }
+
+    fn interleave<T>(&self, f: impl Fn(f32) -> T) -> Vec<T> {
+        let planes: Vec<&[f32]> = (0..self.color.channels)
+            .map(|c| self.color.plane(c))
+            .chain(self.alpha.as_ref().map(|a| a.plane(0)))
+            .collect();
+        interleave(&planes, self.color.width * self.color.height, f)
+    }
+}
+
+/// The first `pixels` samples of each plane, pixel by pixel, through `f`.
+fn interleave<T>(planes: &[&[f32]], pixels: usize, f: impl Fn(f32) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(pixels * planes.len());
+    for i in 0..pixels {
+        out.extend(planes.iter().map(|p| f(p[i])));
+    }
+    out
+}
+
+fn unit_u8(v: u8) -> f32 {
+    v as f32 / 255.0
+}
+
+fn unit_u16(v: u16) -> f32 {
+    v as f32 / 65535.0
+}
+
 /// The formats this tool reads and writes.
 pub fn supported_format(format: ImageFormat) -> bool {
     matches!(
@@ -54,32 +207,28 @@ pub fn supported_format(format: ImageFormat) -> bool {
 }
 
 /// Decodes a picture from bytes.
-pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    let format = reader.format().ok_or("unknown image format")?;
+pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, PictureError> {
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    let format = reader.format().ok_or(PictureError::UnknownFormat)?;
     if !supported_format(format) {
-        return Err(format!(
-            "{format:?} images are not supported (PNG, JPEG, WebP, BMP, TIFF are)"
-        ));
+        return Err(PictureError::Unsupported(format));
     }
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let mut decoder = reader.into_decoder()?;
     let (w, h) = decoder.dimensions();
     let pixels = w as u64 * h as u64;
     if pixels > limits.max_pixels {
-        return Err(format!(
-            "{w}x{h} is {:.1} megapixels, above the limit of {:.1} (raise it with --max-megapixels)",
-            pixels as f64 / 1e6,
-            limits.max_pixels as f64 / 1e6
-        ));
+        return Err(PictureError::TooLarge {
+            width: w,
+            height: h,
+            max_pixels: limits.max_pixels,
+        });
     }
     if w == 0 || h == 0 {
-        return Err("the image is empty".into());
+        return Err(PictureError::Empty);
     }
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(pixels * 16 + (64 << 20));
-    decoder.set_limits(image_limits).map_err(|e| e.to_string())?;
+    decoder.set_limits(image_limits)?;
     let icc = decoder.icc_profile().ok().flatten();
     let mut exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder
@@ -88,7 +237,7 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, String> {
     if let Some(chunk) = exif.as_mut() {
         let _ = image::metadata::Orientation::remove_from_exif_chunk(chunk);
     }
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    let mut img = DynamicImage::from_decoder(decoder)?;
     img.apply_orientation(orientation);
     let mut picture = from_dynamic(&img, icc);
     picture.exif = exif;
@@ -133,10 +282,9 @@ fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>) -> Picture {
             (false, false) => img.to_rgb16().into_raw(),
             (false, true) => img.to_rgba16().into_raw(),
         };
-        let f = |v: u16| v as f32 / 65535.0;
         (
-            planes_from(&buf, channels, w, h, color_idx, f),
-            has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)),
+            planes_from(&buf, channels, w, h, color_idx, unit_u16),
+            has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], unit_u16)),
         )
     } else {
         let buf: Vec<u8> = match (grey, has_alpha) {
@@ -145,10 +293,9 @@ fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>) -> Picture {
             (false, false) => img.to_rgb8().into_raw(),
             (false, true) => img.to_rgba8().into_raw(),
         };
-        let f = |v: u8| v as f32 / 255.0;
         (
-            planes_from(&buf, channels, w, h, color_idx, f),
-            has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], f)),
+            planes_from(&buf, channels, w, h, color_idx, unit_u8),
+            has_alpha.then(|| planes_from(&buf, channels, w, h, &[alpha_idx], unit_u8)),
         )
     };
     Picture {
@@ -168,7 +315,7 @@ fn level(v: f32, max: f32) -> f32 {
 /// Encodes a picture. Formats that cannot hold something lose it as little as possible: JPEG
 /// and BMP hold 8 bits and no alpha in JPEG; WebP is 8-bit, lossy below quality 100 (libwebp)
 /// and lossless at 100.
-pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, String> {
+pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, PictureError> {
     let format = options.format;
     let keep_alpha = picture.alpha.is_some() && format != ImageFormat::Jpeg;
     let sixteen = picture.depth == BitDepth::Sixteen && matches!(format, ImageFormat::Png | ImageFormat::Tiff);
@@ -182,7 +329,6 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
     if keep_alpha {
         planes.push(picture.alpha.as_ref().expect("checked").plane(0));
     }
-    let n = planes.len();
     let color_type = match (grey, keep_alpha, sixteen) {
         (true, false, false) => ExtendedColorType::L8,
         (true, true, false) => ExtendedColorType::La8,
@@ -193,16 +339,14 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
         (false, false, true) => ExtendedColorType::Rgb16,
         (false, true, true) => ExtendedColorType::Rgba16,
     };
-    let mut raw = Vec::with_capacity(w * h * n * if sixteen { 2 } else { 1 });
-    for i in 0..w * h {
-        for p in &planes {
-            if sixteen {
-                raw.extend_from_slice(&(level(p[i], 65535.0) as u16).to_ne_bytes());
-            } else {
-                raw.push(level(p[i], 255.0) as u8);
-            }
-        }
-    }
+    let raw: Vec<u8> = if sixteen {
+        interleave(&planes, w * h, |v| level(v, 65535.0) as u16)
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect()
+    } else {
+        interleave(&planes, w * h, |v| level(v, 255.0) as u8)
+    };
     let mut out = Cursor::new(Vec::new());
     let (w32, h32) = (w as u32, h as u32);
     // Metadata goes where the format holds it; an encoder that cannot take it drops it.
@@ -236,9 +380,9 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Stri
             .write_image(&raw, w32, h32, color_type),
         ImageFormat::Bmp => image::codecs::bmp::BmpEncoder::new(&mut out).write_image(&raw, w32, h32, color_type),
         ImageFormat::Tiff => image::codecs::tiff::TiffEncoder::new(&mut out).write_image(&raw, w32, h32, color_type),
-        other => return Err(format!("cannot write {other:?} images")),
+        other => return Err(PictureError::Unsupported(other)),
     };
-    result.map_err(|e| e.to_string())?;
+    result?;
     Ok(out.into_inner())
 }
 
@@ -313,6 +457,45 @@ mod tests {
         };
         let bytes = png_bytes(&pic);
         let err = decode(&bytes, DecodeLimits { max_pixels: 9_999 }).unwrap_err();
-        assert!(err.contains("--max-megapixels"), "{err}");
+        assert!(
+            matches!(
+                err,
+                PictureError::TooLarge {
+                    width: 100,
+                    height: 100,
+                    max_pixels: 9_999
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn interleaved_samples_round_trip_as_files_do() {
+        // 2x3 RGBA, 8-bit: the planes are split, scaled as a decoded file's, and put back.
+        let samples: Vec<u8> = (0..24).map(|i| (i * 11) as u8).collect();
+        let pic = Picture::from_interleaved(&Interleaved::U8(samples.clone()), 2, 3, 4).unwrap();
+        assert_eq!(
+            (pic.color.channels, pic.alpha.is_some(), pic.depth),
+            (3, true, BitDepth::Eight)
+        );
+        assert_eq!(pic.color.plane(1)[0], 11.0 / 255.0);
+        assert_eq!(pic.alpha.as_ref().unwrap().plane(0)[1], 77.0 / 255.0);
+        assert_eq!(pic.interleaved_u8(), samples);
+        assert_eq!(pic.channel_count(), 4);
+        // The same pixels through a PNG: the bytes of a file give the same picture.
+        let decoded = decode(&png_bytes(&pic), DecodeLimits::default()).unwrap();
+        assert_eq!(decoded.interleaved_u8(), samples);
+        let grey16 = Interleaved::U16(vec![0, 65535, 257, 1000]);
+        let pic = Picture::from_interleaved(&grey16, 2, 2, 1).unwrap();
+        assert_eq!(pic.interleaved_u16(), vec![0, 65535, 257, 1000]);
+        assert!(matches!(
+            Picture::from_interleaved(&grey16, 2, 3, 1),
+            Err(PictureError::SampleCount { len: 4, .. })
+        ));
+        assert!(matches!(
+            Picture::from_interleaved(&grey16, 1, 1, 5),
+            Err(PictureError::Channels(5))
+        ));
     }
 }

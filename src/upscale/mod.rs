@@ -9,7 +9,8 @@ use crate::imaging::resize;
 use crate::model::ModelConfig;
 use crate::yuv::{Frame, YuvCoefficients};
 
-/// An upscaling that has been started: calling it waits for the frame.
+pub mod file;
+
 /// Why a frame could not be upscaled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UpscaleError {
@@ -22,6 +23,7 @@ pub enum UpscaleError {
     NoYuvOutput,
 }
 
+/// An upscaling that has been started: calling it waits for the frame.
 pub type Pending<'a, T = Image<f32>> = Box<dyn FnOnce() -> Result<T, UpscaleError> + 'a>;
 
 /// Something that super-resolves RGB images with even sides.
