@@ -25,6 +25,25 @@ pub fn load(scale: usize) -> Result<ModelWeights, WeightError> {
     ModelWeights::from_bytes(bytes, Path::new(name))
 }
 
+/// The model a user asks for: the weight file where one is given (its scale must be `scale`,
+/// where given), else the embedded model of `scale` (x2 by default).
+pub fn load_chosen(weights: Option<&Path>, scale: Option<usize>) -> Result<ModelWeights, WeightError> {
+    match weights {
+        Some(path) => {
+            let w = ModelWeights::load(path)?;
+            match scale {
+                Some(asked) if asked != w.config.scale => Err(WeightError::ScaleMismatch {
+                    path: path.to_path_buf(),
+                    model: w.config.scale,
+                    asked,
+                }),
+                _ => Ok(w),
+            }
+        }
+        None => load(scale.unwrap_or(2)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,18 +171,10 @@ impl ModelArgs {
 
     /// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
     pub fn load(&self) -> Result<ModelWeights> {
-        Ok(match &self.weights {
-            Some(path) => {
-                let w = ModelWeights::load(path)?;
-                if let Some(s) = self.scale
-                    && s != w.config.scale
-                {
-                    bail!("{}: the model is x{}, -s asks for x{s}", path.display(), w.config.scale);
-                }
-                w
-            }
-            None => rt4ksr::default_models::load(self.scale.unwrap_or(2))?,
-        })
+        Ok(rt4ksr::default_models::load_chosen(
+            self.weights.as_deref(),
+            self.scale,
+        )?)
     }
 }
 

@@ -162,9 +162,9 @@ impl Picture {
         self.interleave(|v| level(v, 65535.0) as u16)
     }
 
-    /// As [`Picture::interleaved_u8`], the samples as they are (the upscaler clamps them to 0..1).
+    /// As [`Picture::interleaved_u8`], the samples clamped to 0..1 and not rounded.
     pub fn interleaved_f32(&self) -> Vec<f32> {
-        self.interleave(|v| v)
+        self.interleave(|v| v.clamp(0.0, 1.0))
     }
 
     /// Channels per pixel of the interleaved samples: colour, then alpha where there is one.

@@ -16,6 +16,8 @@ pub enum WeightError {
     Model(#[from] crate::model::ModelError),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{}: the model is x{model}, x{asked} was asked for", path.display())]
+    ScaleMismatch { path: PathBuf, model: usize, asked: usize },
     /// A model error with the file it came from.
     #[error("{path}: {error}")]
     InFile {
