@@ -12,10 +12,10 @@ use pyo3::types::PyIterator;
 use rt4ksr::WeightError;
 use rt4ksr::eval::{EvalError, evaluate_folder};
 use rt4ksr::imaging::Image;
-use rt4ksr::imaging::picture::{BitDepth, Interleaved, Picture};
+use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes};
 use rt4ksr::inference::{Precision, engine_on};
 use rt4ksr::upscale::file::{FileError, FileOptions, format_from_name, upscale_file};
-use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture};
+use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into};
 use rt4ksr::video::pipeline::{StreamError, upscale_frames};
 use std::collections::VecDeque;
 use std::io;
@@ -77,14 +77,6 @@ fn open_engine(
     Ok(Arc::from(engine))
 }
 
-/// The sample type of an array, kept so that the result has the input's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dtype {
-    U8,
-    U16,
-    F32,
-}
-
 /// An array's samples and layout, copied out of NumPy.
 struct ArrayIn {
     samples: Interleaved,
@@ -96,14 +88,6 @@ struct ArrayIn {
 }
 
 impl ArrayIn {
-    fn dtype(&self) -> Dtype {
-        match self.samples {
-            Interleaved::U8(_) => Dtype::U8,
-            Interleaved::U16(_) => Dtype::U16,
-            Interleaved::F32(_) => Dtype::F32,
-        }
-    }
-
     fn picture(&self) -> PyResult<Picture> {
         Picture::from_interleaved(&self.samples, self.height, self.width, self.channels)
             .map_err(|e| PyValueError::new_err(e.to_string()))
@@ -163,28 +147,13 @@ fn read_array(image: &Bound<'_, PyAny>) -> PyResult<ArrayIn> {
     })
 }
 
-/// Interleaved samples of a result, in the input's sample type.
-enum Samples {
-    U8(Vec<u8>),
-    U16(Vec<u16>),
-    F32(Vec<f32>),
-}
-
-fn samples_from(picture: &Picture, dtype: Dtype) -> Samples {
-    match dtype {
-        Dtype::U8 => Samples::U8(picture.interleaved_u8()),
-        Dtype::U16 => Samples::U16(picture.interleaved_u16()),
-        Dtype::F32 => Samples::F32(picture.interleaved_f32()),
-    }
-}
-
 /// A NumPy array that owns `samples`, shaped H x W (`two_d`) or H x W x C.
-fn to_numpy(py: Python<'_>, samples: Samples, shape: [usize; 3], two_d: bool) -> PyResult<Py<PyAny>> {
+fn to_numpy(py: Python<'_>, samples: Interleaved, shape: [usize; 3], two_d: bool) -> PyResult<Py<PyAny>> {
     let dims: Vec<usize> = if two_d { shape[..2].to_vec() } else { shape.to_vec() };
     Ok(match samples {
-        Samples::U8(v) => PyArray1::from_vec(py, v).reshape(dims)?.into_any().unbind(),
-        Samples::U16(v) => PyArray1::from_vec(py, v).reshape(dims)?.into_any().unbind(),
-        Samples::F32(v) => PyArray1::from_vec(py, v).reshape(dims)?.into_any().unbind(),
+        Interleaved::U8(v) => PyArray1::from_vec(py, v).reshape(dims)?.into_any().unbind(),
+        Interleaved::U16(v) => PyArray1::from_vec(py, v).reshape(dims)?.into_any().unbind(),
+        Interleaved::F32(v) => PyArray1::from_vec(py, v).reshape(dims)?.into_any().unbind(),
     })
 }
 
@@ -192,6 +161,8 @@ fn to_numpy(py: Python<'_>, samples: Samples, shape: [usize; 3], two_d: bool) ->
 #[pyclass(module = "rt4ksr", frozen)]
 struct Upscaler {
     engine: SharedEngine,
+    /// The last result's colour planes, reused by the next call of the same size.
+    buffer: Mutex<Option<Image<f32>>>,
     max_memory: usize,
     precision: String,
     device: String,
@@ -213,6 +184,7 @@ impl Upscaler {
         let engine = py.detach(|| open_engine(scale, weights, &precision, &device))?;
         Ok(Self {
             engine,
+            buffer: Mutex::new(None),
             max_memory: max_memory.max(1 << 20),
             precision,
             device,
@@ -247,15 +219,25 @@ impl Upscaler {
     /// Upscales one image; see rt4ksr/__init__.pyi.
     fn __call__(&self, py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let input = read_array(image)?;
-        let (dtype, two_d) = (input.dtype(), input.two_d);
-        let engine = &self.engine;
-        let max_memory = self.max_memory;
+        let (dtype, two_d) = (input.samples.sample_type(), input.two_d);
+        let (engine, max_memory, buffer) = (&self.engine, self.max_memory, &self.buffer);
         let (samples, shape) = py.detach(|| -> PyResult<_> {
             let picture = input.picture()?;
             drop(input);
-            let result = upscale_picture(engine.as_ref(), &picture, max_memory, |_, _| {}).map_err(upscale_error)?;
+            // Taken, not held: a call from another thread meanwhile makes its own.
+            let reused = buffer
+                .lock()
+                .expect("buffer")
+                .take()
+                .unwrap_or_else(|| Image::zeros(0, 0, 0));
+            let result = upscale_picture_into(engine.as_ref(), &picture, max_memory, |_, _| {}, reused)
+                .map_err(upscale_error)?;
             let shape = [result.color.height, result.color.width, result.channel_count()];
-            Ok((samples_from(&result, dtype), shape))
+            let samples = result.interleaved(dtype);
+            if result.color.channels == 3 {
+                *buffer.lock().expect("buffer") = Some(result.color);
+            }
+            Ok((samples, shape))
         })?;
         to_numpy(py, samples, shape, two_d)
     }
@@ -303,7 +285,7 @@ impl Upscaler {
 
 /// What the stream thread hands to [`Frames::__next__`].
 enum StreamItem {
-    Frame(Samples, [usize; 3]),
+    Frame(Interleaved, [usize; 3]),
     /// The end of the stream: an error, or none when every frame came through.
     End(Option<PyErr>),
 }
@@ -339,7 +321,7 @@ fn run_stream(engine: SharedEngine, source: Py<PyIterator>, max_memory: usize, s
     // The Python exception that ended the input, raised as it is.
     let read_error: Mutex<Option<PyErr>> = Mutex::new(None);
     let read = |_index: u64| -> io::Result<Option<Image<f32>>> {
-        let taken = Python::attach(|py| -> PyResult<Option<(Picture, Dtype)>> {
+        let taken = Python::attach(|py| -> PyResult<Option<(Picture, SampleType)>> {
             let mut source = source.bind(py).clone();
             match source.next() {
                 None => Ok(None),
@@ -351,7 +333,7 @@ fn run_stream(engine: SharedEngine, source: Py<PyIterator>, max_memory: usize, s
                             input.channels
                         )));
                     }
-                    Ok(Some((input.picture()?, input.dtype())))
+                    Ok(Some((input.picture()?, input.samples.sample_type())))
                 }
             }
         });
@@ -374,15 +356,8 @@ fn run_stream(engine: SharedEngine, source: Py<PyIterator>, max_memory: usize, s
             .expect("dtype queue")
             .pop_front()
             .expect("a dtype per frame");
-        let picture = Picture {
-            color: rgb.clone(),
-            alpha: None,
-            depth: BitDepth::Eight,
-            icc: None,
-            exif: None,
-        };
         let shape = [rgb.height, rgb.width, 3];
-        send.send(StreamItem::Frame(samples_from(&picture, dtype), shape))
+        send.send(StreamItem::Frame(interleave_planes(rgb, None, dtype), shape))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the frames are no longer read"))
     };
     let report = upscale_frames(engine.as_ref(), read, write, max_memory, |_| {});

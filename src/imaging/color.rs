@@ -19,13 +19,13 @@ pub fn rgb_to_y(image: &Image<f64>) -> Image<f64> {
 }
 
 /// A greyscale image as RGB (three equal planes); other images unchanged.
-pub fn grey_to_rgb<T: Copy + Default>(image: &Image<T>) -> Image<T> {
+pub fn grey_to_rgb<T: Copy + Default>(image: &Image<T>) -> std::borrow::Cow<'_, Image<T>> {
     if image.channels != 1 {
-        return image.clone();
+        return std::borrow::Cow::Borrowed(image);
     }
     let plane = image.plane(0);
     let data = [plane, plane, plane].concat();
-    Image::new(3, image.height, image.width, data)
+    std::borrow::Cow::Owned(Image::new(3, image.height, image.width, data))
 }
 
 #[cfg(test)]

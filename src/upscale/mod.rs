@@ -11,6 +11,8 @@ use crate::yuv::{Frame, YuvCoefficients};
 
 pub mod file;
 
+use rayon::prelude::*;
+
 /// Why a frame could not be upscaled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UpscaleError {
@@ -225,10 +227,22 @@ pub fn upscale_picture(
     max_bytes: usize,
     on_tile: impl FnMut(usize, usize),
 ) -> Result<Picture, UpscaleError> {
+    upscale_picture_into(engine, picture, max_bytes, on_tile, Image::zeros(0, 0, 0))
+}
+
+/// As [`upscale_picture`], an RGB result computed in `buffer` when it fits (a 4K frame is
+/// 100 MB of fresh pages otherwise): pass back the previous result's `color` to reuse it.
+pub fn upscale_picture_into(
+    engine: &dyn Engine,
+    picture: &Picture,
+    max_bytes: usize,
+    on_tile: impl FnMut(usize, usize),
+    buffer: Image<f32>,
+) -> Result<Picture, UpscaleError> {
     let s = engine.config().scale;
     let grey = picture.color.channels == 1;
     let rgb = crate::imaging::color::grey_to_rgb(&picture.color);
-    let sr = upscale_rgb(engine, &rgb, max_bytes, on_tile)?;
+    let mut sr = start_upscale(engine, &rgb, max_bytes, on_tile, buffer)?()?;
     let color = if grey {
         let n = sr.height * sr.width;
         let data = (0..n)
@@ -236,7 +250,8 @@ pub fn upscale_picture(
             .collect();
         Image::new(1, sr.height, sr.width, data)
     } else {
-        sr.map(|v| v.clamp(0.0, 1.0))
+        sr.data.par_iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        sr
     };
     let alpha = picture.alpha.as_ref().map(|a| bicubic(a, s));
     Ok(Picture {
