@@ -201,6 +201,12 @@ impl crate::upscale::Engine for FastUpscaler {
         Ok(self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)?)
     }
 
+    fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut Vec<u8>) -> Result<bool, UpscaleError> {
+        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        self.engine.upscale_into_rgb8(rgb, &mut ws, out)?;
+        Ok(true)
+    }
+
     /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output
     /// samples per LR pixel; the per-band rings of three rows are small next to them.
     fn bytes_per_lr_pixel(&self) -> usize {

@@ -15,7 +15,7 @@ use rt4ksr::imaging::Image;
 use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes};
 use rt4ksr::inference::{Precision, engine_on};
 use rt4ksr::upscale::file::{FileError, FileOptions, format_from_name, upscale_file};
-use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into};
+use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into, upscale_rgb8_into};
 use rt4ksr::video::pipeline::{StreamError, upscale_frames};
 use std::collections::VecDeque;
 use std::io;
@@ -224,6 +224,16 @@ impl Upscaler {
         let (samples, shape) = py.detach(|| -> PyResult<_> {
             let picture = input.picture()?;
             drop(input);
+            if dtype == SampleType::U8 && picture.color.channels == 3 && picture.alpha.is_none() {
+                // 8-bit RGB, nearly every call: rounded in the engine's last layer.
+                let mut samples = Vec::new();
+                upscale_rgb8_into(engine.as_ref(), &picture.color, max_memory, &mut samples).map_err(upscale_error)?;
+                let s = engine.config().scale;
+                return Ok((
+                    Interleaved::U8(samples),
+                    [picture.color.height * s, picture.color.width * s, 3],
+                ));
+            }
             // Taken, not held: a call from another thread meanwhile makes its own.
             let reused = buffer
                 .lock()

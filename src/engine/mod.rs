@@ -260,6 +260,23 @@ impl FastEngine {
         Ok(())
     }
 
+    /// Upscales into interleaved 8-bit RGB (`out` resized as needed), rounded as 8-bit files
+    /// are written: the float output is never made.
+    pub fn upscale_into_rgb8(&self, rgb: &Image<f32>, ws: &mut Workspace, out: &mut Vec<u8>) -> Result<(), InputError> {
+        self.check(rgb)?;
+        let s = self.config.scale;
+        let (out_h, out_w) = (rgb.height * s, rgb.width * s);
+        let len = out_h * out_w * 3;
+        if out.capacity() < len {
+            // Zeroed by the kernel as the store first writes each page, on every core, where
+            // `resize` would first zero all 25 MB of a 4K frame on one.
+            *out = vec![0; len];
+        }
+        out.resize(len, 0);
+        self.run(rgb, ws, Sink::Rgb8(Shared(out.as_mut_ptr())), out_w);
+        Ok(())
+    }
+
     /// Upscales straight into a 4:2:0 frame (planes resized as needed): each 2s x 2s block of
     /// the pixel shuffle holds whole 2x2 chroma areas, so the last layer's stores convert to
     /// YUV as they go, and a video stream neither writes nor reads a float 4K frame.
@@ -405,6 +422,7 @@ impl FastEngine {
                     let r_up = 2 * self.config.scale;
                     match sink {
                         Sink::Rgb(out) => store::store_shuffled(seg, r_up, out, out_w, g.h),
+                        Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h),
                         Sink::Yuv420(target) => kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
                     }
                 }
@@ -548,6 +566,30 @@ mod tests {
                 assert_eq!((&fused.u, &fused.v), (&want.u, &want.v), "x{scale} {isa} chroma");
                 let levels: std::collections::BTreeSet<_> = fused.u.iter().collect();
                 assert!(levels.len() > 20, "a colourful test frame");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_rgb8_output_equals_rounding_the_float_output() {
+        // Partial last blocks, x2 to x4, samples beyond 0..1 (clamped), on every path.
+        for (scale, h, w) in [(2, 10, 38), (3, 8, 46), (4, 6, 30)] {
+            let weights = perturbed_weights(&ModelConfig::official(scale), Form::Training, 5);
+            for isa in Isa::survey().into_iter().filter_map(|(_, isa)| isa.ok()) {
+                let engine = FastEngine::with_isa(&weights, isa).unwrap().unwrap();
+                let data = (0..3 * h * w)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 800.0 - 0.1)
+                    .collect();
+                let rgb = Image::new(3, h, w, data);
+                let mut ws = Workspace::default();
+                let float = engine.upscale(&rgb, &mut ws).unwrap();
+                let want = crate::imaging::picture::interleave_u8(&float, None);
+                let mut fused = vec![7u8; 5];
+                engine.upscale_into_rgb8(&rgb, &mut ws, &mut fused).unwrap();
+                assert_eq!(fused.len(), want.len(), "x{scale} {isa}");
+                assert!(fused == want, "x{scale} {isa}: fused 8-bit store differs");
+                let levels: std::collections::BTreeSet<_> = fused.iter().collect();
+                assert!(levels.len() > 50, "x{scale}: a varied test frame");
             }
         }
     }

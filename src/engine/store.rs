@@ -2,6 +2,7 @@
 
 use super::BLOCK;
 use super::winograd::TILE;
+use crate::imaging::picture::level;
 use crate::yuv::YuvCoefficients;
 
 /// The largest pixel shuffle factor (2 x scale 4), for the stores' row buffers.
@@ -52,6 +53,45 @@ pub fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h:
             // SAFETY: inside row y*r + i of plane ch (asserted); bands write disjoint rows y.
             unsafe { write_once(line.as_ptr(), out.0.add(start), len) };
         }
+    }
+}
+
+/// PixelShuffle(r) as [`store_shuffled`], into interleaved 8-bit RGB (`out_w` pixels a row),
+/// each sample rounded as an 8-bit file is written (`imaging::picture::level`): arrays and
+/// frames for callers that want bytes never pass through a float 4K frame. Inlined into each
+/// path's compiled copy (`kernels::store_rgb8`): baseline SSE2 interleaves 3 bytes with long
+/// shuffle chains.
+#[inline(always)]
+pub fn rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
+    // Each output row is shuffled into three float lines first (the scatter of
+    // `store_shuffled`), then rounded and interleaved in one pass that LLVM vectorises:
+    // rounding inside the scatter measured 3x slower, one interleaved float line 1.2x.
+    let mut lines = [[0f32; TILE * BLOCK * MAX_SHUFFLE]; 3];
+    let mut bytes = [0u8; TILE * BLOCK * MAX_SHUFFLE * 3];
+    let len = seg.count * r;
+    for i in 0..r {
+        for (ch, line) in lines.iter_mut().enumerate() {
+            for j in 0..r {
+                for phase in 0..TILE {
+                    let values = seg.channel(phase, (ch * r + i) * r + j);
+                    for (p, &v) in values.iter().enumerate() {
+                        line[(TILE * p + phase) * r + j] = v;
+                    }
+                }
+            }
+        }
+        let [red, green, blue] = &lines;
+        let pixels = bytes[..len * 3].chunks_exact_mut(3);
+        for (((pixel, &r), &g), &b) in pixels.zip(&red[..len]).zip(&green[..len]).zip(&blue[..len]) {
+            pixel.copy_from_slice(&[level(r, 255.0) as u8, level(g, 255.0) as u8, level(b, 255.0) as u8]);
+        }
+        let start = ((seg.y * r + i) * out_w + seg.first * r) * 3;
+        assert!(
+            (seg.first + seg.count) * r <= out_w && seg.y * r + i < h * r,
+            "rgb8 store inside the image"
+        );
+        // SAFETY: inside row y*r + i (asserted); bands write disjoint rows y.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.0.add(start), len * 3) };
     }
 }
 
@@ -175,6 +215,8 @@ unsafe impl<T: Copy + Send> Sync for Shared<T> {}
 pub enum Sink {
     /// Planar RGB floats.
     Rgb(Shared<f32>),
+    /// Interleaved 8-bit RGB.
+    Rgb8(Shared<u8>),
     /// The planes of a 4:2:0 frame.
     Yuv420(YuvPlanes),
 }

@@ -66,6 +66,13 @@ pub trait Engine {
         let _ = (rgb, coefficients, frame);
         Err(UpscaleError::NoYuvOutput)
     }
+    /// Upscales an RGB image with even sides straight into interleaved 8-bit RGB, rounded as
+    /// [`crate::imaging::picture::interleave_planes`] rounds; `Ok(false)` from an engine that
+    /// cannot (the caller then converts [`Engine::run`]'s output).
+    fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut Vec<u8>) -> Result<bool, UpscaleError> {
+        let _ = (rgb, out);
+        Ok(false)
+    }
     /// Working memory per LR pixel of one run, for planning tiles.
     fn bytes_per_lr_pixel(&self) -> usize;
 }
@@ -261,6 +268,24 @@ pub fn upscale_picture_into(
         icc: picture.icc.clone(),
         exif: picture.exif.clone(),
     })
+}
+
+/// Upscales an RGB image of any size into interleaved 8-bit RGB (`out` reused), the samples
+/// exactly those of [`upscale_picture`] rounded to 8 bits: straight from the engine's last layer
+/// where the image is one tile with even sides and the engine can, else through the float result.
+pub fn upscale_rgb8_into(
+    engine: &dyn Engine,
+    rgb: &Image<f32>,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), UpscaleError> {
+    let even = rgb.height.is_multiple_of(2) && rgb.width.is_multiple_of(2);
+    if even && tiles_for(engine, rgb.height, rgb.width, max_bytes).len() == 1 && engine.run_into_rgb8(rgb, out)? {
+        return Ok(());
+    }
+    let sr = upscale_rgb(engine, rgb, max_bytes, |_, _| {})?;
+    *out = crate::imaging::picture::interleave_u8(&sr, None);
+    Ok(())
 }
 
 /// MATLAB-style bicubic enlargement, clamped.

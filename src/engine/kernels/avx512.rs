@@ -3,7 +3,7 @@
 //! FMAs (AVX2: 12). The epilogue and the output transform also serve the AMX path.
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
-use super::super::store::{Segment, YuvPlanes};
+use super::super::store::{Segment, Shared, YuvPlanes};
 use super::super::winograd::POINTS;
 use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer};
 use crate::model::Activation;
@@ -245,4 +245,10 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
     super::super::store::yuv420(seg, r, target, out_w, h)
+}
+
+/// The interleaved 8-bit store compiled for AVX-512 (integer rounding: the same bytes on every path).
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
+    super::super::store::rgb8(seg, r, out, out_w, h)
 }

@@ -21,7 +21,7 @@ mod portable;
 
 use super::isa::{Isa, Path};
 use super::pack::PackedWeights;
-use super::store::{Segment, YuvPlanes};
+use super::store::{Segment, Shared, YuvPlanes};
 use super::winograd::{POINTS, TILE};
 use super::{BLOCK, Epilogue, Layer};
 
@@ -129,6 +129,22 @@ pub fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w:
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
         Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_yuv420(seg, r, target, out_w, h) },
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}
+
+/// The pixel shuffle of a block into interleaved 8-bit RGB (see [`super::store`]), compiled for
+/// the path's vector width.
+pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
+    match isa.path() {
+        Path::Portable => super::store::rgb8(seg, r, out, out_w, h),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx2 => unsafe { avx2::store_rgb8(seg, r, out, out_w, h) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_rgb8(seg, r, out, out_w, h) },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
     }
