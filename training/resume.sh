@@ -3,14 +3,16 @@
 # shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
-# reads its `init_weights`. The run now going:
-#   x3: configs/train_x3_from_x2_phase3.toml (x3 afresh from x2-phase3's EMA weights at step
-#       84,500, the upsample conv resampled; past the x3 chain's fourth schedule,
-#       configs/train_x3_phase4.toml, stopped at step 17,500, within 2,000 steps).
-#   x4: configs/train_x4_from_x2_phase3.toml (x4 from the same x2 weights, started the same way).
-# x2's third schedule (configs/train_x2_phase3.toml) is paused at step 84,500, past the official
-# weights; `training/resume.sh x2` continues it instead, its state taken back from history
-# (commit 5c9b07a) first.
+# reads its `init_weights`. The runs now going:
+#   x3: configs/train_x3_general.toml (generalisation: the x3 model of
+#       configs/train_x3_from_x2_phase3.toml, paused at step 117,500, trained on with extra/
+#       and synthetic content; its images are made by tools/generalisation_sets.py into
+#       data/generated when missing, with Pillow in a venv under target/).
+#   x4: configs/train_x4_from_x2_phase3.toml (x4 from x2-phase3's EMA weights at step 84,500,
+#       the upsample conv resampled).
+# Paused runs, their state in history: `training/resume.sh x2` continues x2's third schedule
+# (configs/train_x2_phase3.toml, step 84,500, commit 5c9b07a), `training/resume.sh x3-main`
+# the x3 run configs/train_x3_from_x2_phase3.toml (step 117,500, commit d0cf9c4).
 # Each run's state lives in its out_dir, runs/NAME in the checkout (the configs' paths are
 # relative to it); when that folder is gone (a fresh clone or machine), the copy committed in
 # training/state/ is put back first (a run with none yet starts from its config).
@@ -22,12 +24,27 @@ mkdir -p runs
 cp target/release/rt4ksr runs/rt4ksr-train-bin.new
 mv -f runs/rt4ksr-train-bin.new runs/rt4ksr-train-bin
 
-# The x2 state that x4 starts from (its config's `init_weights`), out of history: only the state
-# of a run in progress stays in the tree.
-if [ ! -f runs/init/x2-phase3.checkpoint.safetensors ]; then
-  mkdir -p runs/init
-  git show 5c9b07a:training/state/x2-phase3.checkpoint.safetensors > runs/init/x2-phase3.checkpoint.safetensors.new
-  mv runs/init/x2-phase3.checkpoint.safetensors.new runs/init/x2-phase3.checkpoint.safetensors
+# The states that x4 and x3-general start from (their configs' `init_weights`), out of
+# history: only the state of a run in progress stays in the tree.
+from_history() {
+  local commit=$1 name=$2 to=$3
+  if [ ! -f "runs/init/$to" ]; then
+    mkdir -p runs/init
+    git show "$commit:training/state/$name.checkpoint.safetensors" > "runs/init/$to.new"
+    mv "runs/init/$to.new" "runs/init/$to"
+  fi
+}
+from_history 5c9b07a x2-phase3 x2-phase3.checkpoint.safetensors
+from_history d0cf9c4 x3-from-x2-phase3 x3-from-x2-phase3-117500.checkpoint.safetensors
+
+# The generalisation images (deterministic for one Pillow version: pinned).
+if [ ! -d data/generated/synthetic-val ]; then
+  if [ ! -x target/datagen-venv/bin/python ]; then
+    python3 -m venv target/datagen-venv
+    target/datagen-venv/bin/pip install -q pillow==13.0.0 numpy
+  fi
+  target/datagen-venv/bin/python tools/generalisation_sets.py --shared ../shared --out data/generated.new
+  rm -rf data/generated && mv data/generated.new data/generated
 fi
 
 # Runs one schedule to its end (or returns at once if it has ended), then files its state.
@@ -46,15 +63,18 @@ run_schedule() {
   cp "$out/log.csv" "training/state/$name.log.csv"
 }
 
-if [ "${1:-}" = x2 ]; then
-  # Only the state of the run in progress stays in the tree; a paused run's is in history.
-  if [ ! -f runs/x2-phase3/checkpoint.safetensors ] && [ ! -f training/state/x2-phase3.checkpoint.safetensors ]; then
-    git show 5c9b07a:training/state/x2-phase3.checkpoint.safetensors > training/state/x2-phase3.checkpoint.safetensors
+# Only the state of a run in progress stays in the tree; a paused run's is in history.
+paused() {
+  local commit=$1 name=$2
+  if [ ! -f "runs/$name/checkpoint.safetensors" ] && [ ! -f "training/state/$name.checkpoint.safetensors" ]; then
+    git show "$commit:training/state/$name.checkpoint.safetensors" > "training/state/$name.checkpoint.safetensors"
   fi
-  chains=("x2-phase3:train_x2_phase3")
-else
-  chains=("x3-from-x2-phase3:train_x3_from_x2_phase3" "x4-from-x2-phase3:train_x4_from_x2_phase3")
-fi
+}
+case "${1:-}" in
+  x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
+  x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
+  *) chains=("x3-general:train_x3_general" "x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
+esac
 threads=${RT4KSR_TRAIN_THREADS:-$(( $(nproc) / ${#chains[@]} > 0 ? $(nproc) / ${#chains[@]} : 1 ))}
 for chain in "${chains[@]}"; do
   running=""
