@@ -1,5 +1,5 @@
 //! The default models, embedded in the binary so that a fresh machine upscales with no
-//! download: the project's own x2 and x3 models, trained by `rt4ksr train` on the training set
+//! download: the project's own x2, x3 and x4 models, trained by `rt4ksr train` on the training set
 //! (see docs/training.md for how, and README.md for their quality).
 
 use crate::{ModelWeights, WeightError};
@@ -7,18 +7,20 @@ use std::path::Path;
 
 const X2: &[u8] = include_bytes!("../models/rt4ksr_x2.safetensors");
 const X3: &[u8] = include_bytes!("../models/rt4ksr_x3.safetensors");
+const X4: &[u8] = include_bytes!("../models/rt4ksr_x4.safetensors");
 
 /// Scales with an embedded model.
-pub const SCALES: [usize; 2] = [2, 3];
+pub const SCALES: [usize; 3] = [2, 3, 4];
 
 /// The embedded model for `scale`.
 pub fn load(scale: usize) -> Result<ModelWeights, WeightError> {
     let (bytes, name) = match scale {
         2 => (X2, "embedded x2 model"),
         3 => (X3, "embedded x3 model"),
+        4 => (X4, "embedded x4 model"),
         other => {
             return Err(WeightError::Unavailable(format!(
-                "no embedded model for x{other} (there are x2 and x3); give one with --weights"
+                "no embedded model for x{other} (there are x2, x3 and x4); give one with --weights"
             )));
         }
     };
@@ -55,6 +57,6 @@ mod tests {
             assert_eq!(w.config.scale, s);
             assert_eq!(w.form, crate::Form::Folded);
         }
-        assert!(load(4).unwrap_err().to_string().contains("--weights"));
+        assert!(load(5).unwrap_err().to_string().contains("--weights"));
     }
 }

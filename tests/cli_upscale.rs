@@ -100,6 +100,43 @@ fn odd_sizes_give_exactly_scaled_outputs() {
     }
 }
 
+#[test]
+fn each_scale_selects_its_embedded_model() {
+    // -s 2, 3 and 4 run the embedded models, exactly as the model files they are built from;
+    // a scale without one is a one-line error that says how to give a model.
+    let dir = common::scratch("embedded");
+    let input = dir.join("in.png");
+    rgb_pattern(24, 18).save(&input).unwrap();
+    for scale in ["2", "3", "4"] {
+        let embedded = dir.join(format!("embedded_x{scale}.png"));
+        let from_file = dir.join(format!("file_x{scale}.png"));
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/rt4ksr_x{scale}.safetensors"));
+        assert_ok(&rt4ksr(&["upscale", s(&input), "-o", s(&embedded), "-s", scale]));
+        assert_ok(&rt4ksr(&[
+            "upscale",
+            s(&input),
+            "-o",
+            s(&from_file),
+            "--weights",
+            s(&model),
+        ]));
+        let k: u32 = scale.parse().unwrap();
+        let a = image::open(&embedded).unwrap();
+        assert_eq!(a.dimensions(), (24 * k, 18 * k));
+        assert!(
+            a == image::open(&from_file).unwrap(),
+            "x{scale}: embedded model differs from its file"
+        );
+    }
+    let out = rt4ksr(&["upscale", s(&input), "-o", s(&dir.join("x5.png")), "-s", "5"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--weights") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}
+
 /// A baseline JPEG with an EXIF APP1 segment saying "rotate 90 degrees clockwise" (6).
 fn jpeg_with_orientation(img: &DynamicImage, path: &Path) {
     let mut plain = Vec::new();

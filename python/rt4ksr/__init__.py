@@ -1,6 +1,6 @@
 """rt4ksr: real-time 4K super-resolution (RT4KSR, CVPRW 2023) from Python.
 
-The engine of the ``rt4ksr`` command-line tool, with its embedded x2 and x3 models::
+The engine of the ``rt4ksr`` command-line tool, with its embedded x2, x3 and x4 models::
 
     import numpy as np
     from PIL import Image

@@ -149,7 +149,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
 /// Which model runs: the embedded one for a scale, or a weight file.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// Upscaling factor of the embedded default model (2 or 3); a --weights file sets its own.
+    /// Upscaling factor of the embedded default model (2, 3 or 4); a --weights file sets its own.
     #[arg(long, short)]
     pub scale: Option<usize>,
     /// Weight file (.pth, safetensors, rt4ksr file or checkpoint) instead of the embedded model.
