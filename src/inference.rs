@@ -22,16 +22,21 @@ pub enum Precision {
     Bf16,
 }
 
-impl std::str::FromStr for Precision {
-    type Err = String;
+/// A precision name that is not one of the four.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown precision `{0}` (auto, fp32, fp16 or bf16)")]
+pub struct UnknownPrecision(pub String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl std::str::FromStr for Precision {
+    type Err = UnknownPrecision;
+
+    fn from_str(text: &str) -> Result<Self, UnknownPrecision> {
         match text {
             "auto" => Ok(Precision::Auto),
             "fp32" => Ok(Precision::Fp32),
             "fp16" => Ok(Precision::Fp16),
             "bf16" => Ok(Precision::Bf16),
-            _ => Err(format!("unknown precision `{text}` (auto, fp32, fp16 or bf16)")),
+            _ => Err(UnknownPrecision(text.into())),
         }
     }
 }

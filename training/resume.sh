@@ -3,7 +3,7 @@
 # shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
-# reads its `init_weights`. The runs now going:
+# reads its `init_weights`. The last runs (both finished; a rerun exits at once):
 #   x3: configs/train_x3_general.toml (generalisation: the x3 model of
 #       configs/train_x3_from_x2_phase3.toml, paused at step 117,500, trained on with extra/
 #       and synthetic content; its images are made by tools/generalisation_sets.py into

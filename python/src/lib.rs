@@ -69,7 +69,9 @@ fn open_engine(
     precision: &str,
     device: &str,
 ) -> PyResult<SharedEngine> {
-    let precision: Precision = precision.parse().map_err(PyValueError::new_err)?;
+    let precision: Precision = precision
+        .parse()
+        .map_err(|e: rt4ksr::inference::UnknownPrecision| PyValueError::new_err(e.to_string()))?;
     let choice: rt4ksr::device::DeviceChoice = device.parse().map_err(PyValueError::new_err)?;
     let weights = rt4ksr::default_models::load_chosen(weights.as_deref(), scale).map_err(weights_error)?;
     let device = rt4ksr::device::open(choice).map_err(PyRuntimeError::new_err)?;

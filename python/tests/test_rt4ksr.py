@@ -213,7 +213,7 @@ def test_upscale_file_writes_what_the_binary_writes(tmp_path, up2):
 
 
 def test_the_gil_is_released_while_a_frame_computes(up2):
-    image = test_image(h=360, w=480)
+    image = test_image(h=720, w=960)
     ticks = []
     stop = threading.Event()
 
@@ -233,7 +233,7 @@ def test_the_gil_is_released_while_a_frame_computes(up2):
     margin = (end - start) * 0.1
     during = [t for t in ticks if start + margin < t < end - margin]
     # Holding the GIL would leave no tick inside the call; released, the counter keeps going.
-    assert len(during) >= 10, f"{len(during)} ticks in a {end - start:.3f} s call"
+    assert len(during) >= 5, f"{len(during)} ticks in a {end - start:.3f} s call"
 
 
 def test_frames_keep_their_order_and_dtype(up2):

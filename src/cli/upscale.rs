@@ -81,10 +81,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
         bail!("a video stream is one input");
     }
     let raw = match &args.raw {
-        Some(size) => Some((
-            parse_size(size).map_err(|e| anyhow!(e))?,
-            PixFmt::parse(&args.pix_fmt).map_err(|e| anyhow!(e))?,
-        )),
+        Some(size) => Some((parse_size(size)?, PixFmt::parse(&args.pix_fmt)?)),
         None => None,
     };
     let engine = args.model.engine(&args.device)?;

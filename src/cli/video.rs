@@ -1,5 +1,5 @@
 use super::upscale::{ModelArgs, parse_bytes};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use rt4ksr::video::color::Matrix;
 use rt4ksr::video::ffmpeg::{VideoJob, transcode};
@@ -64,7 +64,7 @@ pub fn run(args: VideoArgs) -> Result<ExitCode> {
     };
     let bar = super::progress::frames();
     let started = std::time::Instant::now();
-    let frames = transcode(engine.as_ref(), &job, |n| bar.set_position(n)).map_err(|e| anyhow!(e))?;
+    let frames = transcode(engine.as_ref(), &job, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

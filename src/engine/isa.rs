@@ -38,17 +38,22 @@ impl Path {
     }
 }
 
+/// A kernel path name that is not one of the four.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown kernel path `{0}` (portable, avx2, avx512 or amx)")]
+pub struct UnknownPath(pub String);
+
 impl std::str::FromStr for Path {
-    type Err = String;
+    type Err = UnknownPath;
 
     /// `portable`, `avx2`, `avx512` or `amx`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, UnknownPath> {
         match text {
             "portable" => Ok(Path::Portable),
             "avx2" => Ok(Path::Avx2),
             "avx512" => Ok(Path::Avx512),
             "amx" => Ok(Path::AmxBf16),
-            _ => Err(format!("unknown kernel path `{text}` (portable, avx2, avx512 or amx)")),
+            _ => Err(UnknownPath(text.into())),
         }
     }
 }

@@ -79,6 +79,17 @@ pub const UNSHUFFLED_CHANNELS: usize = IMAGE_CHANNELS * 4;
 /// The residual blocks expand F channels to EXPAND_RATIO * F.
 pub const EXPAND_RATIO: usize = 2;
 
+/// A configuration that makes no buildable network.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("scale must be 2, 3 or 4, not {0}")]
+    Scale(usize),
+    #[error("feature_channels must be in 1..=4096, not {0}")]
+    FeatureChannels(usize),
+    #[error("num_blocks must be at most 1024, not {0}")]
+    NumBlocks(usize),
+}
+
 impl ModelConfig {
     /// The authors' settings: F=24, N=4, GELU, LayerNorm, no residual, no ECA, merge off.
     pub fn official(scale: usize) -> Self {
@@ -96,18 +107,15 @@ impl ModelConfig {
     }
 
     /// Checks the values make a buildable network.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(2..=4).contains(&self.scale) {
-            return Err(format!("scale must be 2, 3 or 4, not {}", self.scale));
+            return Err(ConfigError::Scale(self.scale));
         }
         if self.feature_channels == 0 || self.feature_channels > 4096 {
-            return Err(format!(
-                "feature_channels must be in 1..=4096, not {}",
-                self.feature_channels
-            ));
+            return Err(ConfigError::FeatureChannels(self.feature_channels));
         }
         if self.num_blocks > 1024 {
-            return Err(format!("num_blocks must be at most 1024, not {}", self.num_blocks));
+            return Err(ConfigError::NumBlocks(self.num_blocks));
         }
         Ok(())
     }
@@ -267,6 +275,9 @@ mod tests {
     fn validation_rejects_unsupported_scales() {
         let mut c = ModelConfig::official(2);
         c.scale = 5;
-        assert!(c.validate().unwrap_err().contains("scale"));
+        assert_eq!(c.validate(), Err(ConfigError::Scale(5)));
+        c.scale = 4;
+        c.feature_channels = 0;
+        assert_eq!(c.validate(), Err(ConfigError::FeatureChannels(0)));
     }
 }

@@ -24,7 +24,7 @@ pub enum ModelError {
     #[error("cannot tell the model configuration from the tensors: {0}")]
     Infer(String),
     #[error("invalid model configuration: {0}")]
-    Config(String),
+    Config(#[from] super::config::ConfigError),
 }
 
 /// A configuration with its tensors, ready to build a network from.
@@ -46,7 +46,7 @@ impl ModelWeights {
         tensors: TensorMap,
         provenance: impl Into<String>,
     ) -> Result<Self, ModelError> {
-        config.validate().map_err(ModelError::Config)?;
+        config.validate()?;
         check_layout(&config, form, &tensors)?;
         Ok(Self {
             config,

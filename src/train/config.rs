@@ -90,30 +90,47 @@ impl Default for TrainConfig {
     }
 }
 
+/// A training configuration that cannot be read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainConfigError {
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error(transparent)]
+    Model(#[from] crate::model::config::ConfigError),
+    #[error("no training data folder given (`data` / --data)")]
+    NoData,
+    #[error("batch_size must be positive and lr_patches even sides of at least 4")]
+    Batch,
+    #[error("learning_rate must be positive")]
+    LearningRate,
+    #[error("ema_decay must be in [0, 1)")]
+    EmaDecay,
+}
+
 impl TrainConfig {
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn from_toml(text: &str) -> Result<Self, TrainConfigError> {
+        Ok(toml::from_str(text)?)
     }
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes")
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TrainConfigError> {
         self.model.validate()?;
         if self.data.is_empty() {
-            return Err("no training data folder given (`data` / --data)".into());
+            return Err(TrainConfigError::NoData);
         }
         if self.batch_size == 0 || self.lr_patches.is_empty() || self.lr_patches.iter().any(|&p| p < 4 || p % 2 != 0) {
-            return Err("batch_size must be positive and lr_patches even sides of at least 4".into());
+            return Err(TrainConfigError::Batch);
         }
         if self.learning_rate <= 0.0 || !self.learning_rate.is_finite() {
-            return Err("learning_rate must be positive".into());
+            return Err(TrainConfigError::LearningRate);
         }
         if let Some(d) = self.ema_decay
             && !(0.0..1.0).contains(&d)
         {
-            return Err("ema_decay must be in [0, 1)".into());
+            return Err(TrainConfigError::EmaDecay);
         }
         Ok(())
     }
@@ -132,7 +149,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
-        assert!(TrainConfig::from_toml("stepz = 3").unwrap_err().contains("stepz"));
+        assert!(
+            TrainConfig::from_toml("stepz = 3")
+                .unwrap_err()
+                .to_string()
+                .contains("stepz")
+        );
+        let no_data = TrainConfig {
+            data: vec![],
+            ..c.clone()
+        };
+        assert!(matches!(no_data.validate(), Err(TrainConfigError::NoData)));
+        let bad_ema = TrainConfig {
+            ema_decay: Some(1.0),
+            ..c.clone()
+        };
+        assert!(matches!(bad_ema.validate(), Err(TrainConfigError::EmaDecay)));
         let partial = TrainConfig::from_toml("steps = 7\n[model]\nscale = 3\nfeature_channels = 24\nnum_blocks = 4\nactivation = \"gelu\"\nhf_extraction = \"gaussian\"\neca = false\nlayernorm = true\nresidual = false\nmerge_hf = false\n").unwrap();
         assert_eq!(partial.steps, 7);
         assert_eq!(partial.model, ModelConfig::official(3));

@@ -8,6 +8,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 
+/// Why no training set could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: {source}", .dir.display())]
+    Walk { dir: PathBuf, source: walkdir::Error },
+    #[error("no usable training image in {dirs} ({skipped} files skipped)")]
+    NoImages { dirs: String, skipped: usize },
+}
+
 /// The HR images of a run, in memory as 8-bit RGB.
 pub struct TrainingSet {
     pub images: Vec<Image<u8>>,
@@ -26,10 +35,13 @@ pub struct Batch {
 impl TrainingSet {
     /// Loads every image under `dirs` whose sides reach `min_side`; unreadable or too small
     /// files are skipped and listed. Fails only when nothing usable is left.
-    pub fn load(dirs: &[PathBuf], min_side: usize) -> Result<Self, String> {
+    pub fn load(dirs: &[PathBuf], min_side: usize) -> Result<Self, DataError> {
         let mut files = Vec::new();
         for dir in dirs {
-            let found = crate::imaging::files::image_files(dir, true).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let found = crate::imaging::files::image_files(dir, true).map_err(|source| DataError::Walk {
+                dir: dir.clone(),
+                source,
+            })?;
             files.extend(found);
         }
         files.sort();
@@ -47,11 +59,10 @@ impl TrainingSet {
         }
         if images.is_empty() {
             let listed: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            return Err(format!(
-                "no usable training image in {} ({} files skipped)",
-                listed.join(", "),
-                skipped.len()
-            ));
+            return Err(DataError::NoImages {
+                dirs: listed.join(", "),
+                skipped: skipped.len(),
+            });
         }
         Ok(Self { images, skipped })
     }

@@ -9,16 +9,18 @@ use super::native;
 use crate::eval::{Scores, make_pair};
 use crate::imaging::Image;
 use crate::inference::BurnUpscaler;
+use crate::model::ModelError;
 use crate::model::init::random_weights;
 use crate::model::network::{param_id, tensor1, tensor3, tensor4};
 use crate::model::rescale::resample_upsample_conv;
 use crate::model::{Form, Rt4ksr};
-use crate::{ModelWeights, TensorMap};
+use crate::upscale::UpscaleError;
+use crate::{ModelWeights, TensorMap, WeightError};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -59,6 +61,52 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// Why a training run could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] super::config::TrainConfigError),
+    #[error(transparent)]
+    Data(#[from] super::data::DataError),
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Upscale(#[from] UpscaleError),
+    #[error("{}: {source}", .path.display())]
+    File { path: PathBuf, source: std::io::Error },
+    /// The checkpoint's tensors do not fit the configured model.
+    #[error("{}: {source}", .path.display())]
+    Checkpoint { path: PathBuf, source: ModelError },
+    /// burn could not read or write the optimizer state (its own message).
+    #[error("{}: optimizer state: {message}", .path.display())]
+    OptimizerState { path: PathBuf, message: String },
+    #[error(
+        "backward = \"native\" needs training on the CPU and a model without the merged HF branch or channel attention ({0})"
+    )]
+    NativeUnavailable(String),
+    #[error("the data thread stopped")]
+    DataThreadStopped,
+    #[error(
+        "{}: fine-tuning needs training-form weights of the configured model ({wanted}) at any scale, the file holds {found} ({form} form)",
+        .path.display()
+    )]
+    InitWeights {
+        path: PathBuf,
+        wanted: String,
+        found: String,
+        form: Form,
+    },
+}
+
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 pub struct Trainer {
     pub config: TrainConfig,
     set: TrainingSet,
@@ -69,7 +117,7 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(config: TrainConfig) -> Result<Self, String> {
+    pub fn new(config: TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
         let largest = *config.lr_patches.iter().max().expect("validated") * config.model.scale;
         let mut set = TrainingSet::load(&config.data, largest)?;
@@ -96,16 +144,13 @@ impl Trainer {
     }
 
     /// Whether steps use the hand-written CPU backward pass ([`native`]).
-    pub fn native_backward(&self) -> Result<bool, String> {
+    pub fn native_backward(&self) -> Result<bool, TrainError> {
         let applies = self.on_cpu && native::supports(&self.config.model);
         match self.config.backward {
             Backward::Auto => Ok(applies),
             Backward::Burn => Ok(false),
             Backward::Native if applies => Ok(true),
-            Backward::Native => Err(format!(
-                "backward = \"native\" needs training on the CPU and a model without the merged HF branch or channel attention ({})",
-                self.config.model.summary()
-            )),
+            Backward::Native => Err(TrainError::NativeUnavailable(self.config.model.summary())),
         }
     }
 
@@ -127,16 +172,16 @@ impl Trainer {
     }
 
     /// Mean Y-PSNR of folded `weights` on the validation images.
-    pub fn validate(&self, weights: &ModelWeights) -> Result<f64, String> {
-        let upscaler = BurnUpscaler::new(weights, self.device.clone()).map_err(|e| e.to_string())?;
+    pub fn validate(&self, weights: &ModelWeights) -> Result<f64, TrainError> {
+        let upscaler = BurnUpscaler::new(weights, self.device.clone())?;
         let scale = self.config.model.scale;
-        let scores: Result<Vec<Scores>, String> = self
+        let scores: Result<Vec<Scores>, TrainError> = self
             .validation
             .iter()
             .map(|(hr, lr)| {
                 Ok(Scores::measure(
                     hr,
-                    &crate::inference::upscale_u8(&upscaler, lr).map_err(|e| e.to_string())?,
+                    &crate::inference::upscale_u8(&upscaler, lr)?,
                     scale,
                 ))
             })
@@ -151,20 +196,28 @@ impl Trainer {
         resume: bool,
         stop_at: Option<u64>,
         mut on_event: impl FnMut(TrainEvent),
-    ) -> Result<Summary, String> {
+    ) -> Result<Summary, TrainError> {
         let c = &self.config;
-        std::fs::create_dir_all(&c.out_dir).map_err(|e| format!("{}: {e}", c.out_dir.display()))?;
+        std::fs::create_dir_all(&c.out_dir).map_err(file_error(&c.out_dir))?;
         let device = self.device.clone().autodiff();
         let native = self.native_backward()?;
         let mut optim = self.optimizer();
         let ckpt_path = self.checkpoint_path();
         let (weights, mut ema, start, mut best_psnr, mut best_step) = if resume && ckpt_path.exists() {
-            let ckpt = Checkpoint::load(&ckpt_path).map_err(|e| e.to_string())?;
+            let ckpt = Checkpoint::load(&ckpt_path)?;
             optim = optim
                 .from_bytes(Bytes::from_bytes_vec(ckpt.optimizer.clone()))
-                .map_err(|e| format!("{}: optimizer state: {e:?}", ckpt_path.display()))?;
-            let w = ModelWeights::new(c.model.clone(), Form::Training, ckpt.weights, "checkpoint")
-                .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+                .map_err(|e| TrainError::OptimizerState {
+                    path: ckpt_path.clone(),
+                    message: format!("{e:?}"),
+                })?;
+            let w =
+                ModelWeights::new(c.model.clone(), Form::Training, ckpt.weights, "checkpoint").map_err(|source| {
+                    TrainError::Checkpoint {
+                        path: ckpt_path.clone(),
+                        source,
+                    }
+                })?;
             (w, ckpt.ema, ckpt.step, ckpt.best_psnr, ckpt.best_step)
         } else {
             let w = match &c.init_weights {
@@ -192,7 +245,7 @@ impl Trainer {
         let mut window_steps = 0u64;
         let (mut sum_loss, mut sum_l1, mut sum_hf) = (0.0, 0.0, 0.0);
 
-        let model = std::thread::scope(|scope| -> Result<Rt4ksr, String> {
+        let model = std::thread::scope(|scope| -> Result<Rt4ksr, TrainError> {
             let mut model = model;
             let (tx, rx) = mpsc::sync_channel::<Batch>(4);
             let set = &self.set;
@@ -208,7 +261,7 @@ impl Trainer {
                 }
             });
             for step in start..end {
-                let batch = rx.recv().map_err(|_| "the data thread stopped".to_string())?;
+                let batch = rx.recv().map_err(|_| TrainError::DataThreadStopped)?;
                 let (loss_l1, loss_hf, grads) = if native {
                     let out = native::loss_and_gradients(&c.model, &live, &batch, c.hf_loss_weight as f32);
                     (out.l1, out.hf, gradients_params(&out.grads, &self.device))
@@ -223,7 +276,7 @@ impl Trainer {
                 window_steps += 1;
                 let done = step + 1;
                 if native || ema.is_some() {
-                    live = model.to_weights("").map_err(|e| e.to_string())?.tensors;
+                    live = model.to_weights("")?.tensors;
                 }
                 if let (Some(ema), Some(decay)) = (ema.as_mut(), c.ema_decay) {
                     ema_update(ema, &live, ema_decay_at(decay, step));
@@ -251,11 +304,7 @@ impl Trainer {
                     if best {
                         best_psnr = Some(psnr);
                         best_step = done;
-                        current
-                            .folded(false)
-                            .map_err(|e| e.to_string())?
-                            .save(&c.out_dir.join("best.safetensors"))
-                            .map_err(|e| e.to_string())?;
+                        current.folded(false)?.save(&c.out_dir.join("best.safetensors"))?;
                     }
                     on_event(TrainEvent::Validation {
                         step: done,
@@ -266,8 +315,11 @@ impl Trainer {
                     log.plot()?;
                 }
                 if done % c.checkpoint_every == 0 || done == end {
-                    let weights = model.to_weights("").map_err(|e| e.to_string())?;
-                    let optimizer = optim.into_bytes().map_err(|e| format!("optimizer state: {e:?}"))?;
+                    let weights = model.to_weights("")?;
+                    let optimizer = optim.into_bytes().map_err(|e| TrainError::OptimizerState {
+                        path: ckpt_path.clone(),
+                        message: format!("{e:?}"),
+                    })?;
                     Checkpoint {
                         step: done,
                         weights: weights.tensors,
@@ -279,7 +331,7 @@ impl Trainer {
                         config: c.to_toml(),
                     }
                     .save(&ckpt_path)
-                    .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+                    .map_err(file_error(&ckpt_path))?;
                     on_event(TrainEvent::Checkpoint { step: done });
                 }
             }
@@ -287,11 +339,7 @@ impl Trainer {
         })?;
         let final_weights = self.export_weights(&model, ema.as_ref(), end)?;
         if end == c.steps {
-            final_weights
-                .folded(false)
-                .map_err(|e| e.to_string())?
-                .save(&c.out_dir.join("last.safetensors"))
-                .map_err(|e| e.to_string())?;
+            final_weights.folded(false)?.save(&c.out_dir.join("last.safetensors"))?;
         }
         Ok(Summary {
             steps_done: end,
@@ -320,7 +368,7 @@ impl Trainer {
     }
 
     /// The weights to validate and export: the EMA when it is on, else the live ones.
-    fn export_weights(&self, model: &Rt4ksr, ema: Option<&TensorMap>, step: u64) -> Result<ModelWeights, String> {
+    fn export_weights(&self, model: &Rt4ksr, ema: Option<&TensorMap>, step: u64) -> Result<ModelWeights, TrainError> {
         let provenance = format!(
             "rt4ksr {} train, step {step} of {}, seed {}, data {}",
             env!("CARGO_PKG_VERSION"),
@@ -337,7 +385,7 @@ impl Trainer {
             Some(ema) => ModelWeights::new(self.config.model.clone(), Form::Training, ema.clone(), provenance),
             None => model.to_weights(provenance),
         }
-        .map_err(|e| e.to_string())
+        .map_err(TrainError::from)
     }
 }
 
@@ -364,8 +412,7 @@ struct CsvLog {
 impl CsvLog {
     const HEADER: &'static str = "step,loss,l1,hf,lr,steps_per_sec,val_psnr_y";
 
-    fn open(path: &std::path::Path, start: u64) -> Result<Self, String> {
-        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    fn open(path: &Path, start: u64) -> Result<Self, TrainError> {
         let kept: Vec<String> = if start > 0 {
             std::fs::read_to_string(path)
                 .unwrap_or_default()
@@ -387,8 +434,11 @@ impl CsvLog {
             text.push_str(&l);
             text.push('\n');
         }
-        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(fail)?;
-        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(fail)?;
+        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(file_error(path))?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(file_error(path))?;
         Ok(Self {
             file,
             path: path.to_owned(),
@@ -396,12 +446,11 @@ impl CsvLog {
     }
 
     /// Redraws `plot.png` beside the log from everything logged so far.
-    fn plot(&self) -> Result<(), String> {
-        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+    fn plot(&self) -> Result<(), TrainError> {
+        let text = std::fs::read_to_string(&self.path).map_err(file_error(&self.path))?;
         let (loss, validation) = super::plot::series_from_csv(&text);
         let target = self.path.with_file_name("plot.png");
-        crate::fsutil::write_atomic(&target, &super::plot::render(&loss, &validation))
-            .map_err(|e| format!("{}: {e}", target.display()))
+        crate::fsutil::write_atomic(&target, &super::plot::render(&loss, &validation)).map_err(file_error(&target))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -414,7 +463,7 @@ impl CsvLog {
         lr: f64,
         rate: f64,
         val: Option<f64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TrainError> {
         let opt = |v: f64| if v.is_nan() { String::new() } else { format!("{v:.6}") };
         writeln!(
             self.file,
@@ -425,7 +474,7 @@ impl CsvLog {
             opt(rate),
             val.map(|v| format!("{v:.4}")).unwrap_or_default()
         )
-        .map_err(|e| e.to_string())
+        .map_err(file_error(&self.path))
     }
 }
 
@@ -433,20 +482,19 @@ impl CsvLog {
 /// or of the same model at another scale, whose tensors are all taken as they are but the
 /// upsample conv (its output channels depend on the scale), which is resampled from the
 /// file's (`model::rescale`).
-pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig) -> Result<ModelWeights, String> {
-    let w = ModelWeights::load(path).map_err(|e| e.to_string())?;
+pub fn initial_weights(path: &Path, model: &crate::ModelConfig) -> Result<ModelWeights, TrainError> {
+    let w = ModelWeights::load(path)?;
     let same_but_scale = crate::ModelConfig {
         scale: model.scale,
         ..w.config.clone()
     } == *model;
     if w.form != Form::Training || !same_but_scale {
-        return Err(format!(
-            "{}: fine-tuning needs training-form weights of the configured model ({}) at any scale, the file holds {} ({} form)",
-            path.display(),
-            model.summary(),
-            w.config.summary(),
-            w.form
-        ));
+        return Err(TrainError::InitWeights {
+            path: path.to_path_buf(),
+            wanted: model.summary(),
+            found: w.config.summary(),
+            form: w.form,
+        });
     }
     if w.config.scale == model.scale {
         return Ok(w);
@@ -464,6 +512,8 @@ pub fn initial_weights(path: &std::path::Path, model: &crate::ModelConfig) -> Re
         "{} (x{} weights, upsample conv resampled)",
         w.provenance, w.config.scale
     );
-    ModelWeights::new(model.clone(), Form::Training, tensors, provenance)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    ModelWeights::new(model.clone(), Form::Training, tensors, provenance).map_err(|source| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -2,14 +2,34 @@
 //! upscales, and a second ffmpeg encodes with the user's codec options while copying the audio
 //! and subtitle streams of the original.
 
-use super::pipeline::{StreamReport, VideoOptions, upscale_y4m};
+use super::pipeline::{StreamError, StreamReport, VideoOptions, upscale_y4m};
 use crate::upscale::Engine;
 use std::io::BufReader;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+/// Why a video could not be transcoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FfmpegError {
+    #[error(
+        "ffmpeg was not found on PATH; `rt4ksr video` needs it (e.g. `apt-get install ffmpeg`). \
+         Without ffmpeg, pipe YUV4MPEG2 frames through `rt4ksr upscale - -o -`"
+    )]
+    NotFound,
+    #[error("cannot start ffmpeg: {0}")]
+    Start(std::io::Error),
+    #[error("ffmpeg did not finish: {0}")]
+    Wait(std::io::Error),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("ffmpeg could not decode {} (exit {status})", .path.display())]
+    Decode { path: PathBuf, status: ExitStatus },
+    #[error("ffmpeg could not encode {} (exit {status})", .path.display())]
+    Encode { path: PathBuf, status: ExitStatus },
+}
 
 /// Checks that `ffmpeg` runs; the error says how to get it.
-pub fn check_ffmpeg() -> Result<(), String> {
+pub fn check_ffmpeg() -> Result<(), FfmpegError> {
     match Command::new("ffmpeg")
         .arg("-version")
         .stdout(Stdio::null())
@@ -17,11 +37,7 @@ pub fn check_ffmpeg() -> Result<(), String> {
         .status()
     {
         Ok(s) if s.success() => Ok(()),
-        _ => Err(
-            "ffmpeg was not found on PATH; `rt4ksr video` needs it (e.g. `apt-get install ffmpeg`). \
-                  Without ffmpeg, pipe YUV4MPEG2 frames through `rt4ksr upscale - -o -`"
-                .into(),
-        ),
+        _ => Err(FfmpegError::NotFound),
     }
 }
 
@@ -37,7 +53,11 @@ pub struct VideoJob<'a> {
 }
 
 /// Runs decode -> upscale -> encode; returns the frame count or what went wrong.
-pub fn transcode(engine: &(dyn Engine + Sync), job: &VideoJob<'_>, on_frame: impl FnMut(u64)) -> Result<u64, String> {
+pub fn transcode(
+    engine: &(dyn Engine + Sync),
+    job: &VideoJob<'_>,
+    on_frame: impl FnMut(u64),
+) -> Result<u64, FfmpegError> {
     check_ffmpeg()?;
     let mut decoder = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
@@ -56,7 +76,7 @@ pub fn transcode(engine: &(dyn Engine + Sync), job: &VideoJob<'_>, on_frame: imp
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
+        .map_err(FfmpegError::Start)?;
     let mut encoder = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "yuv4mpegpipe", "-i", "-", "-i"])
         .arg(job.input)
@@ -67,26 +87,26 @@ pub fn transcode(engine: &(dyn Engine + Sync), job: &VideoJob<'_>, on_frame: imp
         .arg(job.output)
         .stdin(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
+        .map_err(FfmpegError::Start)?;
     let frames_in = BufReader::with_capacity(1 << 20, decoder.stdout.take().expect("piped"));
     let frames_out = std::io::BufWriter::with_capacity(1 << 20, encoder.stdin.take().expect("piped"));
     let StreamReport { frames, error } = upscale_y4m(engine, frames_in, frames_out, job.options, on_frame);
-    let decoded = decoder.wait().map_err(|e| e.to_string())?;
-    let encoded = encoder.wait().map_err(|e| e.to_string())?;
+    let decoded = decoder.wait().map_err(FfmpegError::Wait)?;
+    let encoded = encoder.wait().map_err(FfmpegError::Wait)?;
     if let Some(e) = error {
-        return Err(e.to_string());
+        return Err(e.into());
     }
     if !decoded.success() {
-        return Err(format!(
-            "ffmpeg could not decode {} (exit {decoded})",
-            job.input.display()
-        ));
+        return Err(FfmpegError::Decode {
+            path: job.input.to_path_buf(),
+            status: decoded,
+        });
     }
     if !encoded.success() {
-        return Err(format!(
-            "ffmpeg could not encode {} (exit {encoded})",
-            job.output.display()
-        ));
+        return Err(FfmpegError::Encode {
+            path: job.output.to_path_buf(),
+            status: encoded,
+        });
     }
     Ok(frames)
 }

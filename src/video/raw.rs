@@ -6,6 +6,17 @@ use super::y4m::{Chroma, Frame, Header};
 use crate::imaging::Image;
 use std::io::{self, Read, Write};
 
+/// A raw stream's settings that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RawFormatError {
+    #[error("raw pixel format `{0}` is not supported (rgb24, rgb48le, yuv420p)")]
+    PixFmt(String),
+    #[error("`{0}` is not a size like 1280x720")]
+    NotASize(String),
+    #[error("`{0}` is not a usable frame size")]
+    UnusableSize(String),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixFmt {
     Rgb24,
@@ -14,14 +25,12 @@ pub enum PixFmt {
 }
 
 impl PixFmt {
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, RawFormatError> {
         match name {
             "rgb24" => Ok(PixFmt::Rgb24),
             "rgb48le" => Ok(PixFmt::Rgb48le),
             "yuv420p" => Ok(PixFmt::Yuv420p),
-            other => Err(format!(
-                "raw pixel format `{other}` is not supported (rgb24, rgb48le, yuv420p)"
-            )),
+            other => Err(RawFormatError::PixFmt(other.into())),
         }
     }
 
@@ -35,13 +44,13 @@ impl PixFmt {
 }
 
 /// Parses `WIDTHxHEIGHT`.
-pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
+pub fn parse_size(text: &str) -> Result<(usize, usize), RawFormatError> {
     let (w, h) = text
         .split_once(['x', 'X'])
-        .ok_or_else(|| format!("`{text}` is not a size like 1280x720"))?;
+        .ok_or_else(|| RawFormatError::NotASize(text.into()))?;
     match (w.parse::<usize>(), h.parse::<usize>()) {
-        (Ok(w), Ok(h)) if w > 0 && h > 0 && w * h <= super::y4m::MAX_PIXELS => Ok((w, h)),
-        _ => Err(format!("`{text}` is not a usable frame size")),
+        (Ok(w), Ok(h)) if w > 0 && h > 0 && w.saturating_mul(h) <= super::y4m::MAX_PIXELS => Ok((w, h)),
+        _ => Err(RawFormatError::UnusableSize(text.into())),
     }
 }
 
@@ -186,6 +195,12 @@ mod tests {
             assert!(err.to_string().contains("truncated"));
         }
         assert_eq!(parse_size("1280x720").unwrap(), (1280, 720));
-        assert!(parse_size("12x").is_err());
+        assert_eq!(parse_size("12x"), Err(RawFormatError::UnusableSize("12x".into())));
+        assert_eq!(parse_size("12"), Err(RawFormatError::NotASize("12".into())));
+        assert_eq!(
+            parse_size("99999999x99999999"),
+            Err(RawFormatError::UnusableSize("99999999x99999999".into()))
+        );
+        assert_eq!(PixFmt::parse("nv12"), Err(RawFormatError::PixFmt("nv12".into())));
     }
 }
