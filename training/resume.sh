@@ -3,7 +3,8 @@
 # shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
-# reads its `init_weights`. The last runs (both finished; a rerun exits at once):
+# reads its `init_weights`. No run is in progress now; without an argument it says so. The last
+# runs (finished; `training/resume.sh x3-general` or `x4` would start them again from scratch):
 #   x3: configs/train_x3_general.toml (generalisation: the x3 model of
 #       configs/train_x3_from_x2_phase3.toml, paused at step 117,500, trained on with extra/
 #       and synthetic content; its images are made by tools/generalisation_sets.py into
@@ -18,6 +19,13 @@
 # training/state/ is put back first (a run with none yet starts from its config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  x2 | x3-main | x3-general | x4) ;;
+  *)
+    echo "no run is in progress; give one: x2 or x3-main (paused, continued from history), x3-general or x4 (finished: from scratch)"
+    exit 0
+    ;;
+esac
 cargo build --release
 mkdir -p runs
 # A rename, so that a run still going keeps its binary.
@@ -73,7 +81,9 @@ paused() {
 case "${1:-}" in
   x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
   x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
-  *) chains=("x3-general:train_x3_general" "x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
+  # Finished: a rerun without their state (not kept) would start them from scratch.
+  x3-general) chains=("x3-general:train_x3_general") ;;
+  x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
 esac
 threads=${RT4KSR_TRAIN_THREADS:-$(( $(nproc) / ${#chains[@]} > 0 ? $(nproc) / ${#chains[@]} : 1 ))}
 for chain in "${chains[@]}"; do
