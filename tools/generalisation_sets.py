@@ -171,8 +171,8 @@ def synthetic(out, seed, per_kind, w, h):
             DRAW[kind](rng, w, h).save(out / f"{kind}_{i:03}.png")
 
 
-def reduced(path, longest=1024):
-    img = Image.open(path).convert("RGB")
+def reduced(img, longest=1024):
+    """Box-filtered down by an integer factor of at least 2, to at most `longest` px."""
     factor = max(2, math.ceil(max(img.size) / longest))
     return img.reduce(factor)
 
@@ -192,9 +192,9 @@ def extra_split(extra, train, val):
                 # Spread over the folder: every k-th file, k = len / held out.
                 k = len(files) // held_out.get(folder.name, 1)
                 to_val = i % k == 0 and i // k < held_out.get(folder.name, 0)
-            img = Image.open(path).convert("RGB") if path.suffix.lower() == ".png" else reduced(path)
-            if max(img.size) > 1024:
-                img = reduced(path)
+            img = Image.open(path).convert("RGB")
+            if path.suffix.lower() != ".png" or max(img.size) > 1024:
+                img = reduced(img)
             img.save((val if to_val else train) / f"{folder.name}_{path.stem}.png")
 
 

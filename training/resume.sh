@@ -19,8 +19,19 @@
 # training/state/ is put back first (a run with none yet starts from its config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Only the state of a run in progress stays in the tree; a paused run's is in history.
+paused() {
+  local commit=$1 name=$2
+  if [ ! -f "runs/$name/checkpoint.safetensors" ] && [ ! -f "training/state/$name.checkpoint.safetensors" ]; then
+    git show "$commit:training/state/$name.checkpoint.safetensors" > "training/state/$name.checkpoint.safetensors"
+  fi
+}
 case "${1:-}" in
-  x2 | x3-main | x3-general | x4) ;;
+  x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
+  x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
+  # Finished: a rerun without their state (not kept) would start them from scratch.
+  x3-general) chains=("x3-general:train_x3_general") ;;
+  x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
     echo "no run is in progress; give one: x2 or x3-main (paused, continued from history), x3-general or x4 (finished: from scratch)"
     exit 0
@@ -71,20 +82,6 @@ run_schedule() {
   cp "$out/log.csv" "training/state/$name.log.csv"
 }
 
-# Only the state of a run in progress stays in the tree; a paused run's is in history.
-paused() {
-  local commit=$1 name=$2
-  if [ ! -f "runs/$name/checkpoint.safetensors" ] && [ ! -f "training/state/$name.checkpoint.safetensors" ]; then
-    git show "$commit:training/state/$name.checkpoint.safetensors" > "training/state/$name.checkpoint.safetensors"
-  fi
-}
-case "${1:-}" in
-  x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
-  x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
-  # Finished: a rerun without their state (not kept) would start them from scratch.
-  x3-general) chains=("x3-general:train_x3_general") ;;
-  x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
-esac
 threads=${RT4KSR_TRAIN_THREADS:-$(( $(nproc) / ${#chains[@]} > 0 ? $(nproc) / ${#chains[@]} : 1 ))}
 for chain in "${chains[@]}"; do
   running=""

@@ -180,22 +180,25 @@ impl Picture {
     }
 }
 
-/// [`interleave_planes`] to 8 bits.
-pub fn interleave_u8(color: &Image<f32>, alpha: Option<&Image<f32>>) -> Vec<u8> {
-    let planes: Vec<&[f32]> = (0..color.channels)
+/// The colour planes, then alpha's.
+fn planes_of<'a>(color: &'a Image<f32>, alpha: Option<&'a Image<f32>>) -> Vec<&'a [f32]> {
+    (0..color.channels)
         .map(|c| color.plane(c))
         .chain(alpha.map(|a| a.plane(0)))
-        .collect();
-    interleave(&planes, color.width * color.height, |v| level(v, 255.0) as u8)
+        .collect()
+}
+
+/// [`interleave_planes`] to 8 bits.
+pub fn interleave_u8(color: &Image<f32>, alpha: Option<&Image<f32>>) -> Vec<u8> {
+    interleave(&planes_of(color, alpha), color.width * color.height, |v| {
+        level(v, 255.0) as u8
+    })
 }
 
 /// Colour planes (and alpha) interleaved pixel by pixel: rounded to 8 or 16 bits exactly as
 /// [`encode`] writes them, or as floating point clamped to 0..1.
 pub fn interleave_planes(color: &Image<f32>, alpha: Option<&Image<f32>>, to: SampleType) -> Interleaved {
-    let planes: Vec<&[f32]> = (0..color.channels)
-        .map(|c| color.plane(c))
-        .chain(alpha.map(|a| a.plane(0)))
-        .collect();
+    let planes = planes_of(color, alpha);
     let pixels = color.width * color.height;
     match to {
         SampleType::U8 => Interleaved::U8(interleave_u8(color, alpha)),
