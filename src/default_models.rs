@@ -18,11 +18,7 @@ pub fn load(scale: usize) -> Result<ModelWeights, WeightError> {
         2 => (X2, "embedded x2 model"),
         3 => (X3, "embedded x3 model"),
         4 => (X4, "embedded x4 model"),
-        other => {
-            return Err(WeightError::Unavailable(format!(
-                "no embedded model for x{other} (there are x2, x3 and x4); give one with --weights"
-            )));
-        }
+        other => return Err(WeightError::NoEmbeddedModel(other)),
     };
     ModelWeights::from_bytes(bytes, Path::new(name))
 }

@@ -7,6 +7,54 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
 
+/// Why a device did not open. Clone: a GPU runtime initialises once per process, and its
+/// failure is kept and given again to later opens.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("unknown device `{0}` (auto, cpu, wgpu, vulkan, cuda or cuda:N)")]
+    Unknown(String),
+    #[error(
+        "this rt4ksr was built without {choice} support (rebuild with `cargo build --release --features {feature}`)"
+    )]
+    NotBuilt {
+        choice: DeviceChoice,
+        feature: &'static str,
+    },
+    /// The runtime found no adapter; `detail` is the runtime's own message.
+    #[error("no {choice} device: {detail} (is a GPU driver, or Mesa's lavapipe, installed?)")]
+    NoAdapter { choice: DeviceChoice, detail: String },
+    /// `auto` passes over software renderers: slower than the CPU engine.
+    #[error("{choice} is a software renderer ({name})")]
+    Software { choice: DeviceChoice, name: String },
+    #[error(
+        "{choice} is a software renderer ({name}), which crashes on the shaders of a build with the `vulkan` feature; use a build with `--features wgpu` only, or --device cpu"
+    )]
+    SoftwareVulkan { choice: DeviceChoice, name: String },
+    #[error("device {choice} does not work: {failure}")]
+    Broken {
+        choice: DeviceChoice,
+        failure: ProbeFailure,
+    },
+    #[error("no device given")]
+    NoneGiven,
+    #[error("no device in the list works: {}", join(.0))]
+    NoneWorks(Vec<DeviceError>),
+}
+
+fn join(errors: &[DeviceError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// How the small test computation of a freshly opened device went wrong.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ProbeFailure {
+    #[error("a test sum came back as {0}, not 14")]
+    WrongSum(f32),
+    /// The runtime panicked (missing driver libraries do); its message, when it had one.
+    #[error("{}", .0.as_deref().unwrap_or("the runtime failed to start"))]
+    Panicked(Option<String>),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// A GPU when one is built in and present, else the CPU.
@@ -23,9 +71,9 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = String;
+    type Err = DeviceError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, DeviceError> {
         Ok(match text {
             "auto" => DeviceChoice::Auto,
             "cpu" => DeviceChoice::Cpu,
@@ -34,11 +82,7 @@ impl FromStr for DeviceChoice {
             "cuda" => DeviceChoice::Cuda(0),
             _ => match text.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(n)) => DeviceChoice::Cuda(n),
-                _ => {
-                    return Err(format!(
-                        "unknown device `{text}` (auto, cpu, wgpu, vulkan, cuda or cuda:N)"
-                    ));
-                }
+                _ => return Err(DeviceError::Unknown(text.to_owned())),
             },
         })
     }
@@ -74,7 +118,7 @@ impl OpenedDevice {
 /// Opens the device asked for. `Auto` tries CUDA, then a hardware GPU through wgpu, and settles
 /// on the CPU: a software renderer (lavapipe, llvmpipe, WARP) is slower than the CPU engine, so
 /// only an explicit `--device vulkan|wgpu` uses one.
-pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, String> {
+pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     match choice {
         DeviceChoice::Auto => {
             for gpu in [DeviceChoice::Cuda(0), DeviceChoice::Wgpu] {
@@ -95,7 +139,10 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, String> {
 
 /// Opens the first of `choices` that works (`--device cuda,vulkan,cpu`), telling `on_failure`
 /// why each one that has a successor did not; the error lists every reason.
-pub fn open_first(choices: &[DeviceChoice], mut on_failure: impl FnMut(&str)) -> Result<OpenedDevice, String> {
+pub fn open_first(
+    choices: &[DeviceChoice],
+    mut on_failure: impl FnMut(&DeviceError),
+) -> Result<OpenedDevice, DeviceError> {
     let mut failures = vec![];
     for (i, &choice) in choices.iter().enumerate() {
         match open(choice) {
@@ -108,10 +155,10 @@ pub fn open_first(choices: &[DeviceChoice], mut on_failure: impl FnMut(&str)) ->
             }
         }
     }
-    Err(match failures.as_slice() {
-        [] => "no device given".into(),
-        [one] => one.clone(),
-        _ => format!("no device in the list works: {}", failures.join("; ")),
+    Err(match failures.len() {
+        0 => DeviceError::NoneGiven,
+        1 => failures.remove(0),
+        _ => DeviceError::NoneWorks(failures),
     })
 }
 
@@ -123,11 +170,11 @@ struct Runtime {
     software: bool,
     /// The probe's answer, once it has run (a software renderer that `Auto` passed over has
     /// not been probed).
-    probed: Option<Result<(), String>>,
+    probed: Option<Result<(), DeviceError>>,
 }
 
-fn open_gpu(gpu: DeviceChoice, accept_software: bool) -> Result<OpenedDevice, String> {
-    static RUNTIMES: Mutex<Vec<(DeviceChoice, Result<Runtime, String>)>> = Mutex::new(Vec::new());
+fn open_gpu(gpu: DeviceChoice, accept_software: bool) -> Result<OpenedDevice, DeviceError> {
+    static RUNTIMES: Mutex<Vec<(DeviceChoice, Result<Runtime, DeviceError>)>> = Mutex::new(Vec::new());
     let mut runtimes = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
     let index = match runtimes.iter().position(|(c, _)| *c == gpu) {
         Some(index) => index,
@@ -144,20 +191,23 @@ fn open_gpu(gpu: DeviceChoice, accept_software: bool) -> Result<OpenedDevice, St
     };
     let runtime = runtimes[index].1.as_mut().map_err(|e| e.clone())?;
     if runtime.software && !accept_software {
-        return Err(format!("{gpu} is a software renderer ({})", runtime.name));
+        return Err(DeviceError::Software {
+            choice: gpu,
+            name: runtime.name.clone(),
+        });
     }
     if runtime.software && cfg!(feature = "vulkan") {
         // Measured with Mesa 22.3.6 and 25.0.7: lavapipe segfaults compiling the native SPIR-V
         // shaders of a `vulkan` build (the WGSL path of a `wgpu`-only build runs fine), and a
         // crash inside the driver cannot be caught.
-        return Err(format!(
-            "{gpu} is a software renderer ({}), which crashes on the shaders of a build with the `vulkan` feature; use a build with `--features wgpu` only, or --device cpu",
-            runtime.name
-        ));
+        return Err(DeviceError::SoftwareVulkan {
+            choice: gpu,
+            name: runtime.name.clone(),
+        });
     }
     let probed = runtime
         .probed
-        .get_or_insert_with(|| probe(&runtime.device).map_err(|e| format!("device {gpu} does not work: {e}")));
+        .get_or_insert_with(|| probe(&runtime.device).map_err(|failure| DeviceError::Broken { choice: gpu, failure }));
     probed.clone().map(|()| OpenedDevice {
         device: runtime.device.clone(),
         choice: gpu,
@@ -165,21 +215,18 @@ fn open_gpu(gpu: DeviceChoice, accept_software: bool) -> Result<OpenedDevice, St
     })
 }
 
-fn not_built(choice: DeviceChoice, feature: &str) -> String {
-    format!(
-        "this rt4ksr was built without {choice} support (rebuild with `cargo build --release --features {feature}`)"
-    )
-}
-
 /// Initialises a GPU runtime: its device, name, and whether it is a software renderer.
 #[allow(unreachable_code)]
-fn gpu_device(choice: DeviceChoice) -> Result<(Device, String, bool), String> {
+fn gpu_device(choice: DeviceChoice) -> Result<(Device, String, bool), DeviceError> {
     match choice {
         DeviceChoice::Cuda(index) => {
             #[cfg(feature = "cuda")]
             return Ok((Device::cuda(index), format!("CUDA device {index}"), false));
             let _ = index;
-            Err(not_built(choice, "cuda"))
+            Err(DeviceError::NotBuilt {
+                choice,
+                feature: "cuda",
+            })
         }
         DeviceChoice::Wgpu | DeviceChoice::Vulkan => {
             #[cfg(feature = "wgpu")]
@@ -193,22 +240,23 @@ fn gpu_device(choice: DeviceChoice) -> Result<(Device, String, bool), String> {
                 let (device, setup) = Device::wgpu_options()
                     .graphics_api(api)
                     .init_with_setup()
-                    .map_err(|e| {
-                        format!("no {choice} device: {e} (is a GPU driver, or Mesa's lavapipe, installed?)")
+                    .map_err(|e| DeviceError::NoAdapter {
+                        choice,
+                        detail: e.to_string(),
                     })?;
                 let info = setup.adapter.get_info();
                 let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
                 let kind = if software { ", software" } else { "" };
                 return Ok((device, format!("{} ({:?}{kind})", info.name, info.backend), software));
             }
-            Err(not_built(
+            Err(DeviceError::NotBuilt {
                 choice,
-                if choice == DeviceChoice::Vulkan {
+                feature: if choice == DeviceChoice::Vulkan {
                     "vulkan"
                 } else {
                     "wgpu"
                 },
-            ))
+            })
         }
         DeviceChoice::Auto | DeviceChoice::Cpu => Ok((Device::flex(), "cpu".into(), false)),
     }
@@ -216,7 +264,7 @@ fn gpu_device(choice: DeviceChoice) -> Result<(Device, String, bool), String> {
 
 /// A small computation, read back: runtimes that initialise lazily fail here (missing driver
 /// libraries panic inside them, hence the unwind guard) instead of in the middle of a job.
-fn probe(device: &Device) -> Result<(), String> {
+fn probe(device: &Device) -> Result<(), ProbeFailure> {
     let device = device.clone();
     let result = std::panic::catch_unwind(move || {
         let t = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device);
@@ -224,12 +272,13 @@ fn probe(device: &Device) -> Result<(), String> {
     });
     match result {
         Ok(v) if (v - 14.0).abs() < 1e-4 => Ok(()),
-        Ok(v) => Err(format!("a test sum came back as {v}, not 14")),
-        Err(panic) => Err(panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the runtime failed to start".into())),
+        Ok(v) => Err(ProbeFailure::WrongSum(v)),
+        Err(panic) => Err(ProbeFailure::Panicked(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())),
+        )),
     }
 }
 
@@ -243,7 +292,7 @@ mod tests {
             assert_eq!(text.parse::<DeviceChoice>().unwrap().to_string(), text);
         }
         assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
-        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("unknown device"));
+        assert_eq!("gpu".parse::<DeviceChoice>(), Err(DeviceError::Unknown("gpu".into())));
         assert!("cuda:x".parse::<DeviceChoice>().is_err());
     }
 
@@ -252,7 +301,14 @@ mod tests {
         assert!(open(DeviceChoice::Cpu).unwrap().is_cpu());
         if !cfg!(feature = "cuda") {
             let err = open(DeviceChoice::Cuda(0)).unwrap_err();
-            assert!(err.contains("--features cuda"), "{err}");
+            assert_eq!(
+                err,
+                DeviceError::NotBuilt {
+                    choice: DeviceChoice::Cuda(0),
+                    feature: "cuda"
+                }
+            );
+            assert!(err.to_string().contains("--features cuda"), "{err}");
         }
         if !cfg!(feature = "wgpu") {
             assert!(open(DeviceChoice::Auto).unwrap().is_cpu());
@@ -275,9 +331,11 @@ mod tests {
             })
             .unwrap_err();
             assert_eq!(notes.len(), 2, "no note for the last device: its failure is the error");
-            assert!(err.starts_with("no device in the list works"), "{err}");
-            assert_eq!(err.matches("--features cuda").count(), 2, "{err}");
+            assert!(matches!(&err, DeviceError::NoneWorks(all) if all.len() == 2), "{err:?}");
+            let text = err.to_string();
+            assert!(text.starts_with("no device in the list works"), "{text}");
+            assert_eq!(text.matches("--features cuda").count(), 2, "{text}");
         }
-        assert_eq!(open_first(&[], |_| {}).unwrap_err(), "no device given");
+        assert_eq!(open_first(&[], |_| {}).unwrap_err(), DeviceError::NoneGiven);
     }
 }

@@ -41,6 +41,23 @@ impl std::str::FromStr for Precision {
     }
 }
 
+/// Why no engine was made: the weights, or a precision the device cannot compute in.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Weights(#[from] crate::WeightError),
+    #[error("--precision bf16 is the CPU engine's AMX path; burn's devices compute in fp32 or fp16")]
+    Bf16OffCpu,
+    #[error("--precision fp16 runs on a GPU device; the CPU computes in fp32 or AMX bf16 (--precision bf16)")]
+    Fp16OnCpu,
+    /// The CPU has no usable AMX (absent, or the kernel refused its tile state).
+    #[error("--precision bf16: {0}")]
+    NoAmx(crate::engine::isa::Unavailable),
+    /// AMX is there, but the fast engine's AMX path does not take this model.
+    #[error("--precision bf16: {0}")]
+    Unfit(crate::engine::Unfit),
+}
+
 /// A network ready to upscale images on one device.
 pub struct BurnUpscaler {
     net: Rt4ksr,
@@ -65,7 +82,7 @@ impl burn::module::ModuleMapper for ToHalf {
 impl BurnUpscaler {
     /// Folds the weights if needed (inference always runs the folded form) and loads them.
     pub fn new(weights: &ModelWeights, device: Device) -> Result<Self, crate::WeightError> {
-        Self::with_precision(weights, device, Precision::Fp32)
+        Self::load(weights, device, Precision::Fp32)
     }
 
     /// The precision it computes in (fp32 or fp16).
@@ -74,21 +91,18 @@ impl BurnUpscaler {
     }
 
     /// As [`BurnUpscaler::new`], computing in the given precision.
-    pub fn with_precision(
-        weights: &ModelWeights,
-        device: Device,
-        precision: Precision,
-    ) -> Result<Self, crate::WeightError> {
-        use burn::module::Module;
+    pub fn with_precision(weights: &ModelWeights, device: Device, precision: Precision) -> Result<Self, EngineError> {
         let precision = match precision {
             Precision::Auto | Precision::Fp32 => Precision::Fp32,
             Precision::Fp16 => Precision::Fp16,
-            Precision::Bf16 => {
-                return Err(crate::WeightError::Unavailable(
-                    "--precision bf16 is the CPU engine's AMX path; burn's devices compute in fp32 or fp16".into(),
-                ));
-            }
+            Precision::Bf16 => return Err(EngineError::Bf16OffCpu),
         };
+        Ok(Self::load(weights, device, precision)?)
+    }
+
+    /// Loads the network in `precision`, fp32 or fp16.
+    fn load(weights: &ModelWeights, device: Device, precision: Precision) -> Result<Self, crate::WeightError> {
+        use burn::module::Module;
         let folded = weights.folded(false)?;
         let mut net = Rt4ksr::from_weights(&folded, &device);
         if precision == Precision::Fp16 {
@@ -222,9 +236,7 @@ impl crate::upscale::Engine for FastUpscaler {
 
 /// The fastest fp32 engine that runs these weights: the fast CPU engine where it supports the
 /// configuration, else burn on the CPU.
-pub fn best_engine(
-    weights: &ModelWeights,
-) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
+pub fn best_engine(weights: &ModelWeights) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, EngineError> {
     cpu_engine(weights, Precision::Fp32)
 }
 
@@ -233,30 +245,23 @@ pub fn best_engine(
 pub fn cpu_engine(
     weights: &ModelWeights,
     precision: Precision,
-) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
+) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, EngineError> {
     use crate::engine::{FastEngine, Isa, Path};
-    let unavailable = |why: String| crate::WeightError::Unavailable(why);
     let isa = match precision {
         Precision::Fp32 => Isa::best_fp32(),
         Precision::Auto => match Isa::new(Path::AmxBf16) {
             Ok(amx) if FastEngine::fits(&weights.config, Path::AmxBf16) => amx,
             _ => Isa::best_fp32(),
         },
-        Precision::Bf16 => Isa::new(Path::AmxBf16).map_err(|why| unavailable(format!("--precision bf16: {why}")))?,
-        Precision::Fp16 => {
-            return Err(unavailable(
-                "--precision fp16 runs on a GPU device; the CPU computes in fp32 or AMX bf16 (--precision bf16)".into(),
-            ));
-        }
+        Precision::Bf16 => Isa::new(Path::AmxBf16).map_err(EngineError::NoAmx)?,
+        Precision::Fp16 => return Err(EngineError::Fp16OnCpu),
     };
     Ok(match FastEngine::with_isa(weights, isa)? {
         Ok(engine) => Box::new(FastUpscaler {
             engine,
             workspace: Default::default(),
         }),
-        Err(why) if isa.path().is_reduced_precision() => {
-            return Err(unavailable(format!("--precision bf16: {why}")));
-        }
+        Err(why) if isa.path().is_reduced_precision() => return Err(EngineError::Unfit(why)),
         Err(_) => Box::new(BurnUpscaler::new(weights, Device::flex())?),
     })
 }
@@ -267,7 +272,7 @@ pub fn engine_on(
     weights: &ModelWeights,
     device: &crate::device::OpenedDevice,
     precision: Precision,
-) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, crate::WeightError> {
+) -> Result<Box<dyn crate::upscale::Engine + Send + Sync>, EngineError> {
     if device.is_cpu() {
         cpu_engine(weights, precision)
     } else {

@@ -13,7 +13,7 @@ use rt4ksr::WeightError;
 use rt4ksr::eval::{EvalError, evaluate_folder};
 use rt4ksr::imaging::Image;
 use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes};
-use rt4ksr::inference::{Precision, engine_on};
+use rt4ksr::inference::{EngineError, Precision, engine_on};
 use rt4ksr::upscale::file::{FileError, FileOptions, format_from_name, upscale_file};
 use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into, upscale_rgb8_into};
 use rt4ksr::video::pipeline::{StreamError, upscale_frames};
@@ -39,6 +39,14 @@ fn weights_error(e: WeightError) -> PyErr {
         }
         WeightError::ScaleMismatch { .. } => PyValueError::new_err(e.to_string()),
         _ => WeightsError::new_err(e.to_string()),
+    }
+}
+
+/// A bad weight file as `weights_error`; a precision the device lacks is a `ValueError`.
+fn engine_error(e: EngineError) -> PyErr {
+    match e {
+        EngineError::Weights(e) => weights_error(e),
+        _ => PyValueError::new_err(e.to_string()),
     }
 }
 
@@ -72,10 +80,12 @@ fn open_engine(
     let precision: Precision = precision
         .parse()
         .map_err(|e: rt4ksr::inference::UnknownPrecision| PyValueError::new_err(e.to_string()))?;
-    let choice: rt4ksr::device::DeviceChoice = device.parse().map_err(PyValueError::new_err)?;
+    let choice: rt4ksr::device::DeviceChoice = device
+        .parse()
+        .map_err(|e: rt4ksr::device::DeviceError| PyValueError::new_err(e.to_string()))?;
     let weights = rt4ksr::default_models::load_chosen(weights.as_deref(), scale).map_err(weights_error)?;
-    let device = rt4ksr::device::open(choice).map_err(PyRuntimeError::new_err)?;
-    let engine = engine_on(&weights, &device, precision).map_err(weights_error)?;
+    let device = rt4ksr::device::open(choice).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let engine = engine_on(&weights, &device, precision).map_err(engine_error)?;
     Ok(Arc::from(engine))
 }
 

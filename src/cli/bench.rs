@@ -179,9 +179,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     let device = Device::flex();
     let gpu = match args.device {
-        Some(choice) if choice != rt4ksr::device::DeviceChoice::Cpu => {
-            Some(rt4ksr::device::open(choice).map_err(anyhow::Error::msg)?)
-        }
+        Some(choice) if choice != rt4ksr::device::DeviceChoice::Cpu => Some(rt4ksr::device::open(choice)?),
         _ => None,
     };
     let mut cases = Vec::new();

@@ -1,4 +1,4 @@
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::Args;
 use rt4ksr::device::{DeviceChoice, OpenedDevice, open_first};
 
@@ -23,8 +23,7 @@ impl DeviceArgs {
             if explicit {
                 eprintln!("note: {why}; trying the next device");
             }
-        })
-        .map_err(|e| anyhow!(e))?;
+        })?;
         if !opened.is_cpu() {
             eprintln!("running on {}: {}", opened.choice, opened.name);
         }

@@ -19,7 +19,7 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     super::refuse_existing(&args.onnx, args.overwrite)?;
     let weights = args.model.load()?;
-    let bytes = rt4ksr::export::onnx::export(&weights).map_err(anyhow::Error::msg)?;
+    let bytes = rt4ksr::export::onnx::export(&weights)?;
     rt4ksr::fsutil::write_atomic(&args.onnx, &bytes).with_context(|| format!("writing {}", args.onnx.display()))?;
     eprintln!(
         "{}: ONNX opset {}, input `{}` [N, 3, H, W] (H, W even) -> output `{}` [N, 3, {s}H, {s}W], {} bytes",

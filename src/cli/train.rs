@@ -172,7 +172,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     config.validate().map_err(|e| anyhow!(e))?;
     std::fs::create_dir_all(&config.out_dir).with_context(|| config.out_dir.display().to_string())?;
     rt4ksr::fsutil::write_atomic(&saved, config.to_toml().as_bytes())?;
-    let device = rt4ksr::device::open(args.device).map_err(|e| anyhow!(e))?;
+    let device = rt4ksr::device::open(args.device)?;
     super::allocator::keep_freed_memory_for_reuse();
     let trainer = Trainer::new(config.clone()).map_err(|e| anyhow!(e))?;
     let trainer = if device.is_cpu() {

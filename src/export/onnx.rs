@@ -18,16 +18,27 @@ const IR_VERSION: i64 = 8;
 pub const INPUT_NAME: &str = "lr";
 pub const OUTPUT_NAME: &str = "sr";
 
+/// A model the exporter does not cover, or weights that do not fold.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("ONNX export covers models with the HF merge off (the official configuration)")]
+    MergeHf,
+    #[error("ONNX export does not cover channel attention (eca = true)")]
+    Eca,
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+}
+
 /// Builds the ONNX model of these weights (folded first when in training form).
-pub fn export(weights: &ModelWeights) -> Result<Vec<u8>, String> {
+pub fn export(weights: &ModelWeights) -> Result<Vec<u8>, ExportError> {
     let config = &weights.config;
     if config.merge_hf {
-        return Err("ONNX export covers models with the HF merge off (the official configuration)".into());
+        return Err(ExportError::MergeHf);
     }
     if config.eca {
-        return Err("ONNX export does not cover channel attention (eca = true)".into());
+        return Err(ExportError::Eca);
     }
-    let folded = weights.folded(false).map_err(|e| e.to_string())?;
+    let folded = weights.folded(false)?;
     debug_assert_eq!(folded.form, Form::Folded);
     let graph = build_graph(config, &folded.tensors);
     let model = ModelProto {
@@ -338,6 +349,10 @@ mod tests {
         let mut c = ModelConfig::official(2);
         c.merge_hf = true;
         let err = export(&perturbed_weights(&c, Form::Training, 1)).unwrap_err();
-        assert!(err.contains("HF merge"), "{err}");
+        assert!(matches!(err, ExportError::MergeHf), "{err:?}");
+        c.merge_hf = false;
+        c.eca = true;
+        let err = export(&perturbed_weights(&c, Form::Training, 1)).unwrap_err();
+        assert!(matches!(err, ExportError::Eca), "{err:?}");
     }
 }

@@ -4,8 +4,8 @@
 //! are a function of (seed, step), so the step is all the random state there is. Written
 //! atomically: a killed run leaves the previous checkpoint.
 
-use super::WeightError;
-use super::store::read_tensors;
+use super::store::tensors_of;
+use super::{CheckpointError, FormatError, WeightError};
 use crate::fsutil;
 use crate::host_tensor::TensorMap;
 use crate::model::{Form, ModelConfig, ModelWeights};
@@ -104,39 +104,42 @@ impl Checkpoint {
 
     /// Parses a checkpoint held in memory; `path` names it in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, WeightError> {
-        let fail = |why: &str| WeightError::Format {
+        Self::parse(bytes).map_err(|error| WeightError::Format {
             path: path.to_owned(),
-            reason: format!("not a usable checkpoint ({why})"),
-        };
-        let file = SafeTensors::deserialize(bytes).map_err(|e| fail(&e.to_string()))?;
+            error: Box::new(FormatError::Checkpoint(error)),
+        })
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let file = SafeTensors::deserialize(bytes).map_err(CheckpointError::Container)?;
         let optimizer = file
             .tensor(OPTIMIZER_TENSOR)
-            .map_err(|_| fail("no optimizer state"))?
+            .map_err(|_| CheckpointError::NoOptimizer)?
             .data()
             .to_vec();
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fail(&e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(CheckpointError::Container)?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("rt4ksr-checkpoint-v1") {
-            return Err(fail("wrong format tag"));
+            return Err(CheckpointError::WrongTag);
         }
         // The float tensors; the optimizer bytes are not one of them.
-        let floats = without_tensor(bytes, OPTIMIZER_TENSOR).map_err(|e| fail(&e))?;
-        let (all, _) = read_tensors(&floats, path).map_err(|e| fail(&e.to_string()))?;
+        let floats = without_tensor(bytes, OPTIMIZER_TENSOR).map_err(CheckpointError::Container)?;
+        let (all, _) = tensors_of(&floats).map_err(|e| CheckpointError::Tensors(Box::new(e)))?;
         let split = |prefix: &str| -> TensorMap {
             all.iter()
                 .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_owned(), v.clone())))
                 .collect()
         };
         let ema = split("ema.");
-        let number = |key: &str| {
+        let number = |key: &'static str| {
             meta.get(key)
                 .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| fail(key))
+                .ok_or(CheckpointError::Number(key))
         };
         let config = meta.get("config").cloned().unwrap_or_default();
         let model = match meta.get("model") {
-            Some(json) => serde_json::from_str(json).map_err(|e| fail(&format!("metadata `model`: {e}")))?,
-            None => model_of_training_toml(&config).map_err(|e| fail(&e))?,
+            Some(json) => serde_json::from_str(json).map_err(CheckpointError::Model)?,
+            None => model_of_training_toml(&config)?,
         };
         Ok(Self {
             step: number("step")?,
@@ -152,22 +155,19 @@ impl Checkpoint {
 }
 
 /// The same safetensors file without one tensor (re-serialized).
-fn without_tensor(bytes: &[u8], skip: &str) -> Result<Vec<u8>, String> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+fn without_tensor(bytes: &[u8], skip: &str) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    let file = SafeTensors::deserialize(bytes)?;
     let views: Vec<(String, TensorView<'_>)> = file.tensors().into_iter().filter(|(n, _)| n != skip).collect();
-    safetensors::serialize(views, None).map_err(|e| e.to_string())
+    safetensors::serialize(views, None)
 }
 
 /// The `[model]` table of a training configuration, alone: checkpoints written before the
 /// model was stored on its own carry only the run's TOML, whose other options may since have
 /// been renamed or removed.
-fn model_of_training_toml(text: &str) -> Result<ModelConfig, String> {
-    let table: toml::Table = text.parse().map_err(|e| format!("training configuration: {e}"))?;
-    let model = table
-        .get("model")
-        .cloned()
-        .ok_or("the training configuration has no [model] table")?;
-    model.try_into().map_err(|e| format!("[model]: {e}"))
+fn model_of_training_toml(text: &str) -> Result<ModelConfig, CheckpointError> {
+    let table: toml::Table = text.parse().map_err(CheckpointError::TrainingToml)?;
+    let model = table.get("model").cloned().ok_or(CheckpointError::NoModelTable)?;
+    model.try_into().map_err(CheckpointError::ModelTable)
 }
 
 #[cfg(test)]

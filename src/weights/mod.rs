@@ -10,7 +10,7 @@ pub mod pth;
 pub mod store;
 
 pub use crate::model::weights::{ModelError, ModelWeights, check_layout, infer_config, strip_prefix};
-pub use error::WeightError;
+pub use error::{CheckpointError, FormatError, WeightError};
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! provenance. Plain safetensors files without that metadata are read too, their configuration
 //! told from the tensor shapes.
 
-use super::{ModelWeights, WeightError, infer_config, strip_prefix};
+use super::{FormatError, ModelWeights, WeightError, infer_config, strip_prefix};
 use crate::fsutil;
 use crate::host_tensor::{HostTensor, TensorMap};
 use crate::model::config::{Form, ModelConfig};
@@ -20,25 +20,35 @@ const PROVENANCE_KEY: &str = "rt4ksr.provenance";
 
 /// Reads the tensors of a safetensors file as f32 (f16/bf16/f64 are converted).
 pub fn read_tensors(bytes: &[u8], path: &Path) -> Result<(TensorMap, HashMap<String, String>), WeightError> {
-    let fail = |reason: String| WeightError::Format {
+    tensors_of(bytes).map_err(|error| WeightError::Format {
         path: path.to_owned(),
-        reason,
-    };
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a safetensors file: {e}")))?;
+        error: Box::new(error),
+    })
+}
+
+/// [`read_tensors`] without the file name.
+pub(super) fn tensors_of(bytes: &[u8]) -> Result<(TensorMap, HashMap<String, String>), FormatError> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(FormatError::NotSafetensors)?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let file = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("invalid safetensors: {e}")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(FormatError::InvalidSafetensors)?;
     let mut tensors = TensorMap::new();
     for (name, view) in file.tensors() {
-        let data = to_f32(&view).map_err(|reason| fail(format!("tensor `{name}`: {reason}")))?;
+        let Some(data) = to_f32(&view) else {
+            return Err(FormatError::NotFloat {
+                tensor: name,
+                dtype: view.dtype(),
+            });
+        };
         tensors.insert(name, HostTensor::new(view.shape().to_vec(), data));
     }
     Ok((tensors, metadata))
 }
 
-fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
+/// The tensor's elements as f32, or `None` when it is not a float tensor.
+fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
     let raw = view.data();
     let chunks = |n: usize| raw.chunks_exact(n);
-    Ok(match view.dtype() {
+    Some(match view.dtype() {
         Dtype::F32 => chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
         Dtype::F64 => chunks(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
@@ -49,15 +59,17 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
         Dtype::BF16 => chunks(2)
             .map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32())
             .collect(),
-        other => return Err(format!("dtype {other:?} is not a float weight type")),
+        _ => return None,
     })
 }
 
 /// Reads a weight file in safetensors form: the project's own, or a plain state dict.
 pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
-    let fail = |reason: String| WeightError::Format {
-        path: path.to_owned(),
-        reason,
+    let fail = |key: &'static str| {
+        move |error| WeightError::Format {
+            path: path.to_owned(),
+            error: Box::new(FormatError::Metadata { key, error }),
+        }
     };
     if let Ok((_, header)) = SafeTensors::read_metadata(bytes)
         && header
@@ -71,12 +83,12 @@ pub fn read(bytes: &[u8], path: &Path) -> Result<ModelWeights, WeightError> {
     }
     let (tensors, metadata) = read_tensors(bytes, path)?;
     if metadata.get(FORMAT_KEY).map(String::as_str) == Some(FORMAT_VALUE) {
-        let config: ModelConfig = serde_json::from_str(metadata.get(CONFIG_KEY).map_or("", |s| s))
-            .map_err(|e| fail(format!("metadata `{CONFIG_KEY}` is not a valid configuration: {e}")))?;
+        let config: ModelConfig =
+            serde_json::from_str(metadata.get(CONFIG_KEY).map_or("", |s| s)).map_err(fail(CONFIG_KEY))?;
         let form: Form = serde_json::from_value(serde_json::Value::String(
             metadata.get(FORM_KEY).cloned().unwrap_or_default(),
         ))
-        .map_err(|e| fail(format!("metadata `{FORM_KEY}`: {e}")))?;
+        .map_err(fail(FORM_KEY))?;
         let provenance = metadata.get(PROVENANCE_KEY).cloned().unwrap_or_default();
         return Ok(ModelWeights::new(config, form, tensors, provenance)?);
     }
