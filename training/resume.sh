@@ -11,9 +11,10 @@
 #       data/generated when missing, with Pillow in a venv under target/).
 #   x4: configs/train_x4_from_x2_phase3.toml (x4 from x2-phase3's EMA weights at step 84,500,
 #       the upsample conv resampled).
-# Paused runs, their state in history: `training/resume.sh x2` continues x2's third schedule
-# (configs/train_x2_phase3.toml, step 84,500, commit 5c9b07a), `training/resume.sh x3-main`
-# the x3 run configs/train_x3_from_x2_phase3.toml (step 117,500, commit d0cf9c4).
+# The paused run, its state in history: `training/resume.sh x2` continues x2's third schedule
+# (configs/train_x2_phase3.toml, step 84,500, commit 5c9b07a). The x3 run of the shipped model,
+# configs/train_x3_from_x2_phase3.toml, has finished (160,000 steps); `training/resume.sh
+# x3-main` would run its last 42,500 steps again from its state at 117,500 (commit d0cf9c4).
 # Each run's state lives in its out_dir, runs/NAME in the checkout (the configs' paths are
 # relative to it); when that folder is gone (a fresh clone or machine), the copy committed in
 # training/state/ is put back first (a run with none yet starts from its config).
@@ -33,7 +34,7 @@ case "${1:-}" in
   x3-general) chains=("x3-general:train_x3_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give one: x2 or x3-main (paused, continued from history), x3-general or x4 (finished: from scratch)"
+    echo "no run is in progress; give one: x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch)"
     exit 0
     ;;
 esac
