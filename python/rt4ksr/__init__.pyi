@@ -26,7 +26,8 @@ class Upscaler:
     with the same output as untiled.
 
     Raises ``FileNotFoundError`` for a missing weight file, ``WeightsError`` for one that is not
-    a model, ``ValueError`` for an unknown precision or device or a scale that does not match.
+    a model, ``ValueError`` for an unknown precision or device, a precision the device does not
+    compute in, or a scale that does not match the weights or has no embedded model.
     """
 
     def __init__(

@@ -37,7 +37,7 @@ fn weights_error(e: WeightError) -> PyErr {
         WeightError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(e.to_string())
         }
-        WeightError::ScaleMismatch { .. } => PyValueError::new_err(e.to_string()),
+        WeightError::ScaleMismatch { .. } | WeightError::NoEmbeddedModel(_) => PyValueError::new_err(e.to_string()),
         _ => WeightsError::new_err(e.to_string()),
     }
 }

@@ -188,8 +188,10 @@ def test_bad_input_raises_clear_exceptions(tmp_path, up2):
         rt4ksr.Upscaler(precision="fp64")
     with pytest.raises(ValueError, match="device"):
         rt4ksr.Upscaler(device="tpu")
-    with pytest.raises(rt4ksr.WeightsError, match="x5"):
+    with pytest.raises(ValueError, match="no embedded model for x5"):
         rt4ksr.Upscaler(scale=5)
+    with pytest.raises(ValueError, match="fp16 runs on a GPU"):
+        rt4ksr.Upscaler(scale=2, precision="fp16", device="cpu")
 
 
 def test_upscale_file_writes_what_the_binary_writes(tmp_path, up2):

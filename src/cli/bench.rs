@@ -1,3 +1,5 @@
+//! `rt4ksr bench`: per 4K frame, a row per kernel path this CPU has (ms, frames/s, ratio to AVX2, peak), burn, and a GPU device.
+
 use anyhow::Result;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;

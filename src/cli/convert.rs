@@ -1,3 +1,5 @@
+//! `rt4ksr convert`: any weight file the program reads to an rt4ksr weight file, folded unless asked otherwise.
+
 use anyhow::{Result, bail};
 use clap::Args;
 use rt4ksr::ModelWeights;

@@ -1,3 +1,5 @@
+//! The `--device` and `--precision` arguments that upscale, video and eval share.
+
 use anyhow::Result;
 use clap::Args;
 use rt4ksr::device::{DeviceChoice, OpenedDevice, open_first};

@@ -1,3 +1,5 @@
+//! `rt4ksr eval`: the library's folder evaluation, printed as a table or JSON.
+
 use super::progress;
 use anyhow::{Result, bail};
 use clap::Args;

@@ -1,3 +1,5 @@
+//! `rt4ksr export --onnx`: the library's ONNX export, written atomically.
+
 use super::upscale::ModelArgs;
 use anyhow::{Context, Result};
 use clap::Args;

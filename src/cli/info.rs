@@ -1,3 +1,5 @@
+//! `rt4ksr info`: what a weight file holds (form, scale, configuration, provenance).
+
 use anyhow::Result;
 use clap::Args;
 use rt4ksr::ModelWeights;

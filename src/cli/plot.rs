@@ -1,3 +1,5 @@
+//! `rt4ksr plot`: training curves from log CSVs as a PNG.
+
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rt4ksr::train::plot::{chain_series, render};

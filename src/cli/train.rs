@@ -1,3 +1,5 @@
+//! `rt4ksr train`: a run's options from TOML and flags, progress lines, resumption.
+
 use super::progress;
 use anyhow::{Context, Result, anyhow};
 use clap::Args;

@@ -1,3 +1,5 @@
+//! `rt4ksr upscale`: files, folders and y4m streams through the library, and the model arguments the commands share.
+
 use super::progress;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;

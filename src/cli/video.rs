@@ -1,3 +1,5 @@
+//! `rt4ksr video`: whole video files through ffmpeg and the pipelined engine.
+
 use super::upscale::{ModelArgs, parse_bytes};
 use anyhow::{Result, bail};
 use clap::Args;

@@ -1,3 +1,5 @@
+//! The errors of reading weight files, one type per layer of the format.
+
 use std::path::PathBuf;
 
 /// Everything that can be wrong with a weight file. Each message names the file or tensor and
