@@ -11,6 +11,8 @@
 #       data/generated when missing, with Pillow in a venv under target/).
 #   x4: configs/train_x4_from_x2_phase3.toml (x4 from x2-phase3's EMA weights at step 84,500,
 #       the upsample conv resampled).
+#   x2-general: configs/train_x2_general.toml (the x2 model at 84,500 on the same mixed data,
+#       a short schedule at a lower peak).
 # The paused run, its state in history: `training/resume.sh x2` continues x2's third schedule
 # (configs/train_x2_phase3.toml, step 84,500, commit 5c9b07a). The x3 run of the shipped model,
 # configs/train_x3_from_x2_phase3.toml, has finished (160,000 steps); `training/resume.sh
@@ -32,9 +34,10 @@ case "${1:-}" in
   x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
   # Finished: a rerun without their state (not kept) would start them from scratch.
   x3-general) chains=("x3-general:train_x3_general") ;;
+  x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give one: x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch)"
+    echo "no run is in progress; give one: x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
