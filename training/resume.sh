@@ -3,8 +3,11 @@
 # shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
-# reads its `init_weights`. No run is in progress now; without an argument it says so. The last
-# runs (finished; `training/resume.sh x3-general` or `x4` would start them again from scratch):
+# reads its `init_weights`. Without an argument it lists the runs. In progress:
+#   x3-long: configs/train_x3_long.toml (the shipped x3 run's state at step 117,500 on a cosine
+#       stretched to 240,000 steps; its state in training/state/ once committed).
+# The last runs (finished; `training/resume.sh x3-general` or `x4` would start them again from
+# scratch):
 #   x3: configs/train_x3_general.toml (generalisation: the x3 model of
 #       configs/train_x3_from_x2_phase3.toml, paused at step 117,500, trained on with extra/
 #       and synthetic content; its images are made by tools/generalisation_sets.py into
@@ -32,12 +35,19 @@ paused() {
 case "${1:-}" in
   x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
   x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
+  # The longer x3 schedule starts from x3-main's state at 117,500 (its log up to there too).
+  x3-long)
+    if [ ! -f runs/x3-long/checkpoint.safetensors ] && [ ! -f training/state/x3-long.checkpoint.safetensors ]; then
+      git show d0cf9c4:training/state/x3-from-x2-phase3.checkpoint.safetensors > training/state/x3-long.checkpoint.safetensors
+      git show d0cf9c4:training/state/x3-from-x2-phase3.log.csv > training/state/x3-long.log.csv
+    fi
+    chains=("x3-long:train_x3_long") ;;
   # Finished: a rerun without their state (not kept) would start them from scratch.
   x3-general) chains=("x3-general:train_x3_general") ;;
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give one: x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-long (in progress), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac

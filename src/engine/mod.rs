@@ -1,12 +1,15 @@
 //! The fast CPU inference engine for the folded network.
 //!
 //! Why not burn for this: a 3x3 24->24 conv runs at ~12 GMAC/s in burn-flex on this machine
-//! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a row-wise Winograd F(4,3)
-//! convolution (half the multiply-accumulates, see [`winograd`]), vectorised over 16 tiles of a
-//! row and blocked over 6 output channels (12 AVX2 accumulators), with the activation and the
+//! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a Winograd convolution (see
+//! [`winograd`]): F(4,3) along the rows (half the multiply-accumulates; the portable and AMX
+//! paths, one output row at a time) and on the AVX2 and AVX-512 paths F(2,3) down the columns
+//! as well (two output rows at a time, a third of the multiply-accumulates), vectorised over 16
+//! tiles of a row and blocked over 6 output channels (12 AVX2 accumulators), with the activation and the
 //! next block's LayerNorm fused into its epilogue, the pixel unshuffle folded into the input
 //! packing and the pixel shuffle into the last layer's stores. The frame is cut into one band
-//! of rows per core, and each band streams its rows through all layers with three-row rings, so
+//! of rows per core, and each band streams its rows through all layers with rings of three steps
+//! (of one or two rows), so
 //! the features never leave the cache; the buffers live in a reusable [`Workspace`], and the
 //! dead HF branch is never computed.
 
@@ -73,8 +76,9 @@ pub struct FastEngine {
 
 /// Buffers for one frame size, reused from frame to frame: the transformed head input (one
 /// row per unshuffled row), a transformed zero row (the padding above and below), and per band
-/// of rows, three-row rings for every layer's output plus the phase-split row a layer writes
-/// before it is transformed.
+/// of rows, rings of three steps (a step: the one or two rows a path computes at a time) for
+/// every layer's output plus the phase-split rows of a step that a layer writes before they
+/// are transformed.
 #[derive(Default)]
 pub struct Workspace {
     geometry: Geometry,
@@ -111,9 +115,10 @@ impl CacheAligned {
 }
 
 impl Workspace {
-    fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize) {
+    fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize, step: usize) {
         // A whole number of cache lines, so that every band's rows start on one.
-        let band_len = (ring_layers * 3 * g.row_len(features) + features * TILE * g.pitch()).next_multiple_of(16);
+        let band_len =
+            (ring_layers * 3 * step * g.row_len(features) + step * features * TILE * g.pitch()).next_multiple_of(16);
         if (self.geometry, self.bands, self.band_len) == (g, bands, band_len) {
             return;
         }
@@ -313,9 +318,11 @@ impl FastEngine {
     fn run(&self, rgb: &Image<f32>, ws: &mut Workspace, sink: Sink, out_w: usize) {
         let (h, w) = (rgb.height / 2, rgb.width / 2);
         let f = self.config.feature_channels;
-        let bands = rayon::current_num_threads().clamp(1, h);
+        let step = kernels::rows_per_step(self.isa.path());
+        let steps = h.div_ceil(step);
+        let bands = rayon::current_num_threads().clamp(1, steps);
         let g = Geometry::new(h, w);
-        ws.prepare(g, f, self.layers.len() - 1, bands);
+        ws.prepare(g, f, self.layers.len() - 1, bands, step);
         // Pixel unshuffle into phase-split rows, transformed for the head (in parallel:
         // single-threaded it was ~2% of a frame).
         let isa = self.isa;
@@ -331,13 +338,13 @@ impl FastEngine {
                 },
             );
         let (input, zero) = (ws.input.as_slice(), ws.zero.as_slice());
-        let rows_per_band = h.div_ceil(bands);
+        let steps_per_band = steps.div_ceil(bands);
         ws.rings
             .as_mut_slice()
             .par_chunks_mut(ws.band_len)
             .enumerate()
             .for_each(|(band, rings)| {
-                let (a, b) = (band * rows_per_band, ((band + 1) * rows_per_band).min(h));
+                let (a, b) = (band * steps_per_band, ((band + 1) * steps_per_band).min(steps));
                 if a < b {
                     self.stream_band(input, zero, rings, g, a, b, sink, out_w);
                     store::store_fence();
@@ -345,9 +352,10 @@ impl FastEngine {
             });
     }
 
-    /// Computes final rows `a..b` of the frame, streaming every layer through three-row rings:
-    /// at step t, layer k computes its row t - k, when that row lies in the rows the band needs
-    /// from it (its own rows widened by one per later layer).
+    /// Computes the final rows of steps `a..b` of the frame (a step: the rows the path computes
+    /// at a time, [`kernels::rows_per_step`]), streaming every layer through rings of three
+    /// steps: at step t, layer k computes its step t - k, when that step lies in the steps the
+    /// band needs from it (its own steps widened by one per later layer).
     #[allow(clippy::too_many_arguments)]
     fn stream_band(
         &self,
@@ -363,79 +371,96 @@ impl FastEngine {
         let n = self.layers.len();
         let f = self.config.feature_channels;
         let row_len = g.row_len(f);
-        let (rings, split) = band.split_at_mut((n - 1) * 3 * row_len);
-        let mut block = vec![0f32; TILE * self.layers.iter().map(|l| l.co).max().unwrap_or(0) * BLOCK];
+        let step = kernels::rows_per_step(self.isa.path());
+        let steps = g.h.div_ceil(step) as isize;
+        let ring_len = 3 * step * row_len;
+        let split_len = f * TILE * g.pitch();
+        let (rings, splits) = band.split_at_mut((n - 1) * ring_len);
+        let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
+        let mut blocks = vec![0f32; step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
+        // Where row y of a layer's output lives in its ring.
+        let ring_row = |y: usize| ((y / step) % 3 * step + y % step) * row_len;
         let reach = |k: usize| (n - 1 - k) as isize;
-        let window = |k: usize| {
-            (
-                (a as isize - reach(k)).max(0),
-                (b as isize + reach(k)).min(g.h as isize),
-            )
-        };
+        let window = |k: usize| ((a as isize - reach(k)).max(0), (b as isize + reach(k)).min(steps));
         let first = window(0).0;
         let last = window(n - 1).1 - 1 + (n - 1) as isize;
         for t in first..=last {
             for k in 0..n {
-                let r = t - k as isize;
+                let u = t - k as isize;
                 let (lo, hi) = window(k);
-                if r < lo || r >= hi {
+                if u < lo || u >= hi {
                     continue;
                 }
                 let layer = &self.layers[k];
                 // Ring k-1 is read, ring k written: disjoint parts of `rings`.
-                let (prev, cur) = rings.split_at_mut(k * 3 * row_len);
-                // The three input rows: the head reads the transformed input, later layers the
-                // previous layer's ring; above the first row and below the last, zeros.
-                let rows: [&[f32]; 3] = std::array::from_fn(|ky| {
-                    let src = r + ky as isize - 1;
-                    if src < 0 || src >= g.h as isize {
+                let (prev, cur) = rings.split_at_mut(k * ring_len);
+                // Input row y: the head reads the transformed input, later layers the previous
+                // layer's ring; above the first row and below the last, zeros.
+                let row = |y: isize| -> &[f32] {
+                    if y < 0 || y >= g.h as isize {
                         zero
                     } else if k == 0 {
-                        &input[src as usize * g.row_len(12)..][..g.row_len(12)]
+                        &input[y as usize * g.row_len(12)..][..g.row_len(12)]
                     } else {
-                        &prev[(k - 1) * 3 * row_len + (src as usize % 3) * row_len..][..row_len]
+                        &prev[(k - 1) * ring_len + ring_row(y as usize)..][..row_len]
                     }
-                });
-                let r = r as usize;
+                };
+                let top = u as usize * step;
+                // The rows of this step inside the frame (the second of a pair may lie below).
+                let valid = (g.h - top).min(step);
+                let block_len = TILE * layer.co * BLOCK;
                 for t0 in (0..g.tiles).step_by(BLOCK) {
                     if k + 1 == n && TILE * t0 >= g.w {
                         break;
                     }
-                    let inputs = rows.map(|row| &row[t0 * POINTS * layer.ci..][..POINTS * layer.ci * BLOCK]);
-                    kernels::conv_block(self.isa, layer, inputs, &mut block, &mut scratch);
-                    if k + 1 < n {
-                        for (phase, result) in block.chunks_exact_mut(layer.co * BLOCK).take(TILE).enumerate() {
-                            // Straight into the phase-split row, at stored tile t0 + 1.
-                            let dst = &mut split[phase * g.pitch() + 1 + t0..];
-                            kernels::epilogue(self.isa, &layer.epilogue, layer.co, result, dst, TILE * g.pitch());
-                        }
-                        continue;
+                    let inputs = |y: isize| &row(y)[t0 * POINTS * layer.ci..][..POINTS * layer.ci * BLOCK];
+                    let top = top as isize;
+                    if step == 1 {
+                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
+                        kernels::conv_block(self.isa, layer, rows, &mut blocks, &mut scratch);
+                    } else {
+                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
+                        kernels::conv_pair(self.isa, layer, rows, &mut blocks, &mut scratch);
                     }
-                    let seg = Segment {
-                        block: &block,
-                        co: layer.co,
-                        y: r,
-                        first: TILE * t0,
-                        count: (g.w - TILE * t0).min(TILE * BLOCK),
-                    };
-                    let r_up = 2 * self.config.scale;
-                    match sink {
-                        Sink::Rgb(out) => store::store_shuffled(seg, r_up, out, out_w, g.h),
-                        Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h),
-                        Sink::Yuv420(target) => kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
+                    for (j, block) in blocks.chunks_exact_mut(block_len).take(valid).enumerate() {
+                        if k + 1 < n {
+                            let split = &mut splits[j * split_len..][..split_len];
+                            for (phase, result) in block.chunks_exact_mut(layer.co * BLOCK).take(TILE).enumerate() {
+                                // Straight into the phase-split row, at stored tile t0 + 1.
+                                let dst = &mut split[phase * g.pitch() + 1 + t0..];
+                                kernels::epilogue(self.isa, &layer.epilogue, layer.co, result, dst, TILE * g.pitch());
+                            }
+                            continue;
+                        }
+                        let seg = Segment {
+                            block,
+                            co: layer.co,
+                            y: top as usize + j,
+                            first: TILE * t0,
+                            count: (g.w - TILE * t0).min(TILE * BLOCK),
+                        };
+                        let r_up = 2 * self.config.scale;
+                        match sink {
+                            Sink::Rgb(out) => store::store_shuffled(seg, r_up, out, out_w, g.h),
+                            Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h),
+                            Sink::Yuv420(target) => kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
+                        }
                     }
                 }
                 if k + 1 < n {
-                    // Pixels past the right edge were computed with the rest of their tile; the
-                    // next layer must see them as the zero padding.
-                    for c in 0..layer.co {
-                        for x in g.w..TILE * g.tiles {
-                            split[(c * TILE + x % TILE) * g.pitch() + 1 + x / TILE] = 0.0;
+                    for j in 0..valid {
+                        let split = &mut splits[j * split_len..][..split_len];
+                        // Pixels past the right edge were computed with the rest of their tile;
+                        // the next layer must see them as the zero padding.
+                        for c in 0..layer.co {
+                            for x in g.w..TILE * g.tiles {
+                                split[(c * TILE + x % TILE) * g.pitch() + 1 + x / TILE] = 0.0;
+                            }
                         }
+                        let dst = &mut cur[ring_row(top + j)..][..row_len];
+                        kernels::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst);
                     }
-                    let dst = &mut cur[(r % 3) * row_len..][..row_len];
-                    kernels::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst);
                 }
             }
         }

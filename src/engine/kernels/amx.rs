@@ -153,7 +153,7 @@ pub unsafe fn conv_block(layer: &Layer, weights: &[u16], rows: [&[f32]; 3], bloc
             }
             for j in 0..count {
                 // SAFETY: 12 rows of 16 floats at channel j * 12 of point m's products, inside
-                // scratch (SCRATCH_LEN = POINTS * 48 * BLOCK, asserted by the dispatch).
+                // scratch (SCRATCH_LEN >= POINTS * 48 * BLOCK, asserted by the dispatch).
                 let dst = unsafe { products.add((m * count * TILE_ROWS + j * TILE_ROWS) * BLOCK) };
                 macro_rules! store {
                     ($t:literal) => {

@@ -2,82 +2,124 @@
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
 use super::super::store::{Segment, Shared, YuvPlanes};
-use super::super::winograd::{POINTS, TILE};
-use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer};
+use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
+use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
 use crate::model::Activation;
 use std::arch::x86_64::*;
 
 /// Groups computed point by point before the output transform: the point's weight panels
-/// (3 * ci * 24 floats) and input slices stay in L1 while all groups use them.
-const GROUPS_PER_CHUNK: usize = 4;
+/// (ci * 24 floats) and input slices stay in L1 while all groups use them.
+const GROUPS_PER_CHUNK: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
+/// Two output rows from four input rows (see [`super::conv_pair`]).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn conv_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
+pub unsafe fn conv_pair(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
     let (ci, co) = (layer.ci, layer.co);
-    let (groups, k) = (co / GROUP, 3 * ci);
-    let out = block.as_mut_ptr();
+    let groups = co / GROUP;
+    let (products, out) = (scratch.as_mut_ptr(), blocks.as_mut_ptr());
+    // Per vertical point, point, group of the chunk and channel: 16 tiles, in `scratch`.
+    let at = |v: usize, m: usize, gi: usize, c: usize| (((v * POINTS + m) * GROUPS_PER_CHUNK + gi) * GROUP + c) * BLOCK;
     for chunk in (0..groups).step_by(GROUPS_PER_CHUNK) {
         let chunk_groups = GROUPS_PER_CHUNK.min(groups - chunk);
-        // Per point, per group of the chunk, per channel: 16 tiles, in `scratch`.
-        let products = scratch.as_mut_ptr();
-        let at = |m: usize, gi: usize, c: usize| ((m * GROUPS_PER_CHUNK + gi) * GROUP + c) * BLOCK;
-        for m in 0..POINTS {
-            for gi in 0..chunk_groups {
-                let mut lo = [_mm256_setzero_ps(); GROUP];
-                let mut hi = [_mm256_setzero_ps(); GROUP];
-                // SAFETY (whole loop): bounds asserted by the caller; the panel holds
-                // k * GROUP weights.
-                unsafe {
-                    let panel = weights.as_ptr().add((m * groups + chunk + gi) * k * GROUP);
-                    for (ky, row) in rows.iter().enumerate() {
-                        let base = row.as_ptr().add(m * ci * BLOCK);
-                        let wrow = panel.add(ky * ci * GROUP);
-                        for i in 0..ci {
-                            let p = base.add(i * BLOCK);
-                            let v0 = _mm256_loadu_ps(p);
-                            let v1 = _mm256_loadu_ps(p.add(8));
-                            let wk = wrow.add(i * GROUP);
-                            for c in 0..GROUP {
-                                let w = _mm256_broadcast_ss(&*wk.add(c));
-                                lo[c] = _mm256_fmadd_ps(w, v0, lo[c]);
-                                hi[c] = _mm256_fmadd_ps(w, v1, hi[c]);
-                            }
+        for (v, &(a, b, add)) in VERTICAL_INPUT.iter().enumerate() {
+            for m in 0..POINTS {
+                for gi in 0..chunk_groups {
+                    // SAFETY: bounds asserted by the caller; the panel holds ci * GROUP weights,
+                    // the rows POINTS * ci * BLOCK values.
+                    let (lo, hi) = unsafe {
+                        let panel = weights
+                            .as_ptr()
+                            .add((((v * POINTS + m) * groups) + chunk + gi) * ci * GROUP);
+                        let inputs = [
+                            rows[a].as_ptr().add(m * ci * BLOCK),
+                            rows[b].as_ptr().add(m * ci * BLOCK),
+                        ];
+                        if add {
+                            group_products::<true>(panel, inputs, ci)
+                        } else {
+                            group_products::<false>(panel, inputs, ci)
                         }
-                    }
-                }
-                for c in 0..GROUP {
-                    // SAFETY: inside `scratch` (SCRATCH_LEN, asserted by the caller).
-                    unsafe {
-                        _mm256_storeu_ps(products.add(at(m, gi, c)), lo[c]);
-                        _mm256_storeu_ps(products.add(at(m, gi, c) + 8), hi[c]);
+                    };
+                    for c in 0..GROUP {
+                        // SAFETY: inside `scratch` (SCRATCH_LEN, asserted by the caller).
+                        unsafe {
+                            _mm256_storeu_ps(products.add(at(v, m, gi, c)), lo[c]);
+                            _mm256_storeu_ps(products.add(at(v, m, gi, c) + 8), hi[c]);
+                        }
                     }
                 }
             }
         }
-        // A^T: the 6 products of each channel to its 4 pixels.
+        // A^T of F(2,3), then of F(4,3): the 4 x 6 products of each channel to its 4 pixels
+        // in each row.
         for gi in 0..chunk_groups {
             for c in 0..GROUP {
                 let channel = (chunk + gi) * GROUP + c;
                 let bias = _mm256_set1_ps(layer.bias[channel]);
                 for half in 0..2 {
                     // SAFETY: written above for every point of this group.
-                    let m = |point: usize| unsafe { _mm256_loadu_ps(products.add(at(point, gi, c) + half * 8)) };
-                    let (s12, d12) = (_mm256_add_ps(m(1), m(2)), _mm256_sub_ps(m(1), m(2)));
-                    let (s34, d34) = (_mm256_add_ps(m(3), m(4)), _mm256_sub_ps(m(3), m(4)));
-                    let pixels = [
-                        _mm256_add_ps(_mm256_add_ps(m(0), bias), _mm256_add_ps(s12, s34)),
-                        _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
-                        _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
-                        _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m(5)), bias)),
-                    ];
-                    for (phase, y) in pixels.into_iter().enumerate() {
-                        // SAFETY: inside `block` (asserted by the caller).
-                        unsafe { _mm256_storeu_ps(out.add((phase * co + channel) * BLOCK + half * 8), y) };
+                    let s = |v: usize, m: usize| unsafe { _mm256_loadu_ps(products.add(at(v, m, gi, c) + half * 8)) };
+                    let mut top = [_mm256_setzero_ps(); POINTS];
+                    let mut bottom = [_mm256_setzero_ps(); POINTS];
+                    for m in 0..POINTS {
+                        let (s1, s2) = (s(1, m), s(2, m));
+                        top[m] = _mm256_add_ps(_mm256_add_ps(s(0, m), s1), s2);
+                        bottom[m] = _mm256_sub_ps(_mm256_sub_ps(s1, s2), s(3, m));
+                    }
+                    for (row, m) in [top, bottom].into_iter().enumerate() {
+                        let (s12, d12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
+                        let (s34, d34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
+                        let pixels = [
+                            _mm256_add_ps(_mm256_add_ps(m[0], bias), _mm256_add_ps(s12, s34)),
+                            _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
+                            _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
+                            _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m[5]), bias)),
+                        ];
+                        for (phase, y) in pixels.into_iter().enumerate() {
+                            let at = (row * TILE * co + phase * co + channel) * BLOCK + half * 8;
+                            // SAFETY: inside `blocks` (two blocks, asserted by the caller).
+                            unsafe { _mm256_storeu_ps(out.add(at), y) };
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// One group's products at one vertical point and point: 6 channels x 16 tiles (12
+/// accumulators) over K = ci. The vertical point's input is made as it is read, `inputs[0]`
+/// plus (`ADD`) or minus `inputs[1]` (B^T of F(2,3)): two adds per 12 FMAs, where writing the
+/// four inputs out first cost a sixth of the convolution's time.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn group_products<const ADD: bool>(
+    panel: *const f32,
+    inputs: [*const f32; 2],
+    ci: usize,
+) -> ([__m256; GROUP], [__m256; GROUP]) {
+    let mut lo = [_mm256_setzero_ps(); GROUP];
+    let mut hi = [_mm256_setzero_ps(); GROUP];
+    // SAFETY: the caller passes a panel of ci * GROUP weights and rows of ci * BLOCK values.
+    unsafe {
+        let input = |half: usize, i: usize| {
+            let (x, y) = (
+                _mm256_loadu_ps(inputs[0].add(i * BLOCK + half * 8)),
+                _mm256_loadu_ps(inputs[1].add(i * BLOCK + half * 8)),
+            );
+            if ADD { _mm256_add_ps(x, y) } else { _mm256_sub_ps(x, y) }
+        };
+        for i in 0..ci {
+            let (v0, v1) = (input(0, i), input(1, i));
+            let wk = panel.add(i * GROUP);
+            for c in 0..GROUP {
+                let w = _mm256_broadcast_ss(&*wk.add(c));
+                lo[c] = _mm256_fmadd_ps(w, v0, lo[c]);
+                hi[c] = _mm256_fmadd_ps(w, v1, hi[c]);
+            }
+        }
+    }
+    (lo, hi)
 }
 
 /// 12 independent chains of 8-wide FMAs: enough to cover the FMA latency on two pipes.

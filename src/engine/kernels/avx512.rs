@@ -4,69 +4,85 @@
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
 use super::super::store::{Segment, Shared, YuvPlanes};
-use super::super::winograd::POINTS;
-use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer};
+use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
+use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
 use crate::model::Activation;
 use std::arch::x86_64::*;
 
 /// Weight panels (of [`GROUP`] channels) accumulated in one pass: 24 accumulators.
-const PANELS_PER_PASS: usize = 4;
+const PANELS_PER_PASS: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
+/// Two output rows from four input rows (see [`super::conv_pair`]).
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn conv_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
-    let groups = layer.co / GROUP;
+pub unsafe fn conv_pair(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
+    let (ci, groups) = (layer.ci, layer.co / GROUP);
     let mut first = 0;
     while first < groups {
         let panels = (groups - first).min(PANELS_PER_PASS);
-        // SAFETY (all four): bounds asserted by the dispatch (rows hold POINTS * ci * BLOCK,
-        // the panels 3 * ci * GROUP each, scratch SCRATCH_LEN >= POINTS * 24 * BLOCK).
-        unsafe {
-            match panels {
-                4 => products::<4>(weights, rows, layer.ci, groups, first, scratch),
-                3 => products::<3>(weights, rows, layer.ci, groups, first, scratch),
-                2 => products::<2>(weights, rows, layer.ci, groups, first, scratch),
-                _ => products::<1>(weights, rows, layer.ci, groups, first, scratch),
+        for (v, &(a, b, add)) in VERTICAL_INPUT.iter().enumerate() {
+            let inputs = [rows[a], rows[b]];
+            let panel = &weights[v * POINTS * groups * ci * GROUP..];
+            let out = &mut scratch[v * POINTS * panels * GROUP * BLOCK..];
+            // SAFETY (all eight): bounds asserted by the dispatch (rows hold POINTS * ci * BLOCK,
+            // the panels ci * GROUP each, scratch SCRATCH_LEN).
+            unsafe {
+                match (panels, add) {
+                    (4, true) => products_at::<4, true>(panel, inputs, ci, groups, first, out),
+                    (4, false) => products_at::<4, false>(panel, inputs, ci, groups, first, out),
+                    (3, true) => products_at::<3, true>(panel, inputs, ci, groups, first, out),
+                    (3, false) => products_at::<3, false>(panel, inputs, ci, groups, first, out),
+                    (2, true) => products_at::<2, true>(panel, inputs, ci, groups, first, out),
+                    (2, false) => products_at::<2, false>(panel, inputs, ci, groups, first, out),
+                    (_, true) => products_at::<1, true>(panel, inputs, ci, groups, first, out),
+                    (_, false) => products_at::<1, false>(panel, inputs, ci, groups, first, out),
+                }
             }
-            // SAFETY: the products of this pass were written just above; `block` holds
-            // TILE * co * BLOCK values (asserted by the dispatch).
-            output_transform(scratch, panels * GROUP, first * GROUP, layer, block);
         }
+        // SAFETY: the products of this pass were written just above; `blocks` holds two
+        // blocks of TILE * co * BLOCK values (asserted by the dispatch).
+        unsafe { pair_output_transform(scratch, panels * GROUP, first * GROUP, layer, blocks) };
         first += panels;
     }
 }
 
-/// The products of panels `first..first + P` at every point into
-/// `scratch[(m * P * GROUP + channel of the pass) * BLOCK..]`.
+/// The products of panels `first..first + P` of one vertical point at every point into
+/// `scratch[(m * P * GROUP + channel of the pass) * BLOCK..]`. The vertical point's input is
+/// made as it is read, `rows[0]` plus (`ADD`) or minus `rows[1]` (B^T of F(2,3)): one add per
+/// 24 FMAs, where writing the four inputs out first cost a sixth of the convolution's time.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 // Index loops on purpose: with the accumulators stored at the end through an iterator (as
 // clippy suggests), LLVM kept them in registers but also stored each to the stack after every
 // FMA (measured 1.3x slower a frame; `objdump` shows the stores).
 #[allow(clippy::needless_range_loop)]
-unsafe fn products<const P: usize>(
+unsafe fn products_at<const P: usize, const ADD: bool>(
     weights: &[f32],
-    rows: [&[f32]; 3],
+    rows: [&[f32]; 2],
     ci: usize,
     groups: usize,
     first: usize,
     scratch: &mut [f32],
 ) {
-    let k = 3 * ci;
     for m in 0..POINTS {
         let mut acc = [[_mm512_setzero_ps(); GROUP]; P];
-        // SAFETY (whole loop): see `conv_block`.
+        // SAFETY (whole loop): see `conv_pair`.
         unsafe {
             let panels: [*const f32; P] =
-                std::array::from_fn(|g| weights.as_ptr().add((m * groups + first + g) * k * GROUP));
-            for (ky, row) in rows.iter().enumerate() {
-                let base = row.as_ptr().add(m * ci * BLOCK);
-                for i in 0..ci {
-                    let v = _mm512_loadu_ps(base.add(i * BLOCK));
-                    for g in 0..P {
-                        let w = panels[g].add((ky * ci + i) * GROUP);
-                        for c in 0..GROUP {
-                            acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, acc[g][c]);
-                        }
+                std::array::from_fn(|g| weights.as_ptr().add((m * groups + first + g) * ci * GROUP));
+            let (first_row, second_row) = (
+                rows[0].as_ptr().add(m * ci * BLOCK),
+                rows[1].as_ptr().add(m * ci * BLOCK),
+            );
+            for i in 0..ci {
+                let (x, y) = (
+                    _mm512_loadu_ps(first_row.add(i * BLOCK)),
+                    _mm512_loadu_ps(second_row.add(i * BLOCK)),
+                );
+                let v = if ADD { _mm512_add_ps(x, y) } else { _mm512_sub_ps(x, y) };
+                for g in 0..P {
+                    let w = panels[g].add(i * GROUP);
+                    for c in 0..GROUP {
+                        acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, acc[g][c]);
                     }
                 }
             }
@@ -80,6 +96,20 @@ unsafe fn products<const P: usize>(
     }
 }
 
+/// A^T of F(4,3) plus bias: a channel's 6 products at a row of tiles to its 4 pixels.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+fn row_pixels(m: [__m512; POINTS], bias: __m512) -> [__m512; TILE] {
+    let (s12, d12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
+    let (s34, d34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
+    [
+        _mm512_add_ps(_mm512_add_ps(m[0], bias), _mm512_add_ps(s12, s34)),
+        _mm512_fmadd_ps(_mm512_set1_ps(2.0), d34, _mm512_add_ps(d12, bias)),
+        _mm512_fmadd_ps(_mm512_set1_ps(4.0), s34, _mm512_add_ps(s12, bias)),
+        _mm512_fmadd_ps(_mm512_set1_ps(8.0), d34, _mm512_add_ps(_mm512_add_ps(d12, m[5]), bias)),
+    ]
+}
+
 /// A^T plus bias: the 6 products of each of `channels` channels (`products[(m * channels + c)
 /// * BLOCK..]`, channel `first + c` of the layer) to its 4 pixels, into `block`.
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -89,21 +119,47 @@ pub unsafe fn output_transform(products: &[f32], channels: usize, first: usize, 
     let (src, out) = (products.as_ptr(), block.as_mut_ptr());
     for c in 0..channels {
         let channel = first + c;
-        let bias = _mm512_set1_ps(layer.bias[channel]);
         // SAFETY: the caller passes products of `channels` channels at every point and a block
         // of TILE * co * BLOCK values.
         unsafe {
-            let m = |point: usize| _mm512_loadu_ps(src.add((point * channels + c) * BLOCK));
-            let (s12, d12) = (_mm512_add_ps(m(1), m(2)), _mm512_sub_ps(m(1), m(2)));
-            let (s34, d34) = (_mm512_add_ps(m(3), m(4)), _mm512_sub_ps(m(3), m(4)));
-            let pixels = [
-                _mm512_add_ps(_mm512_add_ps(m(0), bias), _mm512_add_ps(s12, s34)),
-                _mm512_fmadd_ps(_mm512_set1_ps(2.0), d34, _mm512_add_ps(d12, bias)),
-                _mm512_fmadd_ps(_mm512_set1_ps(4.0), s34, _mm512_add_ps(s12, bias)),
-                _mm512_fmadd_ps(_mm512_set1_ps(8.0), d34, _mm512_add_ps(_mm512_add_ps(d12, m(5)), bias)),
-            ];
-            for (phase, y) in pixels.into_iter().enumerate() {
+            let m = std::array::from_fn(|point| _mm512_loadu_ps(src.add((point * channels + c) * BLOCK)));
+            for (phase, y) in row_pixels(m, _mm512_set1_ps(layer.bias[channel]))
+                .into_iter()
+                .enumerate()
+            {
                 _mm512_storeu_ps(out.add((phase * co + channel) * BLOCK), y);
+            }
+        }
+    }
+}
+
+/// A^T of F(2,3) then of F(4,3), plus bias: the 4 x 6 products of each of `channels` channels
+/// (`products[((v * POINTS + m) * channels + c) * BLOCK..]`) to its 4 pixels in each of the
+/// two rows, into the two blocks of `blocks`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pair_output_transform(products: &[f32], channels: usize, first: usize, layer: &Layer, blocks: &mut [f32]) {
+    let co = layer.co;
+    let (src, out) = (products.as_ptr(), blocks.as_mut_ptr());
+    for c in 0..channels {
+        let channel = first + c;
+        let bias = _mm512_set1_ps(layer.bias[channel]);
+        // SAFETY: the caller passes products of `channels` channels at every vertical point
+        // and point, and two blocks of TILE * co * BLOCK values.
+        unsafe {
+            let s = |v: usize, m: usize| _mm512_loadu_ps(src.add(((v * POINTS + m) * channels + c) * BLOCK));
+            let mut top = [_mm512_setzero_ps(); POINTS];
+            let mut bottom = [_mm512_setzero_ps(); POINTS];
+            for m in 0..POINTS {
+                let (s1, s2) = (s(1, m), s(2, m));
+                top[m] = _mm512_add_ps(_mm512_add_ps(s(0, m), s1), s2);
+                bottom[m] = _mm512_sub_ps(_mm512_sub_ps(s1, s2), s(3, m));
+            }
+            for (row, m) in [top, bottom].into_iter().enumerate() {
+                let dst = out.add(row * TILE * co * BLOCK);
+                for (phase, y) in row_pixels(m, bias).into_iter().enumerate() {
+                    _mm512_storeu_ps(dst.add((phase * co + channel) * BLOCK), y);
+                }
             }
         }
     }

@@ -6,9 +6,12 @@
 //!   row the convolution reads, `[block][point][channel][16 tiles]` in fp32 (the AMX path
 //!   stores each block-point region as bf16 high and low parts instead, in the same space; see
 //!   [`amx`]);
-//! - [`conv_block`]: the 6 point products of every output channel and the output transform,
-//!   written phase by phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel
-//!   `4 * (t0 + p) + phase`;
+//! - [`conv_block`] (portable and AMX paths, one output row at a time): the 6 point products of
+//!   every output channel and the output transform, written phase by phase: `block[(phase * co
+//!   + c) * 16 + p]` is channel `c` of pixel `4 * (t0 + p) + phase`;
+//! - [`conv_pair`] (AVX2 and AVX-512, two output rows at a time): the same for two rows from
+//!   four, by F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), into two
+//!   blocks of that layout;
 //! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row.
 
 #[cfg(target_arch = "x86_64")]
@@ -22,7 +25,7 @@ mod portable;
 use super::isa::{Isa, Path};
 use super::pack::PackedWeights;
 use super::store::{Segment, Shared, YuvPlanes};
-use super::winograd::{POINTS, TILE};
+use super::winograd::{POINTS, TILE, VERTICAL_POINTS};
 use super::{BLOCK, Epilogue, Layer};
 
 /// Output channels per weight panel of the fp32 paths (6 channels x 2 AVX2 vectors of 8 tiles =
@@ -31,9 +34,27 @@ pub const GROUP: usize = 6;
 /// Output channels accumulated in one pass before the output transform: the largest pass of
 /// any path (AMX: 4 tiles of 12 channels).
 const CHANNELS_PER_PASS: usize = 48;
-/// Floats of scratch [`conv_block`] needs: a pass's products at every point (passed in, as
-/// zeroing a stack array per call showed up as a memset in profiles).
-pub const SCRATCH_LEN: usize = POINTS * CHANNELS_PER_PASS * BLOCK;
+/// Output channels of one pass of [`conv_pair`] (AVX2: 4 panels one after another; AVX-512:
+/// 4 panels at once).
+const PAIR_CHANNELS_PER_PASS: usize = 24;
+
+/// Floats of scratch [`conv_block`] and [`conv_pair`] need: a pass's products at every point
+/// (and vertical point). Passed in, as zeroing a stack array per call showed up as a memset in
+/// profiles.
+pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS {
+    POINTS * CHANNELS_PER_PASS * BLOCK
+} else {
+    VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK
+};
+
+/// Output rows a path computes at a time: two for the paths with [`conv_pair`].
+pub fn rows_per_step(path: Path) -> usize {
+    match path {
+        Path::Portable | Path::AmxBf16 => 1,
+        Path::Avx2 | Path::Avx512 => super::winograd::ROW_PAIR,
+    }
+}
+
 const LN_EPS: f32 = crate::model::network::LAYERNORM_EPS as f32;
 const LRELU_SLOPE: f32 = crate::model::network::LRELU_SLOPE as f32;
 
@@ -43,7 +64,8 @@ fn x86_only(path: Path) -> ! {
     unreachable!("{path} is detected only on x86-64")
 }
 
-/// One layer over one block: products, output transform and bias into `block`.
+/// One layer over one block of one row (portable and AMX paths): products, output transform
+/// and bias into `block`.
 pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
     assert!(layer.co.is_multiple_of(GROUP) && block.len() >= TILE * layer.co * BLOCK && scratch.len() >= SCRATCH_LEN);
     for row in rows {
@@ -55,19 +77,39 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32],
     match (isa.path(), &layer.weights) {
         (Path::Portable, PackedWeights::Fp32(w)) => portable::conv_block(layer, w, rows, block),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
-        // writes are bounded by the asserts above.
-        (Path::Avx2, PackedWeights::Fp32(w)) => unsafe { avx2::conv_block(layer, w, rows, block, scratch) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, AVX-512F detected.
-        (Path::Avx512, PackedWeights::Fp32(w)) => unsafe { avx512::conv_block(layer, w, rows, block, scratch) },
-        #[cfg(target_arch = "x86_64")]
         // SAFETY: AMX-TILE/BF16 and AVX-512F/BW/BF16 detected and the tile state granted by
         // Linux; the weights were packed for the tile layout (this arm's pattern).
         (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe { amx::conv_block(layer, w, rows, block, scratch) },
         #[cfg(not(target_arch = "x86_64"))]
-        (path @ (Path::Avx2 | Path::Avx512 | Path::AmxBf16), _) => x86_only(path),
-        (path, _) => panic!("layer weights packed for another path than {path}"),
+        (path @ Path::AmxBf16, _) => x86_only(path),
+        (path, _) => panic!("layer weights packed for another path than {path}, or a path of row pairs"),
+    }
+}
+
+/// One layer over one block of two rows (AVX2 and AVX-512 paths): from the transformed rows
+/// r - 1 .. r + 2, output rows r and r + 1 into `blocks[..TILE * co * BLOCK]` and the next
+/// `TILE * co * BLOCK`, each as [`conv_block`] writes one.
+pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
+    assert!(
+        layer.co.is_multiple_of(GROUP) && blocks.len() >= 2 * TILE * layer.co * BLOCK && scratch.len() >= SCRATCH_LEN
+    );
+    for row in rows {
+        assert!(
+            row.len() >= POINTS * layer.ci * BLOCK,
+            "conv_pair reads inside the rows"
+        );
+    }
+    match (isa.path(), &layer.weights) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
+        // writes are bounded by the asserts above.
+        (Path::Avx2, PackedWeights::Fp32Pairs(w)) => unsafe { avx2::conv_pair(layer, w, rows, blocks, scratch) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX-512F detected.
+        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe { avx512::conv_pair(layer, w, rows, blocks, scratch) },
+        #[cfg(not(target_arch = "x86_64"))]
+        (path @ (Path::Avx2 | Path::Avx512), _) => x86_only(path),
+        (path, _) => panic!("layer weights packed for another path than {path}, or a path of single rows"),
     }
 }
 
