@@ -1,6 +1,6 @@
 //! `rt4ksr export --onnx`: the library's ONNX export, written atomically.
 
-use super::upscale::ModelArgs;
+use super::args::ModelArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;

@@ -24,6 +24,7 @@ fn refuse_existing(path: &std::path::Path, overwrite: bool) -> anyhow::Result<()
 }
 
 mod allocator;
+mod args;
 mod bench;
 mod convert;
 mod device;

@@ -1,11 +1,11 @@
 //! `rt4ksr upscale`: files, folders and y4m streams through the library, and the model arguments the commands share.
 
+use super::args::{ModelArgs, parse_bytes};
 use super::progress;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use image::ImageFormat;
 use indicatif::ProgressBar;
-use rt4ksr::ModelWeights;
 use rt4ksr::fsutil;
 use rt4ksr::imaging::picture::{self, DecodeLimits, EncodeOptions, Picture};
 use rt4ksr::upscale::file::{self, FileOptions};
@@ -145,56 +145,6 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
     }
 }
 
-/// Which model runs: the embedded one for a scale, or a weight file.
-#[derive(Args, Debug)]
-pub struct ModelArgs {
-    /// Upscaling factor of the embedded default model (2, 3 or 4); a --weights file sets its own.
-    #[arg(long, short)]
-    pub scale: Option<usize>,
-    /// Weight file (.pth, safetensors, rt4ksr file or checkpoint) instead of the embedded model.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-}
-
-impl ModelArgs {
-    /// The weights of `--weights`, else the embedded model of `-s` (x2 by default), ready on
-    /// the fastest engine that runs them.
-    pub fn engine(&self, device: &super::device::DeviceArgs) -> Result<Box<dyn Engine + Send + Sync>> {
-        let weights = self.load()?;
-        Ok(rt4ksr::inference::engine_on(
-            &weights,
-            &device.open()?,
-            device.precision,
-        )?)
-    }
-
-    /// The weights of `--weights`, else the embedded model of `-s` (x2 by default).
-    pub fn load(&self) -> Result<ModelWeights> {
-        Ok(rt4ksr::default_models::load_chosen(
-            self.weights.as_deref(),
-            self.scale,
-        )?)
-    }
-}
-
-/// Parses `1G`, `512M`, `64K` or a plain byte count.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('G') => (&t[..t.len() - 1], 1u64 << 30),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('K') => (&t[..t.len() - 1], 1 << 10),
-        _ => (t, 1),
-    };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
-    if value <= 0.0 {
-        return Err(format!("`{text}` must be positive"));
-    }
-    Ok((value * mult as f64) as u64)
-}
-
 /// One unit of work: where to read, where to write.
 struct Job {
     input: PathBuf,
@@ -202,15 +152,9 @@ struct Job {
 }
 
 fn collect_dir(root: &Path, out_root: &Path, jobs: &mut Vec<Job>) -> Result<()> {
-    let files = rt4ksr::imaging::files::image_files(root, true)
-        .with_context(|| format!("{}: cannot list the folder", root.display()))?;
-    for path in files {
-        let rel = path.strip_prefix(root).expect("inside the root");
-        jobs.push(Job {
-            output: out_root.join(rel),
-            input: path,
-        });
-    }
+    let pairs =
+        file::mirror_folder(root, out_root).with_context(|| format!("{}: cannot list the folder", root.display()))?;
+    jobs.extend(pairs.into_iter().map(|(input, output)| Job { input, output }));
     Ok(())
 }
 

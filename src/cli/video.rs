@@ -1,6 +1,6 @@
 //! `rt4ksr video`: whole video files through ffmpeg and the pipelined engine.
 
-use super::upscale::{ModelArgs, parse_bytes};
+use super::args::{ModelArgs, parse_bytes};
 use anyhow::{Result, bail};
 use clap::Args;
 use rt4ksr::video::color::Matrix;

@@ -8,6 +8,21 @@ use crate::imaging::picture::{self, DecodeLimits, EncodeOptions, Picture, Pictur
 use image::ImageFormat;
 use std::path::{Path, PathBuf};
 
+/// The work of upscaling a folder into another, as `rt4ksr upscale DIR -o OUT` does: each image
+/// file under `root` (subfolders included, sorted by path) with the path it goes to under
+/// `out_root`, the folder structure mirrored. The error names the folder or entry that could
+/// not be read.
+pub fn mirror_folder(root: &Path, out_root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, walkdir::Error> {
+    let files = crate::imaging::files::image_files(root, true)?;
+    Ok(files
+        .into_iter()
+        .map(|input| {
+            let rel = input.strip_prefix(root).expect("walkdir yields paths under its root");
+            (input.clone(), out_root.join(rel))
+        })
+        .collect())
+}
+
 /// How a file is upscaled and written.
 #[derive(Clone, Copy, Debug)]
 pub struct FileOptions {
@@ -155,5 +170,24 @@ mod tests {
         assert_eq!(default_format(p("a.tif"), p("b")), ImageFormat::Tiff);
         assert_eq!(default_format(p("-"), p("-")), ImageFormat::Png);
         assert_eq!(format_from_name("gif"), None);
+    }
+
+    #[test]
+    fn a_folder_is_mirrored_image_by_image() {
+        let dir = std::env::temp_dir().join(format!("rt4ksr-mirror-{}", std::process::id()));
+        let root = dir.join("in");
+        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        for name in ["b.png", "a.JPG", "notes.txt", "sub/c.webp", "sub/deeper/d.tif"] {
+            std::fs::write(root.join(name), b"").unwrap();
+        }
+        let out = Path::new("/out");
+        let pairs = mirror_folder(&root, out).unwrap();
+        let want: Vec<_> = ["a.JPG", "b.png", "sub/c.webp", "sub/deeper/d.tif"]
+            .iter()
+            .map(|name| (root.join(name), out.join(name)))
+            .collect();
+        assert_eq!(pairs, want);
+        assert!(mirror_folder(&dir.join("missing"), out).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
