@@ -90,7 +90,9 @@ fn fast_engine_matches_the_burn_path_across_configurations() {
                 }
             };
             let mut ws = Workspace::default();
-            for (h, w) in [(34, 50), (2, 2), (64, 36)] {
+            // 10 x 300: three blocks of tiles, so that paths taking two blocks at a time do
+            // a pair and a last single block, with the frame's edge inside it.
+            for (h, w) in [(34, 50), (2, 2), (64, 36), (10, 300)] {
                 let img = image(h, w, k);
                 let want = burn.upscale(&img).unwrap();
                 let got = fast.upscale(&img, &mut ws).unwrap();

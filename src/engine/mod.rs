@@ -377,7 +377,12 @@ impl FastEngine {
         let split_len = f * TILE * g.pitch();
         let (rings, splits) = band.split_at_mut((n - 1) * ring_len);
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
-        let mut blocks = vec![0f32; step * TILE * max_co * BLOCK];
+        let per_call = if step == 1 {
+            1
+        } else {
+            kernels::blocks_per_pair_call(self.isa.path())
+        };
+        let mut blocks = vec![0f32; per_call * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
         // Where row y of a layer's output lives in its ring.
         let ring_row = |y: usize| ((y / step) % 3 * step + y % step) * row_len;
@@ -410,25 +415,38 @@ impl FastEngine {
                 // The rows of this step inside the frame (the second of a pair may lie below).
                 let valid = (g.h - top).min(step);
                 let block_len = TILE * layer.co * BLOCK;
-                for t0 in (0..g.tiles).step_by(BLOCK) {
-                    if k + 1 == n && TILE * t0 >= g.w {
+                for t0 in (0..g.tiles).step_by(per_call * BLOCK) {
+                    // Blocks of this call: the last layer stops at the frame's right edge.
+                    let edge = if k + 1 == n {
+                        g.w.saturating_sub(TILE * t0).div_ceil(TILE * BLOCK)
+                    } else {
+                        usize::MAX
+                    };
+                    let count = ((g.tiles - t0) / BLOCK).min(per_call).min(edge);
+                    if count == 0 {
                         break;
                     }
-                    let inputs = |y: isize| &row(y)[t0 * POINTS * layer.ci..][..POINTS * layer.ci * BLOCK];
+                    let inputs = |y: isize| &row(y)[t0 * POINTS * layer.ci..][..count * POINTS * layer.ci * BLOCK];
                     let top = top as isize;
                     if step == 1 {
                         let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
                         kernels::conv_block(self.isa, layer, rows, &mut blocks, &mut scratch);
                     } else {
                         let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
-                        kernels::conv_pair(self.isa, layer, rows, &mut blocks, &mut scratch);
+                        kernels::conv_pair(self.isa, layer, rows, count, &mut blocks, &mut scratch);
                     }
-                    for (j, block) in blocks.chunks_exact_mut(block_len).take(valid).enumerate() {
+                    // Block b of the call, row j of the step, at (b * step + j) * block_len.
+                    for (index, block) in blocks.chunks_exact_mut(block_len).take(count * step).enumerate() {
+                        let (b, j) = (index / step, index % step);
+                        if j >= valid {
+                            continue;
+                        }
+                        let t = t0 + b * BLOCK;
                         if k + 1 < n {
                             let split = &mut splits[j * split_len..][..split_len];
                             for (phase, result) in block.chunks_exact_mut(layer.co * BLOCK).take(TILE).enumerate() {
-                                // Straight into the phase-split row, at stored tile t0 + 1.
-                                let dst = &mut split[phase * g.pitch() + 1 + t0..];
+                                // Straight into the phase-split row, at stored tile t + 1.
+                                let dst = &mut split[phase * g.pitch() + 1 + t..];
                                 kernels::epilogue(self.isa, &layer.epilogue, layer.co, result, dst, TILE * g.pitch());
                             }
                             continue;
@@ -437,8 +455,8 @@ impl FastEngine {
                             block,
                             co: layer.co,
                             y: top as usize + j,
-                            first: TILE * t0,
-                            count: (g.w - TILE * t0).min(TILE * BLOCK),
+                            first: TILE * t,
+                            count: (g.w - TILE * t).min(TILE * BLOCK),
                         };
                         let r_up = 2 * self.config.scale;
                         match sink {

@@ -11,9 +11,28 @@ use std::arch::x86_64::*;
 /// (ci * 24 floats) and input slices stay in L1 while all groups use them.
 const GROUPS_PER_CHUNK: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
-/// Two output rows from four input rows (see [`super::conv_pair`]).
+/// Two output rows from four input rows over `blocks` blocks of tiles (see
+/// [`super::conv_pair`]), block by block.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn conv_pair(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
+pub unsafe fn conv_pair(
+    layer: &Layer,
+    weights: &[f32],
+    rows: [&[f32]; 4],
+    blocks: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (input_len, output_len) = (POINTS * layer.ci * BLOCK, 2 * TILE * layer.co * BLOCK);
+    for b in 0..blocks {
+        let rows = rows.map(|row| &row[b * input_len..]);
+        // SAFETY: the caller's bounds, block b's part of them.
+        unsafe { conv_pair_block(layer, weights, rows, &mut out[b * output_len..], scratch) };
+    }
+}
+
+/// Two output rows from four input rows over one block of tiles.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_pair_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
     let (ci, co) = (layer.ci, layer.co);
     let groups = co / GROUP;
     let (products, out) = (scratch.as_mut_ptr(), blocks.as_mut_ptr());

@@ -12,50 +12,61 @@ use std::arch::x86_64::*;
 /// Weight panels (of [`GROUP`] channels) accumulated in one pass: 24 accumulators.
 const PANELS_PER_PASS: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
-/// Two output rows from four input rows (see [`super::conv_pair`]).
+/// Two output rows from four input rows over `blocks` (1 or 2) blocks of tiles (see
+/// [`super::conv_pair`]). Over two blocks a pass holds 12 channels of both, so that each
+/// weight broadcast feeds two FMAs: 16 loads per 24 FMAs instead of 26.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn conv_pair(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
+pub unsafe fn conv_pair(
+    layer: &Layer,
+    weights: &[f32],
+    rows: [&[f32]; 4],
+    blocks: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
     let (ci, groups) = (layer.ci, layer.co / GROUP);
+    let per_pass = PANELS_PER_PASS / blocks;
     let mut first = 0;
     while first < groups {
-        let panels = (groups - first).min(PANELS_PER_PASS);
+        let panels = (groups - first).min(per_pass);
         for (v, &(a, b, add)) in VERTICAL_INPUT.iter().enumerate() {
             let inputs = [rows[a], rows[b]];
             let panel = &weights[v * POINTS * groups * ci * GROUP..];
-            let out = &mut scratch[v * POINTS * panels * GROUP * BLOCK..];
-            // SAFETY (all eight): bounds asserted by the dispatch (rows hold POINTS * ci * BLOCK,
-            // the panels ci * GROUP each, scratch SCRATCH_LEN).
-            unsafe {
-                match (panels, add) {
-                    (4, true) => products_at::<4, true>(panel, inputs, ci, groups, first, out),
-                    (4, false) => products_at::<4, false>(panel, inputs, ci, groups, first, out),
-                    (3, true) => products_at::<3, true>(panel, inputs, ci, groups, first, out),
-                    (3, false) => products_at::<3, false>(panel, inputs, ci, groups, first, out),
-                    (2, true) => products_at::<2, true>(panel, inputs, ci, groups, first, out),
-                    (2, false) => products_at::<2, false>(panel, inputs, ci, groups, first, out),
-                    (_, true) => products_at::<1, true>(panel, inputs, ci, groups, first, out),
-                    (_, false) => products_at::<1, false>(panel, inputs, ci, groups, first, out),
-                }
+            let products = &mut scratch[v * POINTS * panels * GROUP * blocks * BLOCK..];
+            macro_rules! products_at {
+                ($($p:literal, $nb:literal);*) => {
+                    match (panels, blocks, add) {
+                        $(
+                            ($p, $nb, true) => products_at::<$p, $nb, true>(panel, inputs, ci, groups, first, products),
+                            ($p, $nb, false) => products_at::<$p, $nb, false>(panel, inputs, ci, groups, first, products),
+                        )*
+                        _ => unreachable!("{panels} panels over {blocks} blocks"),
+                    }
+                };
             }
+            // SAFETY (every arm): bounds asserted by the dispatch (rows hold blocks * POINTS *
+            // ci * BLOCK, the panels ci * GROUP each, scratch SCRATCH_LEN).
+            unsafe { products_at!(4, 1; 3, 1; 2, 1; 1, 1; 2, 2; 1, 2) }
         }
-        // SAFETY: the products of this pass were written just above; `blocks` holds two
+        // SAFETY: the products of this pass were written just above; `out` holds 2 * blocks
         // blocks of TILE * co * BLOCK values (asserted by the dispatch).
-        unsafe { pair_output_transform(scratch, panels * GROUP, first * GROUP, layer, blocks) };
+        unsafe { pair_output_transform(scratch, panels * GROUP, first * GROUP, blocks, layer, out) };
         first += panels;
     }
 }
 
-/// The products of panels `first..first + P` of one vertical point at every point into
-/// `scratch[(m * P * GROUP + channel of the pass) * BLOCK..]`. The vertical point's input is
-/// made as it is read, `rows[0]` plus (`ADD`) or minus `rows[1]` (B^T of F(2,3)): one add per
-/// 24 FMAs, where writing the four inputs out first cost a sixth of the convolution's time.
+/// The products of panels `first..first + P` of one vertical point at every point, over `NB`
+/// blocks of tiles, into `scratch[((m * P * GROUP + channel of the pass) * NB + block) *
+/// BLOCK..]`. The vertical point's input is made as it is read, `rows[0]` plus (`ADD`) or minus
+/// `rows[1]` (B^T of F(2,3)): one add per 24 FMAs, where writing the four inputs out first cost
+/// a sixth of the convolution's time.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 // Index loops on purpose: with the accumulators stored at the end through an iterator (as
 // clippy suggests), LLVM kept them in registers but also stored each to the stack after every
 // FMA (measured 1.3x slower a frame; `objdump` shows the stores).
 #[allow(clippy::needless_range_loop)]
-unsafe fn products_at<const P: usize, const ADD: bool>(
+unsafe fn products_at<const P: usize, const NB: usize, const ADD: bool>(
     weights: &[f32],
     rows: [&[f32]; 2],
     ci: usize,
@@ -63,8 +74,10 @@ unsafe fn products_at<const P: usize, const ADD: bool>(
     first: usize,
     scratch: &mut [f32],
 ) {
+    // Blocks of tiles lie one after another in a transformed row.
+    let block_stride = POINTS * ci * BLOCK;
     for m in 0..POINTS {
-        let mut acc = [[_mm512_setzero_ps(); GROUP]; P];
+        let mut acc = [[[_mm512_setzero_ps(); NB]; GROUP]; P];
         // SAFETY (whole loop): see `conv_pair`.
         unsafe {
             let panels: [*const f32; P] =
@@ -74,22 +87,27 @@ unsafe fn products_at<const P: usize, const ADD: bool>(
                 rows[1].as_ptr().add(m * ci * BLOCK),
             );
             for i in 0..ci {
-                let (x, y) = (
-                    _mm512_loadu_ps(first_row.add(i * BLOCK)),
-                    _mm512_loadu_ps(second_row.add(i * BLOCK)),
-                );
-                let v = if ADD { _mm512_add_ps(x, y) } else { _mm512_sub_ps(x, y) };
+                let v: [__m512; NB] = std::array::from_fn(|b| {
+                    let at = b * block_stride + i * BLOCK;
+                    let (x, y) = (_mm512_loadu_ps(first_row.add(at)), _mm512_loadu_ps(second_row.add(at)));
+                    if ADD { _mm512_add_ps(x, y) } else { _mm512_sub_ps(x, y) }
+                });
                 for g in 0..P {
                     let w = panels[g].add(i * GROUP);
                     for c in 0..GROUP {
-                        acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), v, acc[g][c]);
+                        let weight = _mm512_set1_ps(*w.add(c));
+                        for b in 0..NB {
+                            acc[g][c][b] = _mm512_fmadd_ps(weight, v[b], acc[g][c][b]);
+                        }
                     }
                 }
             }
-            let out = scratch.as_mut_ptr().add(m * P * GROUP * BLOCK);
+            let out = scratch.as_mut_ptr().add(m * P * GROUP * NB * BLOCK);
             for g in 0..P {
                 for c in 0..GROUP {
-                    _mm512_storeu_ps(out.add((g * GROUP + c) * BLOCK), acc[g][c]);
+                    for b in 0..NB {
+                        _mm512_storeu_ps(out.add(((g * GROUP + c) * NB + b) * BLOCK), acc[g][c][b]);
+                    }
                 }
             }
         }
@@ -134,31 +152,43 @@ pub unsafe fn output_transform(products: &[f32], channels: usize, first: usize, 
 }
 
 /// A^T of F(2,3) then of F(4,3), plus bias: the 4 x 6 products of each of `channels` channels
-/// (`products[((v * POINTS + m) * channels + c) * BLOCK..]`) to its 4 pixels in each of the
-/// two rows, into the two blocks of `blocks`.
+/// over `blocks` blocks of tiles (`products[(((v * POINTS + m) * channels + c) * blocks + b) *
+/// BLOCK..]`) to its 4 pixels in each of the two rows, into `out[(b * 2 + row) * TILE * co *
+/// BLOCK..]`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn pair_output_transform(products: &[f32], channels: usize, first: usize, layer: &Layer, blocks: &mut [f32]) {
+unsafe fn pair_output_transform(
+    products: &[f32],
+    channels: usize,
+    first: usize,
+    blocks: usize,
+    layer: &Layer,
+    out: &mut [f32],
+) {
     let co = layer.co;
-    let (src, out) = (products.as_ptr(), blocks.as_mut_ptr());
+    let (src, out) = (products.as_ptr(), out.as_mut_ptr());
     for c in 0..channels {
         let channel = first + c;
         let bias = _mm512_set1_ps(layer.bias[channel]);
-        // SAFETY: the caller passes products of `channels` channels at every vertical point
-        // and point, and two blocks of TILE * co * BLOCK values.
-        unsafe {
-            let s = |v: usize, m: usize| _mm512_loadu_ps(src.add(((v * POINTS + m) * channels + c) * BLOCK));
-            let mut top = [_mm512_setzero_ps(); POINTS];
-            let mut bottom = [_mm512_setzero_ps(); POINTS];
-            for m in 0..POINTS {
-                let (s1, s2) = (s(1, m), s(2, m));
-                top[m] = _mm512_add_ps(_mm512_add_ps(s(0, m), s1), s2);
-                bottom[m] = _mm512_sub_ps(_mm512_sub_ps(s1, s2), s(3, m));
-            }
-            for (row, m) in [top, bottom].into_iter().enumerate() {
-                let dst = out.add(row * TILE * co * BLOCK);
-                for (phase, y) in row_pixels(m, bias).into_iter().enumerate() {
-                    _mm512_storeu_ps(dst.add((phase * co + channel) * BLOCK), y);
+        for b in 0..blocks {
+            // SAFETY: the caller passes products of `channels` channels over `blocks` blocks at
+            // every vertical point and point, and 2 * blocks blocks of TILE * co * BLOCK values.
+            unsafe {
+                let s = |v: usize, m: usize| {
+                    _mm512_loadu_ps(src.add((((v * POINTS + m) * channels + c) * blocks + b) * BLOCK))
+                };
+                let mut top = [_mm512_setzero_ps(); POINTS];
+                let mut bottom = [_mm512_setzero_ps(); POINTS];
+                for m in 0..POINTS {
+                    let (s1, s2) = (s(1, m), s(2, m));
+                    top[m] = _mm512_add_ps(_mm512_add_ps(s(0, m), s1), s2);
+                    bottom[m] = _mm512_sub_ps(_mm512_sub_ps(s1, s2), s(3, m));
+                }
+                for (row, m) in [top, bottom].into_iter().enumerate() {
+                    let dst = out.add((b * 2 + row) * TILE * co * BLOCK);
+                    for (phase, y) in row_pixels(m, bias).into_iter().enumerate() {
+                        _mm512_storeu_ps(dst.add((phase * co + channel) * BLOCK), y);
+                    }
                 }
             }
         }

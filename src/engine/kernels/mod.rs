@@ -86,16 +86,28 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32],
     }
 }
 
-/// One layer over one block of two rows (AVX2 and AVX-512 paths): from the transformed rows
-/// r - 1 .. r + 2, output rows r and r + 1 into `blocks[..TILE * co * BLOCK]` and the next
-/// `TILE * co * BLOCK`, each as [`conv_block`] writes one.
-pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
+/// Blocks of tiles a path's [`conv_pair`] takes at a time.
+pub fn blocks_per_pair_call(path: Path) -> usize {
+    match path {
+        Path::Avx512 => 2,
+        Path::Portable | Path::Avx2 | Path::AmxBf16 => 1,
+    }
+}
+
+/// One layer over `blocks` (at most [`blocks_per_pair_call`]) consecutive blocks of two rows
+/// (AVX2 and AVX-512 paths): from the transformed rows r - 1 .. r + 2, output rows r and r + 1
+/// of block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`]
+/// writes one.
+pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
     assert!(
-        layer.co.is_multiple_of(GROUP) && blocks.len() >= 2 * TILE * layer.co * BLOCK && scratch.len() >= SCRATCH_LEN
+        layer.co.is_multiple_of(GROUP)
+            && (1..=blocks_per_pair_call(isa.path())).contains(&blocks)
+            && out.len() >= 2 * blocks * TILE * layer.co * BLOCK
+            && scratch.len() >= SCRATCH_LEN
     );
     for row in rows {
         assert!(
-            row.len() >= POINTS * layer.ci * BLOCK,
+            row.len() >= blocks * POINTS * layer.ci * BLOCK,
             "conv_pair reads inside the rows"
         );
     }
@@ -103,10 +115,12 @@ pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: &mut [f32],
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
         // writes are bounded by the asserts above.
-        (Path::Avx2, PackedWeights::Fp32Pairs(w)) => unsafe { avx2::conv_pair(layer, w, rows, blocks, scratch) },
+        (Path::Avx2, PackedWeights::Fp32Pairs(w)) => unsafe { avx2::conv_pair(layer, w, rows, blocks, out, scratch) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX-512F detected.
-        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe { avx512::conv_pair(layer, w, rows, blocks, scratch) },
+        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
+            avx512::conv_pair(layer, w, rows, blocks, out, scratch)
+        },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ (Path::Avx2 | Path::Avx512), _) => x86_only(path),
         (path, _) => panic!("layer weights packed for another path than {path}, or a path of single rows"),
