@@ -108,7 +108,7 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
     }
     let temp = fsutil::temp_path_for(&args.output);
     let output: Box<dyn Write + Send> = if to_stdout {
-        Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()))
+        Box::new(std::io::BufWriter::with_capacity(1 << 20, raw_stdout()?))
     } else {
         let file = std::fs::File::create(&temp).with_context(|| format!("{}: cannot create", temp.display()))?;
         Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
@@ -143,6 +143,24 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
         None => Ok(ExitCode::SUCCESS),
         Some(e) => Err(anyhow!("{e}")),
     }
+}
+
+/// Standard output for a video stream. Rust's `Stdout` is line-buffered: every write of a 4K
+/// frame (12 MB) was scanned for its last newline and copied once more (2 % of a stream's time
+/// by `perf`); a `File` on a duplicate of the descriptor writes the bytes as they are.
+#[cfg(unix)]
+fn raw_stdout() -> Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("cannot duplicate standard output")?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(not(unix))]
+fn raw_stdout() -> Result<std::io::Stdout> {
+    Ok(std::io::stdout())
 }
 
 /// One unit of work: where to read, where to write.
