@@ -220,9 +220,9 @@ impl crate::upscale::Engine for FastUpscaler {
         Ok(self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)?)
     }
 
-    fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut Vec<u8>) -> Result<bool, UpscaleError> {
+    fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut [u8]) -> Result<bool, UpscaleError> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine.upscale_into_rgb8(rgb, &mut ws, out)?;
+        self.engine.upscale_to_rgb8(rgb, &mut ws, out)?;
         Ok(true)
     }
 

@@ -268,16 +268,24 @@ impl FastEngine {
     /// Upscales into interleaved 8-bit RGB (`out` resized as needed), rounded as 8-bit files
     /// are written: the float output is never made.
     pub fn upscale_into_rgb8(&self, rgb: &Image<f32>, ws: &mut Workspace, out: &mut Vec<u8>) -> Result<(), InputError> {
-        self.check(rgb)?;
-        let s = self.config.scale;
-        let (out_h, out_w) = (rgb.height * s, rgb.width * s);
-        let len = out_h * out_w * 3;
+        let len = rgb.height * self.config.scale * rgb.width * self.config.scale * 3;
         if out.capacity() < len {
             // Zeroed by the kernel as the store first writes each page, on every core, where
             // `resize` would first zero all 25 MB of a 4K frame on one.
             *out = vec![0; len];
         }
         out.resize(len, 0);
+        self.upscale_to_rgb8(rgb, ws, out)
+    }
+
+    /// As [`FastEngine::upscale_into_rgb8`], into `out`, which holds exactly the output's
+    /// samples (3 s^2 per input pixel; panics otherwise); every byte of it is written. For
+    /// callers that own the output's memory (a NumPy array).
+    pub fn upscale_to_rgb8(&self, rgb: &Image<f32>, ws: &mut Workspace, out: &mut [u8]) -> Result<(), InputError> {
+        self.check(rgb)?;
+        let s = self.config.scale;
+        let (out_h, out_w) = (rgb.height * s, rgb.width * s);
+        assert_eq!(out.len(), out_h * out_w * 3, "the 8-bit output holds the whole image");
         self.run(rgb, ws, Sink::Rgb8(Shared(out.as_mut_ptr())), out_w);
         Ok(())
     }

@@ -67,9 +67,10 @@ pub trait Engine {
         Err(UpscaleError::NoYuvOutput)
     }
     /// Upscales an RGB image with even sides straight into interleaved 8-bit RGB, rounded as
-    /// [`crate::imaging::picture::interleave_planes`] rounds; `Ok(false)` from an engine that
-    /// cannot (the caller then converts [`Engine::run`]'s output).
-    fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut Vec<u8>) -> Result<bool, UpscaleError> {
+    /// [`crate::imaging::picture::interleave_planes`] rounds, writing every byte of `out`
+    /// (exactly the output's samples); `Ok(false)` from an engine that cannot (the caller then
+    /// converts [`Engine::run`]'s output).
+    fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut [u8]) -> Result<bool, UpscaleError> {
         let _ = (rgb, out);
         Ok(false)
     }
@@ -270,21 +271,28 @@ pub fn upscale_picture_into(
     })
 }
 
-/// Upscales an RGB image of any size into interleaved 8-bit RGB (`out` reused), the samples
+/// Upscales an RGB image of any size into interleaved 8-bit RGB, every byte of `out` written
+/// (it holds exactly the output's samples, 3 s^2 per input pixel; panics otherwise), the samples
 /// exactly those of [`upscale_picture`] rounded to 8 bits: straight from the engine's last layer
 /// where the image is one tile with even sides and the engine can, else through the float result.
 pub fn upscale_rgb8_into(
     engine: &dyn Engine,
     rgb: &Image<f32>,
     max_bytes: usize,
-    out: &mut Vec<u8>,
+    out: &mut [u8],
 ) -> Result<(), UpscaleError> {
+    let s = engine.config().scale;
+    assert_eq!(
+        out.len(),
+        rgb.height * s * rgb.width * s * 3,
+        "the 8-bit output holds the whole image"
+    );
     let even = rgb.height.is_multiple_of(2) && rgb.width.is_multiple_of(2);
     if even && tiles_for(engine, rgb.height, rgb.width, max_bytes).len() == 1 && engine.run_into_rgb8(rgb, out)? {
         return Ok(());
     }
     let sr = upscale_rgb(engine, rgb, max_bytes, |_, _| {})?;
-    *out = crate::imaging::picture::interleave_u8(&sr, None);
+    out.copy_from_slice(&crate::imaging::picture::interleave_u8(&sr, None));
     Ok(())
 }
 

@@ -86,15 +86,7 @@ unsafe fn conv_pair_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blo
                         bottom[m] = _mm256_sub_ps(_mm256_sub_ps(s1, s2), s(3, m));
                     }
                     for (row, m) in [top, bottom].into_iter().enumerate() {
-                        let (s12, d12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
-                        let (s34, d34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
-                        let pixels = [
-                            _mm256_add_ps(_mm256_add_ps(m[0], bias), _mm256_add_ps(s12, s34)),
-                            _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
-                            _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
-                            _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m[5]), bias)),
-                        ];
-                        for (phase, y) in pixels.into_iter().enumerate() {
+                        for (phase, y) in row_pixels(m, bias).into_iter().enumerate() {
                             let at = (row * TILE * co + phase * co + channel) * BLOCK + half * 8;
                             // SAFETY: inside `blocks` (two blocks, asserted by the caller).
                             unsafe { _mm256_storeu_ps(out.add(at), y) };
@@ -104,6 +96,20 @@ unsafe fn conv_pair_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blo
             }
         }
     }
+}
+
+/// A^T of F(4,3) plus bias: a channel's 6 products at 8 tiles to its 4 pixels.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn row_pixels(m: [__m256; POINTS], bias: __m256) -> [__m256; TILE] {
+    let (s12, d12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
+    let (s34, d34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
+    [
+        _mm256_add_ps(_mm256_add_ps(m[0], bias), _mm256_add_ps(s12, s34)),
+        _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
+        _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
+        _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m[5]), bias)),
+    ]
 }
 
 /// One group's products at one vertical point and point: 6 channels x 16 tiles (12
