@@ -4,7 +4,7 @@
 //! are a function of (seed, step), so the step is all the random state there is. Written
 //! atomically: a killed run leaves the previous checkpoint.
 
-use super::store::tensors_of;
+use super::store::float_tensors;
 use super::{CheckpointError, FormatError, WeightError};
 use crate::fsutil;
 use crate::host_tensor::TensorMap;
@@ -123,8 +123,8 @@ impl Checkpoint {
             return Err(CheckpointError::WrongTag);
         }
         // The float tensors; the optimizer bytes are not one of them.
-        let floats = without_tensor(bytes, OPTIMIZER_TENSOR).map_err(CheckpointError::Container)?;
-        let (all, _) = tensors_of(&floats).map_err(|e| CheckpointError::Tensors(Box::new(e)))?;
+        let all =
+            float_tensors(&file, |name| name == OPTIMIZER_TENSOR).map_err(|e| CheckpointError::Tensors(Box::new(e)))?;
         let split = |prefix: &str| -> TensorMap {
             all.iter()
                 .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_owned(), v.clone())))
@@ -155,12 +155,6 @@ impl Checkpoint {
 }
 
 /// The same safetensors file without one tensor (re-serialized).
-fn without_tensor(bytes: &[u8], skip: &str) -> Result<Vec<u8>, safetensors::SafeTensorError> {
-    let file = SafeTensors::deserialize(bytes)?;
-    let views: Vec<(String, TensorView<'_>)> = file.tensors().into_iter().filter(|(n, _)| n != skip).collect();
-    safetensors::serialize(views, None)
-}
-
 /// The `[model]` table of a training configuration, alone: checkpoints written before the
 /// model was stored on its own carry only the run's TOML, whose other options may since have
 /// been renamed or removed.

@@ -31,8 +31,17 @@ pub(super) fn tensors_of(bytes: &[u8]) -> Result<(TensorMap, HashMap<String, Str
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(FormatError::NotSafetensors)?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let file = SafeTensors::deserialize(bytes).map_err(FormatError::InvalidSafetensors)?;
+    Ok((float_tensors(&file, |_| false)?, metadata))
+}
+
+/// The tensors of a parsed file as f32, but those whose name `skip` picks (a checkpoint's
+/// optimizer bytes).
+pub(super) fn float_tensors(file: &SafeTensors<'_>, skip: impl Fn(&str) -> bool) -> Result<TensorMap, FormatError> {
     let mut tensors = TensorMap::new();
     for (name, view) in file.tensors() {
+        if skip(&name) {
+            continue;
+        }
         let Some(data) = to_f32(&view) else {
             return Err(FormatError::NotFloat {
                 tensor: name,
@@ -41,7 +50,7 @@ pub(super) fn tensors_of(bytes: &[u8]) -> Result<(TensorMap, HashMap<String, Str
         };
         tensors.insert(name, HostTensor::new(view.shape().to_vec(), data));
     }
-    Ok((tensors, metadata))
+    Ok(tensors)
 }
 
 /// The tensor's elements as f32, or `None` when it is not a float tensor.
