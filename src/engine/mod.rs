@@ -503,8 +503,15 @@ fn unshuffle_row(rgb: &Image<f32>, y: usize, split: &mut [f32], g: Geometry) {
             let row = &src[(2 * y + dy) * rgb.width..][..rgb.width];
             for dx in 0..2 {
                 let channel = &mut split[(c * 4 + dy * 2 + dx) * TILE * g.pitch()..][..TILE * g.pitch()];
-                for (x, pair) in row.chunks_exact(2).enumerate() {
-                    channel[(x % TILE) * g.pitch() + 1 + x / TILE] = pair[dx];
+                // Phase by phase, so that the writes run along the phase's tiles (pixel 4t + q
+                // of the unshuffled row is sample 8t + 2q + dx of the LR row); pixel by pixel
+                // the writes jumped between the four phases (`perf`: 15 % less time here, which
+                // is 3 % of a frame).
+                for (q, phase) in channel.chunks_exact_mut(g.pitch()).enumerate() {
+                    let samples = row.iter().skip(2 * q + dx).step_by(2 * TILE);
+                    for (dst, &v) in phase[1..].iter_mut().zip(samples) {
+                        *dst = v;
+                    }
                 }
             }
         }
