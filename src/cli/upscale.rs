@@ -1,4 +1,4 @@
-//! `rt4ksr upscale`: files, folders and y4m streams through the library, and the model arguments the commands share.
+//! `rt4ksr upscale`: files, folders and y4m streams through the library.
 
 use super::args::{ModelArgs, parse_bytes};
 use super::progress;
