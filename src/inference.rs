@@ -227,7 +227,7 @@ impl crate::upscale::Engine for FastUpscaler {
     }
 
     /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output
-    /// samples per LR pixel; the per-band rings of three rows are small next to them.
+    /// samples per LR pixel; the per-band rings of three steps (one or two rows each) are small next to them.
     fn bytes_per_lr_pixel(&self) -> usize {
         let c = &self.engine.config;
         12 + 12 * c.scale * c.scale

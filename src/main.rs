@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("rt4ksr: {err:#}");
+            eprintln!("rt4ksr: {}", cli::one_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -120,6 +120,33 @@ fn a_truncated_stream_keeps_the_whole_frames_and_says_so() {
 }
 
 #[test]
+fn a_stream_that_breaks_in_its_first_frame_leaves_no_file() {
+    let dir = common::scratch("first-frame-cut");
+    let (header, _, bytes) = stream("420jpeg", 1, 16, 10);
+    let cut = bytes.len() - header.frame_bytes() / 2;
+    let (whole, broken) = (dir.join("whole.y4m"), dir.join("broken.y4m"));
+    let bin = env!("CARGO_BIN_EXE_rt4ksr");
+    let out = common::pipe_through(
+        bin,
+        &["upscale", "-", "-o", broken.to_str().unwrap(), "-s", "2"],
+        &bytes[..cut],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("frame 0 is truncated"), "{stderr}");
+    assert!(!broken.exists(), "an output without a frame is not kept");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no temporary file left either"
+    );
+    // The same stream whole: the file is written.
+    let out = common::pipe_through(bin, &["upscale", "-", "-o", whole.to_str().unwrap(), "-s", "2"], &bytes);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(whole.exists());
+}
+
+#[test]
 fn a_closed_output_pipe_ends_cleanly() {
     let (_, _, bytes) = stream("420jpeg", 40, 64, 36);
     let mut child = Command::new(env!("CARGO_BIN_EXE_rt4ksr"))

@@ -15,6 +15,25 @@ macro_rules! outln {
     }};
 }
 
+/// An error as one line: its chain of causes joined by ": ", leaving out a cause whose text the
+/// line already holds (the library's errors name their source in their own message, and
+/// `{:#}` printed it twice: "cannot read the file: No such file (os error 2): No such file (os
+/// error 2)").
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Refuses to go on when `path` exists and `--overwrite` was not given.
 fn refuse_existing(path: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
     if path.exists() && !overwrite {
@@ -82,5 +101,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Video(args) => video::run(args),
         Command::Export(args) => export::run(args),
         Command::Plot(args) => plot::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn an_error_is_one_line_without_repeated_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("a.png: cannot read the file: {source}")]
+        struct Read {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::from(Read { source: io });
+        assert_eq!(one_line(&err), "a.png: cannot read the file: no such file");
+        let wrapped = Err::<(), _>(std::io::Error::other("disk full")).context("writing out.png");
+        assert_eq!(one_line(&wrapped.unwrap_err()), "writing out.png: disk full");
     }
 }

@@ -124,9 +124,12 @@ fn run_video(args: &UpscaleArgs, stdin: std::io::BufReader<std::io::Stdin>) -> R
     };
     bar.finish_and_clear();
     if !to_stdout {
-        // Frames written before an input error are whole, so the file is kept; a failed write
-        // leaves nothing.
-        let keep = report.error.as_ref().is_none_or(|e| e.keeps_written_frames());
+        // Frames written before an input error are whole, so the file is kept when it holds
+        // any; a failed write, or an input that broke before its first frame, leaves nothing.
+        let keep = match &report.error {
+            None => true,
+            Some(e) => e.keeps_written_frames() && report.frames > 0,
+        };
         if keep {
             std::fs::rename(&temp, &args.output).with_context(|| format!("{}: cannot write", args.output.display()))?;
         } else {
@@ -252,7 +255,13 @@ pub fn run(args: UpscaleArgs) -> Result<ExitCode> {
             Ok(true) => outcome.done += 1,
             Ok(false) => outcome.skipped += 1,
             Err(e) => {
-                let line = format!("{}: {e:#}", job.input.display());
+                // The library's file errors start with the path themselves.
+                let (message, input) = (super::one_line(&e), job.input.display().to_string());
+                let line = if message.starts_with(&input) {
+                    message
+                } else {
+                    format!("{input}: {message}")
+                };
                 bar.suspend(|| eprintln!("rt4ksr: {line}"));
                 outcome.failed.push(line);
             }
