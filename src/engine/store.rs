@@ -21,29 +21,51 @@ pub struct Segment<'a> {
 
 impl Segment<'_> {
     /// Channel `c` of phase `phase`: pixels `first + 4p + phase`.
-    fn channel(&self, phase: usize, c: usize) -> &[f32; BLOCK] {
+    pub fn channel(&self, phase: usize, c: usize) -> &[f32; BLOCK] {
         self.block[(phase * self.co + c) * BLOCK..][..BLOCK]
             .try_into()
             .expect("a whole block")
     }
 }
 
+/// Floats of one output row of a segment: 64 pixels at the largest shuffle factor.
+pub const LINE: usize = TILE * BLOCK * MAX_SHUFFLE;
+
+/// Output row `i` of plane `ch` of a segment's pixel shuffle, in the order the frame holds it:
+/// `line[(TILE * p + phase) * r + j]` is conv channel `(ch * r + i) * r + j` of pixel
+/// `TILE * p + phase`. Read as a matrix whose row `phase * r + j` is that channel's 16 values,
+/// the line is its transpose (16 rows of 4r); the vector paths transpose in registers
+/// (`kernels::*::shuffle_line`), this is the scalar form.
+#[inline(always)]
+pub fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &mut [f32; LINE]) {
+    for j in 0..r {
+        for phase in 0..TILE {
+            let values = seg.channel(phase, (ch * r + i) * r + j);
+            for (p, &v) in values.iter().enumerate() {
+                line[(TILE * p + phase) * r + j] = v;
+            }
+        }
+    }
+}
+
+/// How a path builds a [`shuffle_line`].
+pub type LineBuilder = unsafe fn(&Segment, usize, usize, usize, &mut [f32; LINE]);
+
 /// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
-/// x*r + j of plane ch. Each output row of the segment is assembled in a small buffer and
-/// copied out in one piece, so the 4K frame is written in runs rather than scattered floats.
-pub fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+/// x*r + j of plane ch. Each output row of the segment is assembled by `shuffle` in a small
+/// buffer and copied out in one piece, so the 4K frame is written in runs rather than
+/// scattered floats. Inlined into each path's compiled copy (`kernels::store_float`).
+///
+/// # Safety
+/// `shuffle` runs on this CPU (its instruction set detected).
+#[inline(always)]
+pub unsafe fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize, shuffle: LineBuilder) {
     let out_plane = h * r * out_w;
-    let mut line = [0f32; TILE * BLOCK * MAX_SHUFFLE];
+    let mut line = [0f32; LINE];
     for ch in 0..3 {
         for i in 0..r {
-            for j in 0..r {
-                for phase in 0..TILE {
-                    let values = seg.channel(phase, (ch * r + i) * r + j);
-                    for (p, &v) in values.iter().enumerate() {
-                        line[(TILE * p + phase) * r + j] = v;
-                    }
-                }
-            }
+            // SAFETY: the caller's contract.
+            unsafe { shuffle(&seg, ch, i, r, &mut line) };
             let start = ch * out_plane + (seg.y * r + i) * out_w + seg.first * r;
             let len = seg.count * r;
             assert!(
@@ -61,24 +83,21 @@ pub fn store_shuffled(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h:
 /// frames for callers that want bytes never pass through a float 4K frame. Inlined into each
 /// path's compiled copy (`kernels::store_rgb8`): baseline SSE2 interleaves 3 bytes with long
 /// shuffle chains.
+///
+/// # Safety
+/// `shuffle` runs on this CPU (its instruction set detected).
 #[inline(always)]
-pub fn rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
-    // Each output row is shuffled into three float lines first (the scatter of
-    // `store_shuffled`), then rounded and interleaved in one pass that LLVM vectorises:
-    // rounding inside the scatter measured 3x slower, one interleaved float line 1.2x.
-    let mut lines = [[0f32; TILE * BLOCK * MAX_SHUFFLE]; 3];
-    let mut bytes = [0u8; TILE * BLOCK * MAX_SHUFFLE * 3];
+pub unsafe fn rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, shuffle: LineBuilder) {
+    // Each output row is shuffled into three float lines first, then rounded and interleaved
+    // in one pass that LLVM vectorises: rounding inside the scatter measured 3x slower, one
+    // interleaved float line 1.2x.
+    let mut lines = [[0f32; LINE]; 3];
+    let mut bytes = [0u8; LINE * 3];
     let len = seg.count * r;
     for i in 0..r {
         for (ch, line) in lines.iter_mut().enumerate() {
-            for j in 0..r {
-                for phase in 0..TILE {
-                    let values = seg.channel(phase, (ch * r + i) * r + j);
-                    for (p, &v) in values.iter().enumerate() {
-                        line[(TILE * p + phase) * r + j] = v;
-                    }
-                }
-            }
+            // SAFETY: the caller's contract.
+            unsafe { shuffle(&seg, ch, i, r, line) };
         }
         let [red, green, blue] = &lines;
         let pixels = bytes[..len * 3].chunks_exact_mut(3);
@@ -146,7 +165,6 @@ pub fn yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize
             && out_w.is_multiple_of(2),
         "4:2:0 store inside the frame"
     );
-    const LINE: usize = TILE * BLOCK * MAX_SHUFFLE;
     let (mut luma_lines, mut cb_line, mut cr_line) = ([[0u16; LINE]; 2], [0u16; LINE / 2], [0u16; LINE / 2]);
     for i in (0..r).step_by(2) {
         for j in (0..r).step_by(2) {

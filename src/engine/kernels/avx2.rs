@@ -1,7 +1,7 @@
 //! AVX2 + FMA: 8 lanes, each block of 16 tiles as two vectors.
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
-use super::super::store::{Segment, Shared, YuvPlanes};
+use super::super::store::{self, LINE, Segment, Shared, YuvPlanes};
 use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
 use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
 use crate::model::Activation;
@@ -278,15 +278,72 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
     }
 }
 
-/// The 4:2:0 store compiled for AVX2. Rust never contracts a * b + c into an FMA, so the values
-/// are the same bits as the portable code's and FrameEncoder's.
+/// The 4:2:0 store compiled for AVX2 (the same bits as the portable code: no contraction).
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
-    super::super::store::yuv420(seg, r, target, out_w, h)
+    store::yuv420(seg, r, target, out_w, h)
 }
 
 /// The interleaved 8-bit store compiled for AVX2 (integer rounding: the same bytes on every path).
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
-    super::super::store::rgb8(seg, r, out, out_w, h)
+    // SAFETY: AVX2 detected (the caller's contract).
+    unsafe { store::rgb8(seg, r, out, out_w, h, shuffle_line) }
+}
+
+/// The float store compiled for AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+    // SAFETY: AVX2 detected (the caller's contract).
+    unsafe { store::store_shuffled(seg, r, out, out_w, h, shuffle_line) }
+}
+
+/// [`store::shuffle_line`] as 8 x 8 transposes in registers (4r rows of the segment's channel
+/// matrix are a multiple of 8 for the even shuffle factors): a load and a store per 8 floats
+/// and 3 shuffles each, where the scalar form loads and stores each float (the scatter was
+/// most of the float store's time).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &mut [f32; LINE]) {
+    let rows = TILE * r;
+    assert!(rows.is_multiple_of(8), "an even shuffle factor");
+    let out = line.as_mut_ptr();
+    for q0 in (0..rows).step_by(8) {
+        let channels: [&[f32; BLOCK]; 8] = std::array::from_fn(|k| {
+            let (phase, j) = ((q0 + k) / r, (q0 + k) % r);
+            seg.channel(phase, (ch * r + i) * r + j)
+        });
+        for p0 in (0..BLOCK).step_by(8) {
+            // SAFETY: each channel holds BLOCK values (p0 + 8 <= BLOCK); the line's rows p0 + k
+            // of `rows` floats end inside it (16 * 4r <= LINE).
+            unsafe {
+                let m = channels.map(|values| _mm256_loadu_ps(values.as_ptr().add(p0)));
+                for (k, column) in transpose8(m).into_iter().enumerate() {
+                    _mm256_storeu_ps(out.add((p0 + k) * rows + q0), column);
+                }
+            }
+        }
+    }
+}
+
+/// The transpose of an 8 x 8 matrix of floats held as 8 rows.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn transpose8(m: [__m256; 8]) -> [__m256; 8] {
+    // Pairs of rows interleaved, then quads, then the 128-bit halves exchanged.
+    let t: [__m256; 8] = std::array::from_fn(|k| {
+        let (a, b) = (m[k / 2 * 2], m[k / 2 * 2 + 1]);
+        if k % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
+    });
+    let u: [__m256; 8] = std::array::from_fn(|k| {
+        // Quad q = k / 4 of rows; within it, k % 4 picks (unpack lo/hi) x (shuffle lo/hi).
+        let (base, half) = (k / 4 * 4, k % 4);
+        let (a, b) = (t[base + half / 2], t[base + 2 + half / 2]);
+        if half % 2 == 0 { _mm256_shuffle_ps::<0x44>(a, b) } else { _mm256_shuffle_ps::<0xEE>(a, b) }
+    });
+    // u[0..4] hold columns 0..4 of rows 0..4 (and 4..8 in their high halves); u[4..8] the same
+    // of rows 4..8.
+    std::array::from_fn(|k| {
+        let (a, b) = (u[k % 4], u[4 + k % 4]);
+        if k < 4 { _mm256_permute2f128_ps::<0x20>(a, b) } else { _mm256_permute2f128_ps::<0x31>(a, b) }
+    })
 }

@@ -194,13 +194,31 @@ pub fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w:
 /// the path's vector width.
 pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
     match isa.path() {
-        Path::Portable => super::store::rgb8(seg, r, out, out_w, h),
+        // SAFETY: the scalar line builder runs anywhere.
+        Path::Portable => unsafe { super::store::rgb8(seg, r, out, out_w, h, super::store::shuffle_line) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
         Path::Avx2 => unsafe { avx2::store_rgb8(seg, r, out, out_w, h) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
         Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_rgb8(seg, r, out, out_w, h) },
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}
+
+/// The pixel shuffle of a block into planar RGB floats (see [`super::store`]), compiled for the
+/// path's vector width.
+pub fn store_float(isa: Isa, seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+    match isa.path() {
+        // SAFETY: the scalar line builder runs anywhere.
+        Path::Portable => unsafe { super::store::store_shuffled(seg, r, out, out_w, h, super::store::shuffle_line) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx2 => unsafe { avx2::store_float(seg, r, out, out_w, h) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: detected features.
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_float(seg, r, out, out_w, h) },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
     }
@@ -222,5 +240,53 @@ pub fn mac_burst(isa: Isa) -> u64 {
         Path::AmxBf16 => unsafe { amx::tile_burst() },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_stores_the_pixel_shuffle_as_the_scalar_code() {
+        // Each shuffle factor of scales 1 to 4, a whole segment and a partial one, at an offset.
+        for r in [2, 4, 6, 8] {
+            let co = 3 * r * r;
+            let block: Vec<f32> = (0..TILE * co * BLOCK).map(|v| v as f32 * 0.25 - 7.0).collect();
+            let (h, out_w) = (3, 2 * TILE * BLOCK * r);
+            for count in [TILE * BLOCK, 37] {
+                let seg = Segment {
+                    block: &block,
+                    co,
+                    y: 1,
+                    first: TILE * BLOCK,
+                    count,
+                };
+                let store = |isa: Isa| {
+                    let mut float = vec![f32::NAN; 3 * h * r * out_w];
+                    let mut bytes = vec![0u8; 3 * h * r * out_w];
+                    store_float(isa, seg, r, Shared(float.as_mut_ptr()), out_w, h);
+                    super::super::store::store_fence();
+                    store_rgb8(isa, seg, r, Shared(bytes.as_mut_ptr()), out_w, h);
+                    (float, bytes)
+                };
+                let (want_float, want_bytes) = store(Isa::portable());
+                assert_eq!(
+                    want_float.iter().filter(|v| !v.is_nan()).count(),
+                    3 * r * count * r,
+                    "r {r}: the segment's samples written"
+                );
+                for (path, isa) in Isa::survey() {
+                    let Ok(isa) = isa else {
+                        println!("SKIP {path} store: not on this CPU");
+                        continue;
+                    };
+                    let (float, bytes) = store(isa);
+                    let same = float.iter().zip(&want_float).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "r {r}, {count} pixels, {path}: float store differs");
+                    assert!(bytes == want_bytes, "r {r}, {count} pixels, {path}: 8-bit store differs");
+                }
+            }
+        }
     }
 }
