@@ -148,16 +148,20 @@ pub fn store_fence() {
 }
 
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
-/// the (i, j) 2x2 areas of each pixel's r x r output block are whole chroma areas, averaged as
-/// the video module's `FrameEncoder` averages them. Inlined into each path's
-/// compiled copy (`kernels::store_yuv420`), which vectorises its fixed-length loops.
+/// output rows come in pairs, whose (i, j) 2x2 areas are whole chroma areas, averaged as the
+/// video module's `FrameEncoder` averages them. Each row of the pair is shuffled into R, G and
+/// B lines first (by `shuffle`), so that the conversion runs along contiguous pixels and
+/// vectorises. Inlined into each path's compiled copy (`kernels::store_yuv420`).
+///
+/// # Safety
+/// `shuffle` runs on this CPU (its instruction set detected).
 #[inline(always)]
-pub fn yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+pub unsafe fn yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, shuffle: LineBuilder) {
     let YuvPlanes {
-        planes: [luma, cb_plane, cr_plane],
+        planes: [luma_plane, cb_plane, cr_plane],
         coefficients,
     } = target;
-    let (chroma_w, rr) = (out_w / 2, r * r);
+    let chroma_w = out_w / 2;
     assert!(
         (seg.first + seg.count) * r <= out_w
             && seg.y * r + r <= h * r
@@ -165,52 +169,35 @@ pub fn yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize
             && out_w.is_multiple_of(2),
         "4:2:0 store inside the frame"
     );
-    let (mut luma_lines, mut cb_line, mut cr_line) = ([[0u16; LINE]; 2], [0u16; LINE / 2], [0u16; LINE / 2]);
+    let (len, column) = (seg.count * r, seg.first * r);
+    let mut rgb = [[[0f32; LINE]; 3]; 2];
+    let (mut luma, mut cb, mut cr) = ([[0u16; LINE]; 2], [[0f32; LINE]; 2], [[0f32; LINE]; 2]);
+    let (mut cb_line, mut cr_line) = ([0u16; LINE / 2], [0u16; LINE / 2]);
     for i in (0..r).step_by(2) {
-        for j in (0..r).step_by(2) {
-            for phase in 0..TILE {
-                // Summed as FrameEncoder sums an area, ((t0 + t1) + b0) + b1 (0 + t0 is exact).
-                let mut cb_sum = [0f32; BLOCK];
-                let mut cr_sum = [0f32; BLOCK];
-                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    let c = (i + di) * r + j + dj;
-                    let (red, green, blue) = (
-                        seg.channel(phase, c),
-                        seg.channel(phase, rr + c),
-                        seg.channel(phase, 2 * rr + c),
-                    );
-                    // Converted in a fixed-length loop (it vectorises), then scattered.
-                    let mut luma_values = [0u16; BLOCK];
-                    for p in 0..BLOCK {
-                        let (l, cb, cr) = coefficients.pixel(red[p], green[p], blue[p]);
-                        luma_values[p] = l;
-                        cb_sum[p] += cb;
-                        cr_sum[p] += cr;
-                    }
-                    for (p, l) in luma_values.into_iter().enumerate() {
-                        luma_lines[di][(TILE * p + phase) * r + j + dj] = l;
-                    }
-                }
-                let (mut cb_values, mut cr_values) = ([0u16; BLOCK], [0u16; BLOCK]);
-                for p in 0..BLOCK {
-                    cb_values[p] = coefficients.chroma(cb_sum[p] / 4.0);
-                    cr_values[p] = coefficients.chroma(cr_sum[p] / 4.0);
-                }
-                for p in 0..BLOCK {
-                    let at = ((TILE * p + phase) * r + j) / 2;
-                    cb_line[at] = cb_values[p];
-                    cr_line[at] = cr_values[p];
-                }
+        for (di, row) in rgb.iter_mut().enumerate() {
+            for (ch, line) in row.iter_mut().enumerate() {
+                // SAFETY: the caller's contract.
+                unsafe { shuffle(&seg, ch, i + di, r, line) };
+            }
+            let [red, green, blue] = &*row;
+            for x in 0..len {
+                (luma[di][x], cb[di][x], cr[di][x]) = coefficients.pixel(red[x], green[x], blue[x]);
             }
         }
-        let (len, column) = (seg.count * r, seg.first * r);
+        // Summed as FrameEncoder sums an area: ((top left + top right) + bottom left) + bottom right.
+        for (line, [top, bottom]) in [(&mut cb_line, &cb), (&mut cr_line, &cr)] {
+            let areas = top[..len].chunks_exact(2).zip(bottom[..len].chunks_exact(2));
+            for (sample, (t, b)) in line.iter_mut().zip(areas) {
+                *sample = coefficients.chroma((((t[0] + t[1]) + b[0]) + b[1]) / 4.0);
+            }
+        }
         let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
         // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
         // (asserted); bands write disjoint rows y.
         unsafe {
-            for (di, line) in luma_lines.iter().enumerate() {
+            for (di, line) in luma.iter().enumerate() {
                 let at = (seg.y * r + i + di) * out_w + column;
-                std::ptr::copy_nonoverlapping(line.as_ptr(), luma.0.add(at), len);
+                std::ptr::copy_nonoverlapping(line.as_ptr(), luma_plane.0.add(at), len);
             }
             std::ptr::copy_nonoverlapping(cb_line.as_ptr(), cb_plane.0.add(chroma_at), len / 2);
             std::ptr::copy_nonoverlapping(cr_line.as_ptr(), cr_plane.0.add(chroma_at), len / 2);

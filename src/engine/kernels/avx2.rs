@@ -281,7 +281,8 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 /// The 4:2:0 store compiled for AVX2 (the same bits as the portable code: no contraction).
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
-    store::yuv420(seg, r, target, out_w, h)
+    // SAFETY: AVX2 detected (the caller's contract).
+    unsafe { store::yuv420(seg, r, target, out_w, h, shuffle_line) }
 }
 
 /// The interleaved 8-bit store compiled for AVX2 (integer rounding: the same bytes on every path).
@@ -307,10 +308,17 @@ pub unsafe fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &
     let rows = TILE * r;
     assert!(rows.is_multiple_of(8), "an even shuffle factor");
     let out = line.as_mut_ptr();
+    let first = (ch * r + i) * r;
+    // Row q = phase * r + j of the matrix, counted along without a division per row.
+    let (mut phase, mut j) = (0, 0);
     for q0 in (0..rows).step_by(8) {
-        let channels: [&[f32; BLOCK]; 8] = std::array::from_fn(|k| {
-            let (phase, j) = ((q0 + k) / r, (q0 + k) % r);
-            seg.channel(phase, (ch * r + i) * r + j)
+        let channels: [&[f32; BLOCK]; 8] = std::array::from_fn(|_| {
+            let values = seg.channel(phase, first + j);
+            j += 1;
+            if j == r {
+                (phase, j) = (phase + 1, 0);
+            }
+            values
         });
         for p0 in (0..BLOCK).step_by(8) {
             // SAFETY: each channel holds BLOCK values (p0 + 8 <= BLOCK); the line's rows p0 + k

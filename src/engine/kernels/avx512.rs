@@ -327,10 +327,12 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
     }
 }
 
-/// The 4:2:0 store compiled for AVX-512 (the same bits as the portable code: no contraction).
+/// The 4:2:0 store compiled for AVX-512, with the AVX2 path's line transposes (the same bits
+/// as the portable code: no contraction).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
-    super::super::store::yuv420(seg, r, target, out_w, h)
+    // SAFETY: AVX2 detected (the caller's contract).
+    unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line) }
 }
 
 /// The interleaved 8-bit store compiled for AVX-512, with the AVX2 path's line transposes

@@ -178,7 +178,8 @@ pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles
 /// the path's vector width.
 pub fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
     match isa.path() {
-        Path::Portable => super::store::yuv420(seg, r, target, out_w, h),
+        // SAFETY: the scalar line builder runs anywhere.
+        Path::Portable => unsafe { super::store::yuv420(seg, r, target, out_w, h, super::store::shuffle_line) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
         Path::Avx2 => unsafe { avx2::store_yuv420(seg, r, target, out_w, h) },
