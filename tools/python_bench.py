@@ -5,9 +5,11 @@
     python3 tools/python_bench.py target/release/rt4ksr [--rounds 3] [--runs 5] [--onnx x3.onnx x2.onnx]
 
 Each round times `Upscaler(scale)(frame)` on a uint8 H x W x 3 array (what a Pillow or OpenCV
-pipeline hands over; the result is uint8 too) and on float32, then `rt4ksr bench --fast-only
+pipeline hands over; the result is uint8 too), the same into a reused array (`out=`, as a
+stream of frames would call it) and on float32, then `rt4ksr bench --fast-only
 --json` for the same path (float planes in and out: the engine alone). The binding's overhead is
-the Python call's median over the engine's, in the same round. With --onnx (models exported by
+the Python call's median over the engine's, in the same round (with a fresh result array and
+into `out=`). With --onnx (models exported by
 `rt4ksr export --onnx`, e.g. of the official weights) and onnxruntime installed, ONNX Runtime's
 CPU provider is timed in the same round on the same frame, from Python. With PyTorch installed,
 an `import torch` baseline is not attempted here: the official model's code is not part of this
@@ -91,23 +93,32 @@ def main():
     upscalers = {s: rt4ksr.Upscaler(scale=s) for s, _, _ in CASES}
     frames = {s: frame(w, h) for s, w, h in CASES}
     print(f"CPU: {cpu_name()}, {os.cpu_count()} threads; rt4ksr {rt4ksr.__version__}, precision auto")
-    print("round  case                  python u8   python f32   engine   overhead u8   onnxruntime")
+    print(
+        "round  case                  python u8   u8 out=   python f32   engine   overhead u8   overhead out="
+        "   onnxruntime"
+    )
     for r in range(a.rounds):
         rows = {}
         for s, w, h in CASES:
             up, u8 = upscalers[s], frames[s]
             f32 = u8.astype(np.float32) / np.float32(255)
-            rows[s] = [median_ms(lambda: up(u8), a.runs), median_ms(lambda: up(f32), a.runs)]
+            out = up(u8)
+            rows[s] = [
+                median_ms(lambda: up(u8), a.runs),
+                median_ms(lambda: up(u8, out=out), a.runs),
+                median_ms(lambda: up(f32), a.runs),
+            ]
             if s in sessions:
                 planar = np.ascontiguousarray(f32.transpose(2, 0, 1)[None])
                 rows[s].append(median_ms(lambda: sessions[s].run(None, {"lr": planar}), a.runs))
         path, engine, _ = engine_ms(a.binary, a.runs)
         for s, w, h in CASES:
-            py_u8, py_f32 = rows[s][:2]
-            ort_ms = f"{rows[s][2]:9.1f} ms" if len(rows[s]) > 2 else "        -"
+            py_u8, py_out, py_f32 = rows[s][:3]
+            ort_ms = f"{rows[s][3]:9.1f} ms" if len(rows[s]) > 3 else "        -"
             print(
-                f"{r + 1:>5}  x{s} {w}x{h} {path:<12} {py_u8:7.1f} ms  {py_f32:8.1f} ms  {engine[s]:6.1f} ms"
-                f"  {100 * (py_u8 / engine[s] - 1):+9.1f} %  {ort_ms}"
+                f"{r + 1:>5}  x{s} {w}x{h} {path:<12} {py_u8:7.1f} ms  {py_out:6.1f} ms  {py_f32:8.1f} ms"
+                f"  {engine[s]:6.1f} ms  {100 * (py_u8 / engine[s] - 1):+9.1f} %  {100 * (py_out / engine[s] - 1):+11.1f} %"
+                f"  {ort_ms}"
             )
 
 

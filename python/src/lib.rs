@@ -2,7 +2,10 @@
 //! copied into the library's `Picture` (as a decoded file would be), upscaled with the GIL
 //! released, and handed back as NumPy arrays that own the result (no second copy).
 
-use numpy::{PyArray1, PyArray3, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArray1, PyArray3, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyException, PyFileExistsError, PyFileNotFoundError, PyOSError, PyRuntimeError, PyTypeError, PyValueError,
@@ -12,7 +15,7 @@ use pyo3::types::PyIterator;
 use rt4ksr::WeightError;
 use rt4ksr::eval::{EvalError, evaluate_folder};
 use rt4ksr::imaging::Image;
-use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes};
+use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes, rgb8_to_planes};
 use rt4ksr::inference::{EngineError, Precision, engine_on};
 use rt4ksr::upscale::file::{FileError, FileOptions, format_from_name, upscale_file};
 use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into, upscale_rgb8_into};
@@ -169,12 +172,84 @@ fn to_numpy(py: Python<'_>, samples: Interleaved, shape: [usize; 3], two_d: bool
     })
 }
 
+/// The caller's `out` array for a result of `dims` samples of type T: that dtype and shape,
+/// C-contiguous and writeable, else a ValueError that says what it must be.
+fn output_array<'py, T: Element>(out: &Bound<'py, PyAny>, dims: &[usize]) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    let wrong = || {
+        let dtype = T::get_dtype(out.py());
+        let wanted = format!("out must be a C-contiguous, writeable {dtype} array of shape {dims:?}");
+        PyValueError::new_err(format!("{wanted}, not {}", describe(out)))
+    };
+    let array = out.cast::<PyArrayDyn<T>>().map_err(|_| wrong())?;
+    if array.shape() != dims || !array.is_c_contiguous() {
+        return Err(wrong());
+    }
+    array
+        .try_readwrite()
+        .map_err(|e| PyValueError::new_err(format!("out: {e}")))
+}
+
+/// What an `out` argument is, for an error message: its dtype and shape, or its type.
+fn describe(value: &Bound<'_, PyAny>) -> String {
+    match value.cast::<numpy::PyUntypedArray>() {
+        Ok(a) => {
+            let order = if a.is_c_contiguous() { "" } else { " non-contiguous" };
+            format!("a{order} {} array of shape {:?}", a.dtype(), a.shape())
+        }
+        Err(_) => value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "an object".into()),
+    }
+}
+
+/// Copies a result's samples into the caller's `out` array.
+fn copy_into<T: Element + Copy>(out: &Bound<'_, PyAny>, dims: &[usize], samples: &[T]) -> PyResult<()> {
+    let mut array = output_array::<T>(out, dims)?;
+    array
+        .as_slice_mut()
+        .expect("checked contiguous")
+        .copy_from_slice(samples);
+    Ok(())
+}
+
+/// 8-bit RGB planes upscaled and rounded in the engine's last layer, straight into the
+/// NumPy array (the caller's `out`, or one made first). A fresh Rust vector a call cost 8 %
+/// of the call (`perf`: the kernel zeroing its pages and malloc's memset).
+fn rgb8_result(
+    py: Python<'_>,
+    engine: &SharedEngine,
+    max_memory: usize,
+    color: &Image<f32>,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let s = engine.config().scale;
+    let shape = [color.height * s, color.width * s, 3];
+    let upscale = |out: &mut [u8]| {
+        py.detach(|| upscale_rgb8_into(engine.as_ref(), color, max_memory, out).map_err(upscale_error))
+    };
+    if let Some(out) = out {
+        let mut array = output_array::<u8>(out, &shape)?;
+        upscale(array.as_slice_mut().expect("checked contiguous"))?;
+        return Ok(out.clone().unbind());
+    }
+    // SAFETY: a new array that nothing else holds; it is read only after
+    // `upscale_rgb8_into` has written every byte of it (on an error it is dropped unseen).
+    let array = unsafe { PyArray3::<u8>::new(py, shape, false) };
+    // SAFETY: as above: no other view of the array exists while `out` lives.
+    upscale(unsafe { array.as_slice_mut() }.expect("a new array is contiguous"))?;
+    Ok(array.into_any().unbind())
+}
+
 /// A super-resolution model loaded once, ready to upscale images and frames.
 #[pyclass(module = "rt4ksr", frozen)]
 struct Upscaler {
     engine: SharedEngine,
     /// The last result's colour planes, reused by the next call of the same size.
     buffer: Mutex<Option<Image<f32>>>,
+    /// The last 8-bit RGB input's planes, likewise.
+    input: Mutex<Option<Image<f32>>>,
     max_memory: usize,
     precision: String,
     device: String,
@@ -197,6 +272,7 @@ impl Upscaler {
         Ok(Self {
             engine,
             buffer: Mutex::new(None),
+            input: Mutex::new(None),
             max_memory: max_memory.max(1 << 20),
             precision,
             device,
@@ -229,28 +305,45 @@ impl Upscaler {
     }
 
     /// Upscales one image; see rt4ksr/__init__.pyi.
-    fn __call__(&self, py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (image, out=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        out: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        // 8-bit RGB in C order, nearly every call: converted straight from the array into the
+        // planes kept from the last call (no copy of the samples first, no fresh pages).
+        let rgb8 = image
+            .extract::<PyReadonlyArrayDyn<'_, u8>>()
+            .ok()
+            .filter(|a| a.is_c_contiguous() && matches!(*a.shape(), [h, w, 3] if h > 0 && w > 0));
+        if let Some(array) = rgb8 {
+            let (h, w) = (array.shape()[0], array.shape()[1]);
+            let mut color = self
+                .input
+                .lock()
+                .expect("input")
+                .take()
+                .unwrap_or_else(|| Image::zeros(0, 0, 0));
+            rgb8_to_planes(array.as_slice().expect("checked contiguous"), h, w, &mut color);
+            drop(array);
+            let result = rgb8_result(py, &self.engine, self.max_memory, &color, out);
+            *self.input.lock().expect("input") = Some(color);
+            return result;
+        }
         let input = read_array(image)?;
         let (dtype, two_d) = (input.samples.sample_type(), input.two_d);
         let (engine, max_memory, buffer) = (&self.engine, self.max_memory, &self.buffer);
+        let s = engine.config().scale;
+        let shape = [input.height * s, input.width * s, input.channels];
+        let dims: &[usize] = if two_d { &shape[..2] } else { &shape };
         if dtype == SampleType::U8 && input.channels == 3 {
-            // 8-bit RGB, nearly every call: rounded in the engine's last layer, straight into
-            // the NumPy array, made first. A fresh Rust vector a call cost 8 % of the call
-            // (`perf`: the kernel zeroing its pages and malloc's memset).
-            let s = engine.config().scale;
-            // SAFETY: a new array that nothing else holds; it is read only after
-            // `upscale_rgb8_into` has written every byte of it (on an error it is dropped unseen).
-            let array = unsafe { PyArray3::<u8>::new(py, [input.height * s, input.width * s, 3], false) };
-            // SAFETY: as above: no other view of the array exists while `out` lives.
-            let out = unsafe { array.as_slice_mut() }.expect("a new array is contiguous");
-            py.detach(|| -> PyResult<()> {
-                let picture = input.picture()?;
-                drop(input);
-                upscale_rgb8_into(engine.as_ref(), &picture.color, max_memory, out).map_err(upscale_error)
-            })?;
-            return Ok(array.into_any().unbind());
+            let picture = input.picture()?;
+            drop(input);
+            return rgb8_result(py, engine, max_memory, &picture.color, out);
         }
-        let (samples, shape) = py.detach(|| -> PyResult<_> {
+        let samples = py.detach(|| -> PyResult<_> {
             let picture = input.picture()?;
             drop(input);
             // Taken, not held: a call from another thread meanwhile makes its own.
@@ -261,14 +354,23 @@ impl Upscaler {
                 .unwrap_or_else(|| Image::zeros(0, 0, 0));
             let result = upscale_picture_into(engine.as_ref(), &picture, max_memory, |_, _| {}, reused)
                 .map_err(upscale_error)?;
-            let shape = [result.color.height, result.color.width, result.channel_count()];
             let samples = result.interleaved(dtype);
             if result.color.channels == 3 {
                 *buffer.lock().expect("buffer") = Some(result.color);
             }
-            Ok((samples, shape))
+            Ok(samples)
         })?;
-        to_numpy(py, samples, shape, two_d)
+        match out {
+            None => to_numpy(py, samples, shape, two_d),
+            Some(out) => {
+                match samples {
+                    Interleaved::U8(v) => copy_into(out, dims, &v)?,
+                    Interleaved::U16(v) => copy_into(out, dims, &v)?,
+                    Interleaved::F32(v) => copy_into(out, dims, &v)?,
+                }
+                Ok(out.clone().unbind())
+            }
+        }
     }
 
     /// Upscales an image file into another, as `rt4ksr upscale SRC -o DST` does.

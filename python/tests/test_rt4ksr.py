@@ -167,6 +167,40 @@ def test_large_inputs_are_tiled_with_the_same_result():
     np.testing.assert_allclose(small_memory(image), whole(image), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (3, np.uint16), (0, np.uint8), (4, np.float32)])
+def test_out_receives_the_result(up2, channels, dtype):
+    def image(seed):
+        # channels 0: a two-dimensional grey image; float32 in 0..1.
+        a = test_image(c=max(channels, 1), dtype=np.uint16 if dtype == np.float32 else dtype, seed=seed)
+        a = a[..., 0] if channels == 0 else a
+        return (a / np.float32(65535)).astype(np.float32) if dtype == np.float32 else a
+
+    want = up2(image(3))
+    out = np.full(want.shape, 7, dtype=dtype)
+    got = up2(image(3), out=out)
+    assert got is out
+    assert np.array_equal(out, want)
+    # The same buffer again, for the next frame: every sample rewritten.
+    assert np.array_equal(up2(image(4), out=out), up2(image(4)))
+
+
+def test_a_wrong_out_is_a_value_error(up2):
+    image = test_image()
+    h, w = 2 * image.shape[0], 2 * image.shape[1]
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous, writeable uint8 array of shape \[48, 60, 3\]"):
+        up2(image, out=np.zeros((h, w + 1, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8 array of shape.*not a float32 array"):
+        up2(image, out=np.zeros((h, w, 3), np.float32))
+    with pytest.raises(ValueError, match="non-contiguous"):
+        up2(image, out=np.zeros((h, 2 * w, 3), np.uint8)[:, ::2])
+    frozen = np.zeros((h, w, 3), np.uint8)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        up2(image, out=frozen)
+    with pytest.raises(ValueError, match="not list"):
+        up2(image, out=[0] * 3)
+
+
 def test_bad_input_raises_clear_exceptions(tmp_path, up2):
     with pytest.raises(ValueError, match="shape"):
         up2(np.zeros((8, 8, 5), np.uint8))

@@ -156,6 +156,11 @@ impl Picture {
         }
         let layout = (color_idx, alpha_idx);
         let ((color, alpha), depth) = match samples {
+            Interleaved::U8(v) if channels == 3 => {
+                let mut color = Image::zeros(0, 0, 0);
+                rgb8_to_planes(v, height, width, &mut color);
+                ((color, None), BitDepth::Eight)
+            }
             Interleaved::U8(v) => (split(v, channels, (width, height), layout, unit_u8), BitDepth::Eight),
             Interleaved::U16(v) => (split(v, channels, (width, height), layout, unit_u16), BitDepth::Sixteen),
             Interleaved::F32(v) => (split(v, channels, (width, height), layout, |x| x), BitDepth::Sixteen),
@@ -234,6 +239,29 @@ fn interleave<T: Send + Copy + Default>(planes: &[&[f32]], pixels: usize, f: imp
             }
         });
     out
+}
+
+/// Interleaved 8-bit RGB (`height` rows of `3 * width` samples) into the planes of `out`,
+/// scaled to 0..1 as [`Picture::from_interleaved`] scales them; `out` is reallocated only when
+/// its size differs (callers with a stream of frames keep it), and rows convert in parallel.
+pub fn rgb8_to_planes(samples: &[u8], height: usize, width: usize, out: &mut Image<f32>) {
+    assert_eq!(samples.len(), height * width * 3, "3 samples a pixel");
+    if (out.channels, out.height, out.width) != (3, height, width) {
+        *out = Image::zeros(3, height, width);
+    }
+    let (red, rest) = out.data.split_at_mut(height * width);
+    let (green, blue) = rest.split_at_mut(height * width);
+    let planes = red
+        .par_chunks_mut(width)
+        .zip(green.par_chunks_mut(width))
+        .zip(blue.par_chunks_mut(width));
+    planes
+        .zip(samples.par_chunks(3 * width))
+        .for_each(|(((red, green), blue), row)| {
+            for (x, pixel) in row.chunks_exact(3).enumerate() {
+                (red[x], green[x], blue[x]) = (unit_u8(pixel[0]), unit_u8(pixel[1]), unit_u8(pixel[2]));
+            }
+        });
 }
 
 fn unit_u8(v: u8) -> f32 {
@@ -446,6 +474,29 @@ pub fn encode(picture: &Picture, options: EncodeOptions) -> Result<Vec<u8>, Pict
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rgb8_planes_are_the_generic_conversion_and_reuse_the_buffer() {
+        let (h, w) = (5, 7);
+        let samples: Vec<u8> = (0..h * w * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let want = planes_from(&samples, 3, w, h, &[0, 1, 2], unit_u8);
+        let mut out = Image::zeros(3, h, w);
+        let before = out.data.as_ptr();
+        rgb8_to_planes(&samples, h, w, &mut out);
+        assert_eq!((out.channels, out.height, out.width), (3, h, w));
+        assert_eq!(out.data, want.data);
+        assert_eq!(out.data.as_ptr(), before, "the buffer of the right size is kept");
+        rgb8_to_planes(&samples[..3 * w], 1, w, &mut out);
+        assert_eq!(
+            out.data,
+            want.data[..w]
+                .iter()
+                .chain(&want.data[h * w..][..w])
+                .chain(&want.data[2 * h * w..][..w])
+                .copied()
+                .collect::<Vec<_>>()
+        );
+    }
 
     fn gradient(channels: usize, h: usize, w: usize) -> Image<f32> {
         Image::new(

@@ -340,18 +340,30 @@ fn transpose8(m: [__m256; 8]) -> [__m256; 8] {
     // Pairs of rows interleaved, then quads, then the 128-bit halves exchanged.
     let t: [__m256; 8] = std::array::from_fn(|k| {
         let (a, b) = (m[k / 2 * 2], m[k / 2 * 2 + 1]);
-        if k % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
+        if k % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
     });
     let u: [__m256; 8] = std::array::from_fn(|k| {
         // Quad q = k / 4 of rows; within it, k % 4 picks (unpack lo/hi) x (shuffle lo/hi).
         let (base, half) = (k / 4 * 4, k % 4);
         let (a, b) = (t[base + half / 2], t[base + 2 + half / 2]);
-        if half % 2 == 0 { _mm256_shuffle_ps::<0x44>(a, b) } else { _mm256_shuffle_ps::<0xEE>(a, b) }
+        if half % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xEE>(a, b)
+        }
     });
     // u[0..4] hold columns 0..4 of rows 0..4 (and 4..8 in their high halves); u[4..8] the same
     // of rows 4..8.
     std::array::from_fn(|k| {
         let (a, b) = (u[k % 4], u[4 + k % 4]);
-        if k < 4 { _mm256_permute2f128_ps::<0x20>(a, b) } else { _mm256_permute2f128_ps::<0x31>(a, b) }
+        if k < 4 {
+            _mm256_permute2f128_ps::<0x20>(a, b)
+        } else {
+            _mm256_permute2f128_ps::<0x31>(a, b)
+        }
     })
 }

@@ -285,7 +285,10 @@ mod tests {
                     let (float, bytes) = store(isa);
                     let same = float.iter().zip(&want_float).all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "r {r}, {count} pixels, {path}: float store differs");
-                    assert!(bytes == want_bytes, "r {r}, {count} pixels, {path}: 8-bit store differs");
+                    assert!(
+                        bytes == want_bytes,
+                        "r {r}, {count} pixels, {path}: 8-bit store differs"
+                    );
                 }
             }
         }
