@@ -110,7 +110,7 @@ pub unsafe fn rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usi
             "rgb8 store inside the image"
         );
         // SAFETY: inside row y*r + i (asserted); bands write disjoint rows y.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.0.add(start), len * 3) };
+        unsafe { write_bytes_once(bytes.as_ptr(), out.0.add(start), len * 3) };
     }
 }
 
@@ -135,6 +135,34 @@ unsafe fn write_once(src: *const f32, dst: *mut f32, len: usize) {
     }
     // SAFETY: the caller's contract.
     unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
+}
+
+/// As [`write_once`] for bytes at any alignment: the 16-byte aligned middle with non-temporal
+/// stores, the ends (which share cache lines with the neighbouring segments) with plain ones.
+///
+/// # Safety
+/// `src` and `dst` valid for `len` bytes and not overlapping.
+unsafe fn write_bytes_once(src: *const u8, dst: *mut u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let head = dst.align_offset(16).min(len);
+        let body = (len - head) / 16 * 16;
+        // SAFETY (whole block): every range lies inside the `len` bytes of both (the caller's
+        // contract); `dst + head` is 16-byte aligned. SSE2 is part of x86-64.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, dst, head);
+            for k in (head..head + body).step_by(16) {
+                _mm_stream_si128(dst.add(k).cast::<__m128i>(), _mm_loadu_si128(src.add(k).cast()));
+            }
+            std::ptr::copy_nonoverlapping(src.add(head + body), dst.add(head + body), len - head - body);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src, dst, len)
+    }
 }
 
 /// Orders this thread's non-temporal stores ([`write_once`]) before what it does next (the
