@@ -32,6 +32,8 @@ use winograd::{POINTS, TILE};
 
 /// Winograd tiles per vector block of a row (64 pixels).
 pub const BLOCK: usize = 16;
+/// Channels of the head's input: RGB after the pixel unshuffle.
+const INPUT_CHANNELS: usize = 12;
 
 /// What follows a layer's convolution, per pixel.
 #[derive(Clone, Debug)]
@@ -74,19 +76,20 @@ pub struct FastEngine {
     pub isa: Isa,
 }
 
-/// Buffers for one frame size, reused from frame to frame: the transformed head input (one
-/// row per unshuffled row), a transformed zero row (the padding above and below), and per band
-/// of rows, rings of three steps (a step: the one or two rows a path computes at a time) for
-/// every layer's output plus the phase-split rows of a step that a layer writes before they
-/// are transformed.
+/// Buffers for one frame size, reused from frame to frame: a transformed zero row (the padding
+/// above and below), and per band of rows, rings of three steps (a step: the one or two rows a
+/// path computes at a time) for the transformed input and every layer's output, plus the
+/// phase-split rows of a step that a layer writes before they are transformed.
 #[derive(Default)]
 pub struct Workspace {
     geometry: Geometry,
-    input: CacheAligned,
     zero: CacheAligned,
     rings: CacheAligned,
     bands: usize,
     band_len: usize,
+    /// (features, layers with a ring, rows a step): with the geometry, the layout of a band,
+    /// whose zeros outside the frame are kept from one frame to the next.
+    layout: (usize, usize, usize),
 }
 
 /// Zeroed floats whose first one starts a cache line (64 bytes): the kernels' 64-byte vector
@@ -117,18 +120,21 @@ impl CacheAligned {
 impl Workspace {
     fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize, step: usize) {
         // A whole number of cache lines, so that every band's rows start on one.
-        let band_len =
-            (ring_layers * 3 * step * g.row_len(features) + step * features * TILE * g.pitch()).next_multiple_of(16);
-        if (self.geometry, self.bands, self.band_len) == (g, bands, band_len) {
+        let band_len = (3 * step * g.row_len(INPUT_CHANNELS)
+            + ring_layers * 3 * step * g.row_len(features)
+            + (INPUT_CHANNELS + step * features) * TILE * g.pitch())
+        .next_multiple_of(16);
+        let layout = (features, ring_layers, step);
+        if (self.geometry, self.bands, self.band_len, self.layout) == (g, bands, band_len, layout) {
             return;
         }
         *self = Self {
             geometry: g,
-            input: CacheAligned::zeros(g.h * g.row_len(12)),
-            zero: CacheAligned::zeros(g.row_len(features.max(12))),
+            zero: CacheAligned::zeros(g.row_len(features.max(INPUT_CHANNELS))),
             rings: CacheAligned::zeros(bands * band_len),
             bands,
             band_len,
+            layout,
         };
     }
 }
@@ -331,21 +337,7 @@ impl FastEngine {
         let bands = rayon::current_num_threads().clamp(1, steps);
         let g = Geometry::new(h, w);
         ws.prepare(g, f, self.layers.len() - 1, bands, step);
-        // Pixel unshuffle into phase-split rows, transformed for the head (in parallel:
-        // single-threaded it was ~2% of a frame).
-        let isa = self.isa;
-        ws.input
-            .as_mut_slice()
-            .par_chunks_mut(g.row_len(12))
-            .enumerate()
-            .for_each_init(
-                || vec![0f32; 12 * TILE * g.pitch()],
-                |split, (y, row)| {
-                    unshuffle_row(rgb, y, split, g);
-                    kernels::transform_row(isa, split, 12, g.pitch(), g.tiles, row);
-                },
-            );
-        let (input, zero) = (ws.input.as_slice(), ws.zero.as_slice());
+        let zero = ws.zero.as_slice();
         let steps_per_band = steps.div_ceil(bands);
         ws.rings
             .as_mut_slice()
@@ -354,7 +346,7 @@ impl FastEngine {
             .for_each(|(band, rings)| {
                 let (a, b) = (band * steps_per_band, ((band + 1) * steps_per_band).min(steps));
                 if a < b {
-                    self.stream_band(input, zero, rings, g, a, b, sink, out_w);
+                    self.stream_band(rgb, zero, rings, g, a, b, sink, out_w);
                     store::store_fence();
                 }
             });
@@ -367,7 +359,7 @@ impl FastEngine {
     #[allow(clippy::too_many_arguments)]
     fn stream_band(
         &self,
-        input: &[f32],
+        rgb: &Image<f32>,
         zero: &[f32],
         band: &mut [f32],
         g: Geometry,
@@ -383,7 +375,13 @@ impl FastEngine {
         let steps = g.h.div_ceil(step) as isize;
         let ring_len = 3 * step * row_len;
         let split_len = f * TILE * g.pitch();
-        let (rings, splits) = band.split_at_mut((n - 1) * ring_len);
+        // The transformed input's ring, the layers' rings, the phase-split rows of the input's
+        // unshuffle (only its pixels inside the frame are ever written: the rest stays zero),
+        // then those of a layer's step.
+        let input_len = g.row_len(INPUT_CHANNELS);
+        let (input, band) = band.split_at_mut(3 * step * input_len);
+        let (rings, band) = band.split_at_mut((n - 1) * ring_len);
+        let (input_split, splits) = band.split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
         let per_call = if step == 1 {
             1
@@ -392,18 +390,34 @@ impl FastEngine {
         };
         let mut blocks = vec![0f32; per_call * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
-        // Where row y of a layer's output lives in its ring.
-        let ring_row = |y: usize| ((y / step) % 3 * step + y % step) * row_len;
+        // Which of its ring's rows row y of the input or of a layer's output is.
+        let ring_slot = |y: usize| (y / step) % 3 * step + y % step;
+        let ring_row = |y: usize| ring_slot(y) * row_len;
         let reach = |k: usize| (n - 1 - k) as isize;
         let window = |k: usize| ((a as isize - reach(k)).max(0), (b as isize + reach(k)).min(steps));
         let first = window(0).0;
         let last = window(n - 1).1 - 1 + (n - 1) as isize;
+        // The input's steps are made as the head needs them (steps u - 1 ..= u + 1 for its
+        // step u), so that they are read back from the cache; the whole frame's transformed
+        // input (17 MB at 720p) made first went through memory.
+        let mut next_input = (first - 1).max(0);
         for t in first..=last {
             for k in 0..n {
                 let u = t - k as isize;
                 let (lo, hi) = window(k);
                 if u < lo || u >= hi {
                     continue;
+                }
+                if k == 0 {
+                    while next_input <= (u + 1).min(steps - 1) {
+                        let top = next_input as usize * step;
+                        for y in top..(top + step).min(g.h) {
+                            unshuffle_row(rgb, y, input_split, g);
+                            let dst = &mut input[ring_slot(y) * input_len..][..input_len];
+                            kernels::transform_row(self.isa, input_split, INPUT_CHANNELS, g.pitch(), g.tiles, dst);
+                        }
+                        next_input += 1;
+                    }
                 }
                 let layer = &self.layers[k];
                 // Ring k-1 is read, ring k written: disjoint parts of `rings`.
@@ -414,7 +428,7 @@ impl FastEngine {
                     if y < 0 || y >= g.h as isize {
                         zero
                     } else if k == 0 {
-                        &input[y as usize * g.row_len(12)..][..g.row_len(12)]
+                        &input[ring_slot(y as usize) * input_len..][..input_len]
                     } else {
                         &prev[(k - 1) * ring_len + ring_row(y as usize)..][..row_len]
                     }
