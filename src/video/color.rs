@@ -22,29 +22,39 @@ fn chroma_taps(n: usize, chroma_n: usize, sub: f32) -> Vec<(usize, usize, f32)> 
 
 /// A frame as planar RGB in 0..1 (not clamped: out-of-gamut YUV stays visible to the model).
 pub fn frame_to_rgb(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
+    let mut out = Image::zeros(0, 0, 0);
+    frame_to_rgb_into(frame, header, spec, &mut out);
+    out
+}
+
+/// As [`frame_to_rgb`], into `out`, reallocated only when the frame size changes (a stream's
+/// reader keeps it: a fresh 720p frame is 11 MB of new pages).
+pub fn frame_to_rgb_into(frame: &Frame, header: &Header, spec: ColorSpec, out: &mut Image<f32>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was just detected.
-        return unsafe { frame_to_rgb_avx2(frame, header, spec) };
+        return unsafe { frame_to_rgb_avx2(frame, header, spec, out) };
     }
-    frame_to_rgb_any(frame, header, spec)
+    frame_to_rgb_any(frame, header, spec, out)
 }
 
 /// The same code vectorised 8 wide (it runs beside the engine in a stream, on the same cores).
 /// Rust never fuses a * b + c, so the values are the same bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn frame_to_rgb_avx2(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
-    frame_to_rgb_any(frame, header, spec)
+unsafe fn frame_to_rgb_avx2(frame: &Frame, header: &Header, spec: ColorSpec, out: &mut Image<f32>) {
+    frame_to_rgb_any(frame, header, spec, out)
 }
 
 #[inline(always)]
-fn frame_to_rgb_any(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
+fn frame_to_rgb_any(frame: &Frame, header: &Header, spec: ColorSpec, out: &mut Image<f32>) {
     let (w, h) = (header.width, header.height);
     let (y_off, y_scale, c_mid, c_scale) = spec.ranges();
     let (kr, kb) = spec.matrix.kr_kb();
     let kg = 1.0 - kr - kb;
-    let mut out = Image::zeros(3, h, w);
+    if (out.channels, out.height, out.width) != (3, h, w) {
+        *out = Image::zeros(3, h, w);
+    }
     let n = w * h;
     let (rs, rest) = out.data.split_at_mut(n);
     let (gs, bs) = rest.split_at_mut(n);
@@ -89,7 +99,6 @@ fn frame_to_rgb_any(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f3
             *g = (luma - kr * *r - kb * *b) / kg;
         }
     }
-    out
 }
 
 /// Planar RGB in 0..1 back to a frame of the stream's format (clamped to the legal range).

@@ -2,7 +2,7 @@
 //! joined by bounded queues so decoding, inference and encoding overlap and memory stays
 //! bounded. Frames keep their order. Every frame written before an error is complete.
 
-use super::color::{ColorSpec, FrameEncoder, Matrix, YuvCoefficients, frame_to_rgb};
+use super::color::{ColorSpec, FrameEncoder, Matrix, YuvCoefficients, frame_to_rgb_into};
 use super::raw::{self, PixFmt};
 use super::y4m::{self, Chroma, Frame, Header};
 use crate::imaging::Image;
@@ -66,7 +66,18 @@ const OUT_QUEUE: usize = 1;
 /// `None` at the end), `write` runs on a writer thread, and inference runs here between them.
 pub fn upscale_frames(
     engine: &(dyn Engine + Sync),
-    read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
+    mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
+    write: impl FnMut(&Image<f32>) -> io::Result<()> + Send,
+    max_memory: usize,
+    on_frame: impl FnMut(u64),
+) -> StreamReport {
+    upscale_recycled_frames(engine, move |index, _| read(index), write, max_memory, on_frame)
+}
+
+/// As [`upscale_frames`], `read` also given an input frame to reuse once one has been started.
+fn upscale_recycled_frames(
+    engine: &(dyn Engine + Sync),
+    read: impl FnMut(u64, Option<Image<f32>>) -> io::Result<Option<Image<f32>>> + Send,
     write: impl FnMut(&Image<f32>) -> io::Result<()> + Send,
     max_memory: usize,
     on_frame: impl FnMut(u64),
@@ -79,11 +90,12 @@ pub fn upscale_frames(
 }
 
 /// The stream machinery behind [`upscale_frames`], for any kind of output frame `T`: `start`
-/// begins a frame (given a written output to reuse, once there is one); with `keep_in_flight`
-/// the next frame starts before the previous one is waited for.
+/// begins a frame (given a written output to reuse, once there is one), and `read` is given an
+/// input frame to reuse once one has been started; with `keep_in_flight` the next frame starts
+/// before the previous one is waited for.
 fn stream_frames<'e, T: Send>(
     keep_in_flight: bool,
-    mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
+    mut read: impl FnMut(u64, Option<Image<f32>>) -> io::Result<Option<Image<f32>>> + Send,
     mut start: impl FnMut(&Image<f32>, Option<T>) -> Result<Pending<'e, T>, crate::upscale::UpscaleError>,
     mut write: impl FnMut(&T) -> io::Result<()> + Send,
     mut on_frame: impl FnMut(u64),
@@ -94,10 +106,12 @@ fn stream_frames<'e, T: Send>(
         // Written frames go back to the inference loop, so 4K buffers are allocated once per
         // stream instead of once per frame (fresh pages cost ~10% of a frame).
         let (recycle_tx, recycle_rx) = sync_channel::<T>(OUT_QUEUE + 1);
+        // Input frames too, once started (the engine has read them by then).
+        let (input_recycle_tx, input_recycle_rx) = sync_channel::<Image<f32>>(QUEUE + 1);
         scope.spawn(move || {
             let mut index = 0;
             loop {
-                let item = read(index);
+                let item = read(index, input_recycle_rx.try_recv().ok());
                 let stop = !matches!(item, Ok(Some(_)));
                 match item {
                     Ok(Some(frame)) => {
@@ -152,7 +166,10 @@ fn stream_frames<'e, T: Send>(
                     break;
                 }
                 match start(&rgb, recycle_rx.try_recv().ok()) {
-                    Ok(pending) => in_flight.push_back(pending),
+                    Ok(pending) => {
+                        in_flight.push_back(pending);
+                        let _ = input_recycle_tx.try_send(rgb);
+                    }
                     Err(e) => {
                         error = Some(StreamError::Frame {
                             index: frames + in_flight.len() as u64,
@@ -246,8 +263,16 @@ pub fn upscale_y4m(
         full_range: options.full_range.unwrap_or(header.full_range),
         depth: header.depth,
     };
-    let read = |index| -> io::Result<Option<Image<f32>>> {
-        Ok(y4m::read_frame(&mut input, &header, index)?.map(|f| frame_to_rgb(&f, &header, spec)))
+    // The reader keeps its buffers, and gets the input frames back once the engine has started
+    // them.
+    let (mut raw, mut yuv) = (Vec::new(), Frame::default());
+    let read = |index, recycled: Option<Image<f32>>| -> io::Result<Option<Image<f32>>> {
+        if !y4m::read_frame_into(&mut input, &header, index, &mut raw, &mut yuv)? {
+            return Ok(None);
+        }
+        let mut rgb = recycled.unwrap_or_else(|| Image::zeros(0, 0, 0));
+        frame_to_rgb_into(&yuv, &header, spec, &mut rgb);
+        Ok(Some(rgb))
     };
     let mut header_written = false;
     let mut bytes = Vec::new();
@@ -275,7 +300,7 @@ pub fn upscale_y4m(
     }
     let mut encoder = FrameEncoder::default();
     let write = |rgb: &Image<f32>| -> io::Result<()> { write_frame(encoder.encode(rgb, &out_header, spec)) };
-    upscale_frames(engine, read, write, options.max_memory, on_frame)
+    upscale_recycled_frames(engine, read, write, options.max_memory, on_frame)
 }
 
 /// Upscales raw frames of a fixed size and pixel format.

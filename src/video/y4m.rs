@@ -164,17 +164,30 @@ pub use crate::yuv::Frame;
 
 /// Reads the next frame; `Ok(None)` at a clean end of stream. `index` names the frame in errors.
 pub fn read_frame(input: &mut impl BufRead, header: &Header, index: u64) -> io::Result<Option<Frame>> {
+    let mut frame = Frame::default();
+    Ok(read_frame_into(input, header, index, &mut Vec::new(), &mut frame)?.then_some(frame))
+}
+
+/// As [`read_frame`], into `frame` through `raw`, buffers kept from frame to frame (a stream's
+/// reader: fresh ones cost their pages and a copy each frame); false at a clean end of stream.
+pub fn read_frame_into(
+    input: &mut impl BufRead,
+    header: &Header,
+    index: u64,
+    raw: &mut Vec<u8>,
+    frame: &mut Frame,
+) -> io::Result<bool> {
     let mut line = Vec::new();
     io::Read::take(&mut *input, 1024).read_until(b'\n', &mut line)?;
     if line.is_empty() {
-        return Ok(None);
+        return Ok(false);
     }
     if !line.starts_with(b"FRAME") || !line.ends_with(b"\n") {
         return Err(bad(format!(
             "frame {index}: expected a FRAME marker (the stream is corrupt, or its frame size changed)"
         )));
     }
-    let mut raw = vec![0u8; header.frame_bytes()];
+    raw.resize(header.frame_bytes(), 0);
     let mut filled = 0;
     while filled < raw.len() {
         match input.read(&mut raw[filled..]) {
@@ -189,19 +202,23 @@ pub fn read_frame(input: &mut impl BufRead, header: &Header, index: u64) -> io::
             Err(e) => return Err(e),
         }
     }
-    let samples: Vec<u16> = if header.bytes_per_sample() == 2 {
-        raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect()
-    } else {
-        raw.iter().map(|&b| b as u16).collect()
-    };
-    let luma = header.width * header.height;
     let (cw, ch) = header.chroma.plane_size(header.width, header.height);
-    let chroma = cw * ch;
-    Ok(Some(Frame {
-        y: samples[..luma].to_vec(),
-        u: samples[luma..luma + chroma].to_vec(),
-        v: samples[luma + chroma..].to_vec(),
-    }))
+    let (bytes, mut rest) = (header.bytes_per_sample(), &raw[..]);
+    for (plane, len) in [
+        (&mut frame.y, header.width * header.height),
+        (&mut frame.u, cw * ch),
+        (&mut frame.v, cw * ch),
+    ] {
+        let (samples, after) = rest.split_at(len * bytes);
+        plane.clear();
+        if bytes == 2 {
+            plane.extend(samples.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+        } else {
+            plane.extend(samples.iter().map(|&b| b as u16));
+        }
+        rest = after;
+    }
+    Ok(true)
 }
 
 pub fn write_frame(out: &mut impl Write, header: &Header, frame: &Frame) -> io::Result<()> {
