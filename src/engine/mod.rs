@@ -390,6 +390,7 @@ impl FastEngine {
         };
         let mut blocks = vec![0f32; per_call * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
+        let mut lines = store::StoreLines::new();
         // Which of its ring's rows row y of the input or of a layer's output is.
         let ring_slot = |y: usize| (y / step) % 3 * step + y % step;
         let ring_row = |y: usize| ring_slot(y) * row_len;
@@ -482,9 +483,11 @@ impl FastEngine {
                         };
                         let r_up = 2 * self.config.scale;
                         match sink {
-                            Sink::Rgb(out) => kernels::store_float(self.isa, seg, r_up, out, out_w, g.h),
-                            Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h),
-                            Sink::Yuv420(target) => kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h),
+                            Sink::Rgb(out) => kernels::store_float(self.isa, seg, r_up, out, out_w, g.h, &mut lines),
+                            Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h, &mut lines),
+                            Sink::Yuv420(target) => {
+                                kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h, &mut lines)
+                            }
                         }
                     }
                 }

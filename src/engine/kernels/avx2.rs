@@ -1,7 +1,7 @@
 //! AVX2 + FMA: 8 lanes, each block of 16 tiles as two vectors.
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
-use super::super::store::{self, LINE, Segment, Shared, YuvPlanes};
+use super::super::store::{self, LINE, Segment, Shared, StoreLines, YuvPlanes};
 use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
 use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
 use crate::model::Activation;
@@ -280,23 +280,23 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 
 /// The 4:2:0 store compiled for AVX2 (the same bits as the portable code: no contraction).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX2 detected (the caller's contract).
-    unsafe { store::yuv420(seg, r, target, out_w, h, shuffle_line) }
+    unsafe { store::yuv420(seg, r, target, out_w, h, shuffle_line, lines) }
 }
 
 /// The interleaved 8-bit store compiled for AVX2 (integer rounding: the same bytes on every path).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
+pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX2 detected (the caller's contract).
-    unsafe { store::rgb8(seg, r, out, out_w, h, shuffle_line) }
+    unsafe { store::rgb8(seg, r, out, out_w, h, shuffle_line, lines) }
 }
 
 /// The float store compiled for AVX2.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX2 detected (the caller's contract).
-    unsafe { store::store_shuffled(seg, r, out, out_w, h, shuffle_line) }
+    unsafe { store::store_shuffled(seg, r, out, out_w, h, shuffle_line, lines) }
 }
 
 /// [`store::shuffle_line`] as 8 x 8 transposes in registers (4r rows of the segment's channel

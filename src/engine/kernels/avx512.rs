@@ -3,7 +3,7 @@
 //! FMAs (AVX2: 12). The epilogue and the output transform also serve the AMX path.
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
-use super::super::store::{Segment, Shared, YuvPlanes};
+use super::super::store::{Segment, Shared, StoreLines, YuvPlanes};
 use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
 use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
 use crate::model::Activation;
@@ -330,22 +330,22 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 /// The 4:2:0 store compiled for AVX-512, with the AVX2 path's line transposes (the same bits
 /// as the portable code: no contraction).
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX2 detected (the caller's contract).
-    unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line) }
+    unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line, lines) }
 }
 
 /// The interleaved 8-bit store compiled for AVX-512, with the AVX2 path's line transposes
 /// (integer rounding: the same bytes on every path).
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
+pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX-512F detected, which this path's detection checks with AVX2.
-    unsafe { super::super::store::rgb8(seg, r, out, out_w, h, super::avx2::shuffle_line) }
+    unsafe { super::super::store::rgb8(seg, r, out, out_w, h, super::avx2::shuffle_line, lines) }
 }
 
 /// The float store compiled for AVX-512, with the AVX2 path's line transposes.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: as above.
-    unsafe { super::super::store::store_shuffled(seg, r, out, out_w, h, super::avx2::shuffle_line) }
+    unsafe { super::super::store::store_shuffled(seg, r, out, out_w, h, super::avx2::shuffle_line, lines) }
 }

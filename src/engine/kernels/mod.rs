@@ -24,7 +24,7 @@ mod portable;
 
 use super::isa::{Isa, Path};
 use super::pack::PackedWeights;
-use super::store::{Segment, Shared, YuvPlanes};
+use super::store::{Segment, Shared, StoreLines, YuvPlanes};
 use super::winograd::{POINTS, TILE, VERTICAL_POINTS};
 use super::{BLOCK, Epilogue, Layer};
 
@@ -176,16 +176,24 @@ pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles
 
 /// The pixel shuffle of a block converted to YUV 4:2:0 (see [`super::store`]), compiled for
 /// the path's vector width.
-pub fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize) {
+pub fn store_yuv420(
+    isa: Isa,
+    seg: Segment,
+    r: usize,
+    target: &YuvPlanes,
+    out_w: usize,
+    h: usize,
+    lines: &mut StoreLines,
+) {
     match isa.path() {
         // SAFETY: the scalar line builder runs anywhere.
-        Path::Portable => unsafe { super::store::yuv420(seg, r, target, out_w, h, super::store::shuffle_line) },
+        Path::Portable => unsafe { super::store::yuv420(seg, r, target, out_w, h, super::store::shuffle_line, lines) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx2 => unsafe { avx2::store_yuv420(seg, r, target, out_w, h) },
+        Path::Avx2 => unsafe { avx2::store_yuv420(seg, r, target, out_w, h, lines) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_yuv420(seg, r, target, out_w, h) },
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_yuv420(seg, r, target, out_w, h, lines) },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
     }
@@ -193,16 +201,16 @@ pub fn store_yuv420(isa: Isa, seg: Segment, r: usize, target: &YuvPlanes, out_w:
 
 /// The pixel shuffle of a block into interleaved 8-bit RGB (see [`super::store`]), compiled for
 /// the path's vector width.
-pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
+pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, lines: &mut StoreLines) {
     match isa.path() {
         // SAFETY: the scalar line builder runs anywhere.
-        Path::Portable => unsafe { super::store::rgb8(seg, r, out, out_w, h, super::store::shuffle_line) },
+        Path::Portable => unsafe { super::store::rgb8(seg, r, out, out_w, h, super::store::shuffle_line, lines) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx2 => unsafe { avx2::store_rgb8(seg, r, out, out_w, h) },
+        Path::Avx2 => unsafe { avx2::store_rgb8(seg, r, out, out_w, h, lines) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_rgb8(seg, r, out, out_w, h) },
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_rgb8(seg, r, out, out_w, h, lines) },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
     }
@@ -210,16 +218,18 @@ pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usiz
 
 /// The pixel shuffle of a block into planar RGB floats (see [`super::store`]), compiled for the
 /// path's vector width.
-pub fn store_float(isa: Isa, seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize) {
+pub fn store_float(isa: Isa, seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize, lines: &mut StoreLines) {
     match isa.path() {
         // SAFETY: the scalar line builder runs anywhere.
-        Path::Portable => unsafe { super::store::store_shuffled(seg, r, out, out_w, h, super::store::shuffle_line) },
+        Path::Portable => unsafe {
+            super::store::store_shuffled(seg, r, out, out_w, h, super::store::shuffle_line, lines)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx2 => unsafe { avx2::store_float(seg, r, out, out_w, h) },
+        Path::Avx2 => unsafe { avx2::store_float(seg, r, out, out_w, h, lines) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_float(seg, r, out, out_w, h) },
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_float(seg, r, out, out_w, h, lines) },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
     }
@@ -266,9 +276,10 @@ mod tests {
                 let store = |isa: Isa| {
                     let mut float = vec![f32::NAN; 3 * h * r * out_w];
                     let mut bytes = vec![0u8; 3 * h * r * out_w];
-                    store_float(isa, seg, r, Shared(float.as_mut_ptr()), out_w, h);
+                    let mut lines = StoreLines::new();
+                    store_float(isa, seg, r, Shared(float.as_mut_ptr()), out_w, h, &mut lines);
                     super::super::store::store_fence();
-                    store_rgb8(isa, seg, r, Shared(bytes.as_mut_ptr()), out_w, h);
+                    store_rgb8(isa, seg, r, Shared(bytes.as_mut_ptr()), out_w, h, &mut lines);
                     (float, bytes)
                 };
                 let (want_float, want_bytes) = store(Isa::portable());
