@@ -484,7 +484,7 @@ impl FastEngine {
                         let r_up = 2 * self.config.scale;
                         match sink {
                             Sink::Rgb(out) => kernels::store_float(self.isa, seg, r_up, out, out_w, g.h, &mut lines),
-                            Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h, &mut lines),
+                            Sink::Rgb8(out) => kernels::store_rgb8(self.isa, seg, r_up, out, out_w, g.h),
                             Sink::Yuv420(target) => {
                                 kernels::store_yuv420(self.isa, seg, r_up, &target, out_w, g.h, &mut lines)
                             }

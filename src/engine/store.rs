@@ -95,29 +95,26 @@ pub unsafe fn store_shuffled(
 /// # Safety
 /// `shuffle` runs on this CPU (its instruction set detected).
 #[inline(always)]
-pub unsafe fn rgb8(
-    seg: Segment,
-    r: usize,
-    out: Shared<u8>,
-    out_w: usize,
-    h: usize,
-    shuffle: LineBuilder,
-    buffers: &mut StoreLines,
-) {
+pub unsafe fn rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, shuffle: LineBuilder) {
     // Each output row is shuffled into three float lines first, then rounded and interleaved
     // in one pass that LLVM vectorises: rounding inside the scatter measured 3x slower, one
     // interleaved float line 1.2x.
-    let StoreLines {
-        rgb: [lines, _], bytes, ..
-    } = buffers;
+    // Local arrays, not the band's StoreLines: with the lines behind a pointer LLVM left the
+    // rounding loop scalar (the 8-bit call measured 1.2x slower a frame), and zeroing these
+    // 7.5 KB is cheap beside it.
+    let mut lines = [[0f32; LINE]; 3];
+    let mut bytes = [0u8; LINE * 3];
     let len = seg.count * r;
     for i in 0..r {
         for (ch, line) in lines.iter_mut().enumerate() {
             // SAFETY: the caller's contract.
             unsafe { shuffle(&seg, ch, i, r, line) };
         }
-        let [red, green, blue] = &*lines;
-        interleave_row([&red[..len], &green[..len], &blue[..len]], &mut bytes[..len * 3]);
+        let [red, green, blue] = &lines;
+        let pixels = bytes[..len * 3].chunks_exact_mut(3);
+        for (((pixel, &r), &g), &b) in pixels.zip(&red[..len]).zip(&green[..len]).zip(&blue[..len]) {
+            pixel.copy_from_slice(&[level(r, 255.0) as u8, level(g, 255.0) as u8, level(b, 255.0) as u8]);
+        }
         let start = ((seg.y * r + i) * out_w + seg.first * r) * 3;
         assert!(
             (seg.first + seg.count) * r <= out_w && seg.y * r + i < h * r,
@@ -236,10 +233,11 @@ pub unsafe fn yuv420(
                 unsafe { shuffle(&seg, ch, i + di, r, line) };
             }
             let [red, green, blue] = &*row;
-            let rgb = [&red[..len], &green[..len], &blue[..len]];
             convert_row(
                 coefficients,
-                rgb,
+                &red[..len],
+                &green[..len],
+                &blue[..len],
                 &mut luma[di][..len],
                 &mut cb[di][..len],
                 &mut cr[di][..len],
@@ -247,13 +245,15 @@ pub unsafe fn yuv420(
         }
         chroma_row(
             coefficients,
-            [&cb[0][..len], &cb[1][..len]],
+            &cb[0][..len],
+            &cb[1][..len],
             every,
             &mut cb_line[..len / 2],
         );
         chroma_row(
             coefficients,
-            [&cr[0][..len], &cr[1][..len]],
+            &cr[0][..len],
+            &cr[1][..len],
             every,
             &mut cr_line[..len / 2],
         );
@@ -271,12 +271,15 @@ pub unsafe fn yuv420(
     }
 }
 
-/// Luma samples and unscaled chroma of a row of pixels. Slices as arguments, so that LLVM knows
-/// they do not overlap (they all lie in one [`StoreLines`]) and vectorises the loop.
+/// Luma samples and unscaled chroma of a row of pixels. Each slice its own argument, so that
+/// LLVM knows they do not overlap (they all lie in one [`StoreLines`], and only references
+/// passed as arguments tell it so) and vectorises the loop.
 #[inline(always)]
 fn convert_row(
     coefficients: &YuvCoefficients,
-    [red, green, blue]: [&[f32]; 3],
+    red: &[f32],
+    green: &[f32],
+    blue: &[f32],
     luma: &mut [u16],
     cb: &mut [f32],
     cr: &mut [f32],
@@ -292,7 +295,8 @@ fn convert_row(
 #[inline(always)]
 fn chroma_row(
     coefficients: &YuvCoefficients,
-    [top, bottom]: [&[f32]; 2],
+    top: &[f32],
+    bottom: &[f32],
     every: &mut [u16; LINE],
     samples: &mut [u16],
 ) {
@@ -309,17 +313,7 @@ fn chroma_row(
     }
 }
 
-/// Rounds and interleaves R, G and B lines into 8-bit pixels (slices as arguments, as in
-/// [`convert_row`]).
-#[inline(always)]
-fn interleave_row([red, green, blue]: [&[f32]; 3], bytes: &mut [u8]) {
-    let pixels = bytes.chunks_exact_mut(3);
-    for (((pixel, &r), &g), &b) in pixels.zip(red).zip(green).zip(blue) {
-        pixel.copy_from_slice(&[level(r, 255.0) as u8, level(g, 255.0) as u8, level(b, 255.0) as u8]);
-    }
-}
-
-/// The row buffers of the stores, made once per band: as arrays on the stack they were zeroed
+/// The row buffers of the float and 4:2:0 stores, made once per band: as arrays on the stack they were zeroed
 /// for every block (a 4:2:0 store's 22 KB a call, 80 MB of memset a 4K frame).
 pub struct StoreLines {
     /// R, G and B lines of two output rows.
@@ -331,8 +325,6 @@ pub struct StoreLines {
     chroma_samples: [[u16; LINE / 2]; 2],
     /// The chroma sample of the 2x2 area at every pixel of a row (see `chroma_row`).
     every_area: [u16; LINE],
-    /// An interleaved 8-bit row.
-    bytes: [u8; LINE * 3],
 }
 
 impl StoreLines {
@@ -343,7 +335,6 @@ impl StoreLines {
             luma: [[0; LINE]; 2],
             chroma_samples: [[0; LINE / 2]; 2],
             every_area: [0; LINE],
-            bytes: [0; LINE * 3],
         })
     }
 }

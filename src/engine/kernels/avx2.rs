@@ -287,9 +287,9 @@ pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: us
 
 /// The interleaved 8-bit store compiled for AVX2 (integer rounding: the same bytes on every path).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, lines: &mut StoreLines) {
+pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
     // SAFETY: AVX2 detected (the caller's contract).
-    unsafe { store::rgb8(seg, r, out, out_w, h, shuffle_line, lines) }
+    unsafe { store::rgb8(seg, r, out, out_w, h, shuffle_line) }
 }
 
 /// The float store compiled for AVX2.

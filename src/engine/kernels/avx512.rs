@@ -338,9 +338,9 @@ pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: us
 /// The interleaved 8-bit store compiled for AVX-512, with the AVX2 path's line transposes
 /// (integer rounding: the same bytes on every path).
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, lines: &mut StoreLines) {
+pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
     // SAFETY: AVX-512F detected, which this path's detection checks with AVX2.
-    unsafe { super::super::store::rgb8(seg, r, out, out_w, h, super::avx2::shuffle_line, lines) }
+    unsafe { super::super::store::rgb8(seg, r, out, out_w, h, super::avx2::shuffle_line) }
 }
 
 /// The float store compiled for AVX-512, with the AVX2 path's line transposes.

@@ -201,16 +201,16 @@ pub fn store_yuv420(
 
 /// The pixel shuffle of a block into interleaved 8-bit RGB (see [`super::store`]), compiled for
 /// the path's vector width.
-pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize, lines: &mut StoreLines) {
+pub fn store_rgb8(isa: Isa, seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
     match isa.path() {
         // SAFETY: the scalar line builder runs anywhere.
-        Path::Portable => unsafe { super::store::rgb8(seg, r, out, out_w, h, super::store::shuffle_line, lines) },
+        Path::Portable => unsafe { super::store::rgb8(seg, r, out, out_w, h, super::store::shuffle_line) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx2 => unsafe { avx2::store_rgb8(seg, r, out, out_w, h, lines) },
+        Path::Avx2 => unsafe { avx2::store_rgb8(seg, r, out, out_w, h) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
-        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_rgb8(seg, r, out, out_w, h, lines) },
+        Path::Avx512 | Path::AmxBf16 => unsafe { avx512::store_rgb8(seg, r, out, out_w, h) },
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
     }
@@ -279,7 +279,7 @@ mod tests {
                     let mut lines = StoreLines::new();
                     store_float(isa, seg, r, Shared(float.as_mut_ptr()), out_w, h, &mut lines);
                     super::super::store::store_fence();
-                    store_rgb8(isa, seg, r, Shared(bytes.as_mut_ptr()), out_w, h, &mut lines);
+                    store_rgb8(isa, seg, r, Shared(bytes.as_mut_ptr()), out_w, h);
                     (float, bytes)
                 };
                 let (want_float, want_bytes) = store(Isa::portable());
