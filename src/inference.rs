@@ -226,8 +226,14 @@ impl crate::upscale::Engine for FastUpscaler {
         Ok(true)
     }
 
-    /// The 12-channel unshuffled input at a quarter of the LR pixels and the 3 s^2 output
-    /// samples per LR pixel; the per-band rings of three steps (one or two rows each) are small next to them.
+    fn run_rgb8_into_rgb8(&self, samples: &[u8], size: (usize, usize), out: &mut [u8]) -> Result<bool, UpscaleError> {
+        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        self.engine.upscale_rgb8_to_rgb8(samples, size, &mut ws, out)?;
+        Ok(true)
+    }
+
+    /// The float input frame (3 floats an LR pixel) and the 3 s^2 output floats an LR pixel;
+    /// the per-band rings of three steps are small next to them.
     fn bytes_per_lr_pixel(&self) -> usize {
         let c = &self.engine.config;
         12 + 12 * c.scale * c.scale

@@ -48,7 +48,8 @@ class Upscaler:
         """Upscales an image: H x W (grey), H x W x 1, 2 (grey and alpha), 3 (RGB) or 4 (RGBA);
         uint8, uint16 or float32 in 0..1; any strides. Returns a new array with the same dtype
         and channel layout, ``scale`` times larger, exactly the samples ``rt4ksr upscale``
-        writes for the same image (alpha by bicubic). The GIL is released while it computes.
+        writes for the same image (alpha by bicubic). The GIL is released while it computes
+        (a uint8 RGB array in C order is read in place then: do not change it meanwhile).
         ``out``: a C-contiguous, writeable array of the result's dtype and shape to write into
         and return instead (for streams of frames: a fresh 4K array costs the kernel's zeroing of
         its pages every call). Raises ``ValueError`` for a shape or dtype it cannot take (of

@@ -15,10 +15,10 @@ use pyo3::types::PyIterator;
 use rt4ksr::WeightError;
 use rt4ksr::eval::{EvalError, evaluate_folder};
 use rt4ksr::imaging::Image;
-use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes, rgb8_to_planes};
+use rt4ksr::imaging::picture::{Interleaved, Picture, SampleType, interleave_planes};
 use rt4ksr::inference::{EngineError, Precision, engine_on};
 use rt4ksr::upscale::file::{FileError, FileOptions, format_from_name, upscale_file};
-use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into, upscale_rgb8_into};
+use rt4ksr::upscale::{Engine, UpscaleError, upscale_picture_into, upscale_rgb8_into, upscale_rgb8_samples_into};
 use rt4ksr::video::pipeline::{StreamError, upscale_frames};
 use std::collections::VecDeque;
 use std::io;
@@ -214,31 +214,30 @@ fn copy_into<T: Element + Copy>(out: &Bound<'_, PyAny>, dims: &[usize], samples:
     Ok(())
 }
 
-/// 8-bit RGB planes upscaled and rounded in the engine's last layer, straight into the
-/// NumPy array (the caller's `out`, or one made first). A fresh Rust vector a call cost 8 %
-/// of the call (`perf`: the kernel zeroing its pages and malloc's memset).
+/// The 8-bit RGB result of an `height` x `width` input at `scale`, made by `upscale` (rounded in
+/// the engine's last layer) straight into the NumPy array: the caller's `out`, or one made
+/// first. The GIL is released while `upscale` runs. A fresh Rust vector a call cost 8 % of the
+/// call (`perf`: the kernel zeroing its pages and malloc's memset).
 fn rgb8_result(
     py: Python<'_>,
-    engine: &SharedEngine,
-    max_memory: usize,
-    color: &Image<f32>,
+    scale: usize,
+    (height, width): (usize, usize),
     out: Option<&Bound<'_, PyAny>>,
+    upscale: impl FnOnce(&mut [u8]) -> Result<(), UpscaleError> + Send,
 ) -> PyResult<Py<PyAny>> {
-    let s = engine.config().scale;
-    let shape = [color.height * s, color.width * s, 3];
-    let upscale = |out: &mut [u8]| {
-        py.detach(|| upscale_rgb8_into(engine.as_ref(), color, max_memory, out).map_err(upscale_error))
-    };
+    let shape = [height * scale, width * scale, 3];
     if let Some(out) = out {
         let mut array = output_array::<u8>(out, &shape)?;
-        upscale(array.as_slice_mut().expect("checked contiguous"))?;
+        let slice = array.as_slice_mut().expect("checked contiguous");
+        py.detach(|| upscale(slice)).map_err(upscale_error)?;
         return Ok(out.clone().unbind());
     }
-    // SAFETY: a new array that nothing else holds; it is read only after
-    // `upscale_rgb8_into` has written every byte of it (on an error it is dropped unseen).
+    // SAFETY: a new array that nothing else holds; it is read only after `upscale` has written
+    // every byte of it (on an error it is dropped unseen).
     let array = unsafe { PyArray3::<u8>::new(py, shape, false) };
-    // SAFETY: as above: no other view of the array exists while `out` lives.
-    upscale(unsafe { array.as_slice_mut() }.expect("a new array is contiguous"))?;
+    // SAFETY: as above: no other view of the array exists while the slice lives.
+    let slice = unsafe { array.as_slice_mut() }.expect("a new array is contiguous");
+    py.detach(|| upscale(slice)).map_err(upscale_error)?;
     Ok(array.into_any().unbind())
 }
 
@@ -248,8 +247,6 @@ struct Upscaler {
     engine: SharedEngine,
     /// The last result's colour planes, reused by the next call of the same size.
     buffer: Mutex<Option<Image<f32>>>,
-    /// The last 8-bit RGB input's planes, likewise.
-    input: Mutex<Option<Image<f32>>>,
     max_memory: usize,
     precision: String,
     device: String,
@@ -272,7 +269,6 @@ impl Upscaler {
         Ok(Self {
             engine,
             buffer: Mutex::new(None),
-            input: Mutex::new(None),
             max_memory: max_memory.max(1 << 20),
             precision,
             device,
@@ -312,25 +308,19 @@ impl Upscaler {
         image: &Bound<'_, PyAny>,
         out: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        // 8-bit RGB in C order, nearly every call: converted straight from the array into the
-        // planes kept from the last call (no copy of the samples first, no fresh pages).
+        // 8-bit RGB in C order, nearly every call: the engine reads the array's samples itself
+        // (no copy of them, no float frame), with the GIL released like the rest of the call.
         let rgb8 = image
             .extract::<PyReadonlyArrayDyn<'_, u8>>()
             .ok()
             .filter(|a| a.is_c_contiguous() && matches!(*a.shape(), [h, w, 3] if h > 0 && w > 0));
         if let Some(array) = rgb8 {
-            let (h, w) = (array.shape()[0], array.shape()[1]);
-            let mut color = self
-                .input
-                .lock()
-                .expect("input")
-                .take()
-                .unwrap_or_else(|| Image::zeros(0, 0, 0));
-            rgb8_to_planes(array.as_slice().expect("checked contiguous"), h, w, &mut color);
-            drop(array);
-            let result = rgb8_result(py, &self.engine, self.max_memory, &color, out);
-            *self.input.lock().expect("input") = Some(color);
-            return result;
+            let size = (array.shape()[0], array.shape()[1]);
+            let samples = array.as_slice().expect("checked contiguous");
+            let scale = self.engine.config().scale;
+            return rgb8_result(py, scale, size, out, |out| {
+                upscale_rgb8_samples_into(self.engine.as_ref(), samples, size, self.max_memory, out)
+            });
         }
         let input = read_array(image)?;
         let (dtype, two_d) = (input.samples.sample_type(), input.two_d);
@@ -341,7 +331,10 @@ impl Upscaler {
         if dtype == SampleType::U8 && input.channels == 3 {
             let picture = input.picture()?;
             drop(input);
-            return rgb8_result(py, engine, max_memory, &picture.color, out);
+            let size = (picture.color.height, picture.color.width);
+            return rgb8_result(py, s, size, out, |out| {
+                upscale_rgb8_into(engine.as_ref(), &picture.color, max_memory, out)
+            });
         }
         let samples = py.detach(|| -> PyResult<_> {
             let picture = input.picture()?;

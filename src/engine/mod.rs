@@ -267,7 +267,7 @@ impl FastEngine {
             *out = Image::zeros(3, rgb.height * s, rgb.width * s);
         }
         let sink = Sink::Rgb(Shared(out.data.as_mut_ptr()));
-        self.run(rgb, ws, sink, out.width);
+        self.run(Input::Planes(rgb), ws, sink, out.width);
         Ok(())
     }
 
@@ -292,7 +292,27 @@ impl FastEngine {
         let s = self.config.scale;
         let (out_h, out_w) = (rgb.height * s, rgb.width * s);
         assert_eq!(out.len(), out_h * out_w * 3, "the 8-bit output holds the whole image");
-        self.run(rgb, ws, Sink::Rgb8(Shared(out.as_mut_ptr())), out_w);
+        self.run(Input::Planes(rgb), ws, Sink::Rgb8(Shared(out.as_mut_ptr())), out_w);
+        Ok(())
+    }
+
+    /// As [`FastEngine::upscale_to_rgb8`] from interleaved 8-bit RGB (`height` rows of `3 *
+    /// width` samples), each sample scaled as an 8-bit file's is as the input rows are made:
+    /// no float input frame (the Python package's arrays).
+    pub fn upscale_rgb8_to_rgb8(
+        &self,
+        samples: &[u8],
+        (height, width): (usize, usize),
+        ws: &mut Workspace,
+        out: &mut [u8],
+    ) -> Result<(), InputError> {
+        crate::model::network::check_input_size(&self.config, height, width)?;
+        assert_eq!(samples.len(), height * width * 3, "3 samples a pixel");
+        let s = self.config.scale;
+        let (out_h, out_w) = (height * s, width * s);
+        assert_eq!(out.len(), out_h * out_w * 3, "the 8-bit output holds the whole image");
+        let input = Input::Rgb8 { samples, height, width };
+        self.run(input, ws, Sink::Rgb8(Shared(out.as_mut_ptr())), out_w);
         Ok(())
     }
 
@@ -316,7 +336,7 @@ impl FastEngine {
             planes: [&mut frame.y, &mut frame.u, &mut frame.v].map(|plane| Shared(plane.as_mut_ptr())),
             coefficients,
         });
-        self.run(rgb, ws, sink, out_w);
+        self.run(Input::Planes(rgb), ws, sink, out_w);
         Ok(())
     }
 
@@ -329,8 +349,8 @@ impl FastEngine {
     }
 
     /// The whole network over a checked frame, the output going to `sink` (`out_w` wide).
-    fn run(&self, rgb: &Image<f32>, ws: &mut Workspace, sink: Sink, out_w: usize) {
-        let (h, w) = (rgb.height / 2, rgb.width / 2);
+    fn run(&self, rgb: Input, ws: &mut Workspace, sink: Sink, out_w: usize) {
+        let (h, w) = (rgb.height() / 2, rgb.width() / 2);
         let f = self.config.feature_channels;
         let step = kernels::rows_per_step(self.isa.path());
         let steps = h.div_ceil(step);
@@ -359,7 +379,7 @@ impl FastEngine {
     #[allow(clippy::too_many_arguments)]
     fn stream_band(
         &self,
-        rgb: &Image<f32>,
+        rgb: Input,
         zero: &[f32],
         band: &mut [f32],
         g: Geometry,
@@ -510,14 +530,41 @@ impl FastEngine {
     }
 }
 
+/// The LR frame the network reads: float planes, or interleaved 8-bit RGB scaled as it is read.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Planes(&'a Image<f32>),
+    Rgb8 {
+        samples: &'a [u8],
+        height: usize,
+        width: usize,
+    },
+}
+
+impl Input<'_> {
+    fn height(&self) -> usize {
+        match *self {
+            Input::Planes(rgb) => rgb.height,
+            Input::Rgb8 { height, .. } => height,
+        }
+    }
+
+    fn width(&self) -> usize {
+        match *self {
+            Input::Planes(rgb) => rgb.width,
+            Input::Rgb8 { width, .. } => width,
+        }
+    }
+}
+
 /// Pixel unshuffle of LR rows 2y and 2y+1 into one phase-split head row: channel
 /// c*4 + dy*2 + dx (pixels past the right edge stay zero).
 #[inline(never)]
-fn unshuffle_row(rgb: &Image<f32>, y: usize, split: &mut [f32], g: Geometry) {
+fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry) {
+    let width = input.width();
     for c in 0..3 {
-        let src = rgb.plane(c);
         for dy in 0..2 {
-            let row = &src[(2 * y + dy) * rgb.width..][..rgb.width];
+            let row = 2 * y + dy;
             for dx in 0..2 {
                 let channel = &mut split[(c * 4 + dy * 2 + dx) * TILE * g.pitch()..][..TILE * g.pitch()];
                 // Phase by phase, so that the writes run along the phase's tiles (pixel 4t + q
@@ -525,9 +572,21 @@ fn unshuffle_row(rgb: &Image<f32>, y: usize, split: &mut [f32], g: Geometry) {
                 // the writes jumped between the four phases (`perf`: 15 % less time here, which
                 // is 3 % of a frame).
                 for (q, phase) in channel.chunks_exact_mut(g.pitch()).enumerate() {
-                    let samples = row.iter().skip(2 * q + dx).step_by(2 * TILE);
-                    for (dst, &v) in phase[1..].iter_mut().zip(samples) {
-                        *dst = v;
+                    let first = 2 * q + dx;
+                    match input {
+                        Input::Planes(rgb) => {
+                            let samples = rgb.plane(c)[row * width..][..width].iter().skip(first);
+                            for (dst, &v) in phase[1..].iter_mut().zip(samples.step_by(2 * TILE)) {
+                                *dst = v;
+                            }
+                        }
+                        Input::Rgb8 { samples, .. } => {
+                            let row = &samples[row * width * 3..][..width * 3];
+                            let samples = row.iter().skip(first * 3 + c).step_by(2 * TILE * 3);
+                            for (dst, &v) in phase[1..].iter_mut().zip(samples) {
+                                *dst = crate::imaging::picture::unit_u8(v);
+                            }
+                        }
                     }
                 }
             }
@@ -663,6 +722,17 @@ mod tests {
                 engine.upscale_into_rgb8(&rgb, &mut ws, &mut fused).unwrap();
                 assert_eq!(fused.len(), want.len(), "x{scale} {isa}");
                 assert!(fused == want, "x{scale} {isa}: fused 8-bit store differs");
+                // 8-bit input read straight: the same as its planes converted first.
+                let samples: Vec<u8> = (0..h * w * 3).map(|i| (i * 7919 % 256) as u8).collect();
+                let mut planes = Image::zeros(0, 0, 0);
+                crate::imaging::picture::rgb8_to_planes(&samples, h, w, &mut planes);
+                let mut want = vec![0u8; fused.len()];
+                engine.upscale_to_rgb8(&planes, &mut ws, &mut want).unwrap();
+                let mut direct = vec![0u8; fused.len()];
+                engine
+                    .upscale_rgb8_to_rgb8(&samples, (h, w), &mut ws, &mut direct)
+                    .unwrap();
+                assert!(direct == want, "x{scale} {isa}: 8-bit input differs from its planes");
                 let levels: std::collections::BTreeSet<_> = fused.iter().collect();
                 assert!(levels.len() > 50, "x{scale}: a varied test frame");
             }

@@ -264,7 +264,10 @@ pub fn rgb8_to_planes(samples: &[u8], height: usize, width: usize, out: &mut Ima
         });
 }
 
-fn unit_u8(v: u8) -> f32 {
+/// An 8-bit sample scaled to 0..1, as every 8-bit input is (files, arrays, the engine's 8-bit
+/// input).
+#[inline(always)]
+pub fn unit_u8(v: u8) -> f32 {
     v as f32 / 255.0
 }
 

@@ -74,6 +74,13 @@ pub trait Engine {
         let _ = (rgb, out);
         Ok(false)
     }
+    /// As [`Engine::run_into_rgb8`] from interleaved 8-bit RGB (`height` rows of `3 * width`
+    /// samples), read as the network needs it; `Ok(false)` from an engine that cannot (the
+    /// caller then converts the samples to planes first).
+    fn run_rgb8_into_rgb8(&self, samples: &[u8], size: (usize, usize), out: &mut [u8]) -> Result<bool, UpscaleError> {
+        let _ = (samples, size, out);
+        Ok(false)
+    }
     /// Working memory per LR pixel of one run, for planning tiles.
     fn bytes_per_lr_pixel(&self) -> usize;
 }
@@ -294,6 +301,26 @@ pub fn upscale_rgb8_into(
     let sr = upscale_rgb(engine, rgb, max_bytes, |_, _| {})?;
     out.copy_from_slice(&crate::imaging::picture::interleave_u8(&sr, None));
     Ok(())
+}
+
+/// As [`upscale_rgb8_into`] from interleaved 8-bit RGB (`height` rows of `3 * width`
+/// samples): the engine reads the samples itself where it can (the whole image in one tile),
+/// else they are converted to planes first.
+pub fn upscale_rgb8_samples_into(
+    engine: &dyn Engine,
+    samples: &[u8],
+    (height, width): (usize, usize),
+    max_bytes: usize,
+    out: &mut [u8],
+) -> Result<(), UpscaleError> {
+    let even = height.is_multiple_of(2) && width.is_multiple_of(2);
+    let whole = even && tiles_for(engine, height, width, max_bytes).len() == 1;
+    if whole && engine.run_rgb8_into_rgb8(samples, (height, width), out)? {
+        return Ok(());
+    }
+    let mut planes = Image::zeros(0, 0, 0);
+    crate::imaging::picture::rgb8_to_planes(samples, height, width, &mut planes);
+    upscale_rgb8_into(engine, &planes, max_bytes, out)
 }
 
 /// MATLAB-style bicubic enlargement, clamped.
