@@ -1,6 +1,8 @@
-//! The compiled part of the `rt4ksr` Python package: a thin layer over the library. Arrays are
-//! copied into the library's `Picture` (as a decoded file would be), upscaled with the GIL
-//! released, and handed back as NumPy arrays that own the result (no second copy).
+//! The compiled part of the `rt4ksr` Python package: a thin layer over the library. 8-bit RGB
+//! arrays in C order are read in place by the engine and written straight into the result
+//! array (the caller's `out=`, or a new one); other arrays are copied into the library's
+//! `Picture` (as a decoded file would be) and handed back as NumPy arrays that own the result.
+//! The GIL is released while the network runs.
 
 use numpy::{
     Element, PyArray1, PyArray3, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
