@@ -5,7 +5,7 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs. In progress:
 #   x3-long: configs/train_x3_long.toml (the shipped x3 run's state at step 117,500 on a cosine
-#       stretched to 240,000 steps; its state in training/state/, committed at step 143,000).
+#       stretched to 240,000 steps; its state in training/state/, committed at step 229,100).
 # The last runs (finished; `training/resume.sh x3-general` or `x4` would start them again from
 # scratch):
 #   x3: configs/train_x3_general.toml (generalisation: the x3 model of
