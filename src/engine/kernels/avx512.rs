@@ -331,7 +331,8 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 /// as the portable code: no contraction).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
-    // SAFETY: AVX2 detected (the caller's contract).
+    // SAFETY: AVX-512F detected, which this path's detection checks with AVX2 (the line
+    // transposes' instruction set).
     unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line, lines) }
 }
 
@@ -339,13 +340,13 @@ pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: us
 /// (integer rounding: the same bytes on every path).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_rgb8(seg: Segment, r: usize, out: Shared<u8>, out_w: usize, h: usize) {
-    // SAFETY: AVX-512F detected, which this path's detection checks with AVX2.
+    // SAFETY: as for the 4:2:0 store.
     unsafe { super::super::store::rgb8(seg, r, out, out_w, h, super::avx2::shuffle_line) }
 }
 
 /// The float store compiled for AVX-512, with the AVX2 path's line transposes.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize, h: usize, lines: &mut StoreLines) {
-    // SAFETY: as above.
+    // SAFETY: as for the 4:2:0 store.
     unsafe { super::super::store::store_shuffled(seg, r, out, out_w, h, super::avx2::shuffle_line, lines) }
 }
