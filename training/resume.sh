@@ -32,22 +32,30 @@ paused() {
     git show "$commit:training/state/$name.checkpoint.safetensors" > "training/state/$name.checkpoint.safetensors"
   fi
 }
+# The longer x3 schedule starts from x3-main's state at 117,500 (its log up to there too).
+x3_long_start() {
+  if [ ! -f runs/x3-long/checkpoint.safetensors ] && [ ! -f training/state/x3-long.checkpoint.safetensors ]; then
+    git show d0cf9c4:training/state/x3-from-x2-phase3.checkpoint.safetensors > training/state/x3-long.checkpoint.safetensors
+    git show d0cf9c4:training/state/x3-from-x2-phase3.log.csv > training/state/x3-long.log.csv
+  fi
+}
 case "${1:-}" in
   x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
   x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
-  # The longer x3 schedule starts from x3-main's state at 117,500 (its log up to there too).
   x3-long)
-    if [ ! -f runs/x3-long/checkpoint.safetensors ] && [ ! -f training/state/x3-long.checkpoint.safetensors ]; then
-      git show d0cf9c4:training/state/x3-from-x2-phase3.checkpoint.safetensors > training/state/x3-long.checkpoint.safetensors
-      git show d0cf9c4:training/state/x3-from-x2-phase3.log.csv > training/state/x3-long.log.csv
-    fi
+    x3_long_start
     chains=("x3-long:train_x3_long") ;;
+  # The generalisation fine-tunes of x3-long's end, one after the other (x3-long first, when it
+  # has not ended here: from the state above on a fresh clone).
+  x3-finetune)
+    x3_long_start
+    chains=("x3-long:train_x3_long x3-photos:train_x3_photos x3-mix:train_x3_mix") ;;
   # Finished: a rerun without their state (not kept) would start them from scratch.
   x3-general) chains=("x3-general:train_x3_general") ;;
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-long (in progress), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-long (in progress), x3-finetune (x3-long's end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac

@@ -23,6 +23,10 @@ pub struct TrainArgs {
     /// Folder of HR training images (repeatable).
     #[arg(long)]
     data: Vec<PathBuf>,
+    /// Share of each --data folder in the crops, comma-separated, one a folder (default: every
+    /// image equally likely).
+    #[arg(long, value_delimiter = ',')]
+    data_weights: Option<Vec<f64>>,
     /// Folder of HR validation images.
     #[arg(long)]
     val_data: Option<PathBuf>,
@@ -104,6 +108,9 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if !args.data.is_empty() {
         c.data = args.data.clone();
+    }
+    if let Some(w) = &args.data_weights {
+        c.data_weights = w.clone();
     }
     if !args.lr_patch.is_empty() {
         c.lr_patches = args.lr_patch.clone();

@@ -32,6 +32,10 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     /// Folders of HR training images (searched recursively).
     pub data: Vec<PathBuf>,
+    /// Relative share of each `data` folder in the batches' crops (one weight a folder); empty:
+    /// every image equally likely, whatever its folder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_weights: Vec<f64>,
     /// Folder of HR validation images (Y-PSNR every `val_every` steps); none to skip.
     pub val_data: Option<PathBuf>,
     /// Where checkpoints, the log, the plot and the exported models go.
@@ -65,6 +69,7 @@ impl Default for TrainConfig {
         Self {
             model: ModelConfig::official(2),
             data: vec![],
+            data_weights: vec![],
             val_data: None,
             out_dir: PathBuf::from("runs/train"),
             steps: 100_000,
@@ -99,6 +104,8 @@ pub enum TrainConfigError {
     Model(#[from] crate::model::config::ConfigError),
     #[error("no training data folder given (`data` / --data)")]
     NoData,
+    #[error("data_weights: {weights} given for {folders} data folders; one each, finite, 0 or more, not all 0")]
+    DataWeights { folders: usize, weights: usize },
     #[error("batch_size must be positive and lr_patches even sides of at least 4")]
     Batch,
     #[error("learning_rate must be positive")]
@@ -120,6 +127,15 @@ impl TrainConfig {
         self.model.validate()?;
         if self.data.is_empty() {
             return Err(TrainConfigError::NoData);
+        }
+        let weights_usable = self.data_weights.len() == self.data.len()
+            && self.data_weights.iter().all(|w| w.is_finite() && *w >= 0.0)
+            && self.data_weights.iter().any(|w| *w > 0.0);
+        if !self.data_weights.is_empty() && !weights_usable {
+            return Err(TrainConfigError::DataWeights {
+                folders: self.data.len(),
+                weights: self.data_weights.len(),
+            });
         }
         if self.batch_size == 0 || self.lr_patches.is_empty() || self.lr_patches.iter().any(|&p| p < 4 || p % 2 != 0) {
             return Err(TrainConfigError::Batch);
@@ -165,6 +181,26 @@ mod tests {
             ..c.clone()
         };
         assert!(matches!(bad_ema.validate(), Err(TrainConfigError::EmaDecay)));
+        for weights in [vec![1.0], vec![0.0, 0.0], vec![1.0, f64::NAN], vec![1.0, -0.5]] {
+            let bad = TrainConfig {
+                data_weights: weights.clone(),
+                ..c.clone()
+            };
+            assert!(
+                matches!(bad.validate(), Err(TrainConfigError::DataWeights { folders: 2, .. })),
+                "{weights:?}"
+            );
+        }
+        let weighted = TrainConfig {
+            data_weights: vec![3.0, 0.0],
+            ..c.clone()
+        };
+        weighted.validate().unwrap();
+        assert_eq!(TrainConfig::from_toml(&weighted.to_toml()).unwrap(), weighted);
+        assert!(
+            !c.to_toml().contains("data_weights"),
+            "unweighted configs stay as they were"
+        );
         let partial = TrainConfig::from_toml("steps = 7\n[model]\nscale = 3\nfeature_channels = 24\nnum_blocks = 4\nactivation = \"gelu\"\nhf_extraction = \"gaussian\"\neca = false\nlayernorm = true\nresidual = false\nmerge_hf = false\n").unwrap();
         assert_eq!(partial.steps, 7);
         assert_eq!(partial.model, ModelConfig::official(3));

@@ -4,6 +4,7 @@
 
 use crate::imaging::io::load_rgb8;
 use crate::imaging::{Image, resize};
+use rand::distr::{Distribution, weighted::WeightedIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
@@ -15,13 +16,29 @@ pub enum DataError {
     Walk { dir: PathBuf, source: walkdir::Error },
     #[error("no usable training image in {dirs} ({skipped} files skipped)")]
     NoImages { dirs: String, skipped: usize },
+    #[error("{}: no usable training image, but its data_weights entry is {weight}", .dir.display())]
+    EmptyWeightedFolder { dir: PathBuf, weight: f64 },
+}
+
+/// How a batch picks the image of each crop.
+enum Sampler {
+    /// Every image equally likely.
+    Uniform,
+    /// A folder by its weight, then one of its images, each equally likely.
+    ByFolder {
+        folders: WeightedIndex<f64>,
+        members: Vec<Vec<usize>>,
+    },
 }
 
 /// The HR images of a run, in memory as 8-bit RGB.
 pub struct TrainingSet {
     pub images: Vec<Image<u8>>,
+    /// The position in the loaded folders of each image's folder.
+    pub folders: Vec<usize>,
     /// Files that could not be used, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    sampler: Sampler,
 }
 
 /// One batch, NCHW f32 in 0..1.
@@ -37,19 +54,25 @@ impl TrainingSet {
     /// files are skipped and listed. Fails only when nothing usable is left.
     pub fn load(dirs: &[PathBuf], min_side: usize) -> Result<Self, DataError> {
         let mut files = Vec::new();
-        for dir in dirs {
+        for (folder, dir) in dirs.iter().enumerate() {
             let found = crate::imaging::files::image_files(dir, true).map_err(|source| DataError::Walk {
                 dir: dir.clone(),
                 source,
             })?;
-            files.extend(found);
+            files.extend(found.into_iter().map(|file| (file, folder)));
         }
+        // One order over all folders by path, as runs before per-folder weights had it (their
+        // batches stay the same).
         files.sort();
         let mut images = Vec::new();
+        let mut folders = Vec::new();
         let mut skipped = Vec::new();
-        for file in files {
+        for (file, folder) in files {
             match load_rgb8(&file) {
-                Ok(img) if img.height >= min_side && img.width >= min_side => images.push(img),
+                Ok(img) if img.height >= min_side && img.width >= min_side => {
+                    images.push(img);
+                    folders.push(folder);
+                }
                 Ok(img) => skipped.push((
                     file,
                     format!("{}x{} is smaller than a {min_side}px crop", img.width, img.height),
@@ -64,7 +87,41 @@ impl TrainingSet {
                 skipped: skipped.len(),
             });
         }
-        Ok(Self { images, skipped })
+        Ok(Self {
+            images,
+            folders,
+            skipped,
+            sampler: Sampler::Uniform,
+        })
+    }
+
+    /// Picks each crop's folder by `weights` (one a folder of [`load`](Self::load)'s `dirs`,
+    /// validated by the config), then one of its images; a folder of positive weight must
+    /// have an image.
+    pub fn weighted(mut self, dirs: &[PathBuf], weights: &[f64]) -> Result<Self, DataError> {
+        let mut members = vec![Vec::new(); weights.len()];
+        for (image, &folder) in self.folders.iter().enumerate() {
+            members[folder].push(image);
+        }
+        if let Some(folder) = (0..weights.len()).find(|&f| weights[f] > 0.0 && members[f].is_empty()) {
+            return Err(DataError::EmptyWeightedFolder {
+                dir: dirs[folder].clone(),
+                weight: weights[folder],
+            });
+        }
+        let folders = WeightedIndex::new(weights).expect("validated: finite, non-negative, not all zero");
+        self.sampler = Sampler::ByFolder { folders, members };
+        Ok(self)
+    }
+
+    fn pick(&self, rng: &mut ChaCha8Rng) -> &Image<u8> {
+        match &self.sampler {
+            Sampler::Uniform => &self.images[rng.random_range(0..self.images.len())],
+            Sampler::ByFolder { folders, members } => {
+                let members = &members[folders.sample(rng)];
+                &self.images[members[rng.random_range(0..members.len())]]
+            }
+        }
     }
 
     /// The batch of training step `step`.
@@ -74,7 +131,7 @@ impl TrainingSet {
         let mut lr = Vec::with_capacity(size * 3 * lr_patch * lr_patch);
         let mut hr = Vec::with_capacity(size * 3 * hr_patch * hr_patch);
         for _ in 0..size {
-            let img = &self.images[rng.random_range(0..self.images.len())];
+            let img = self.pick(&mut rng);
             let top = rng.random_range(0..=img.height - hr_patch);
             let left = rng.random_range(0..=img.width - hr_patch);
             let crop = augment(&img.crop(top, left, hr_patch, hr_patch), rng.random_range(0..8));
@@ -138,7 +195,9 @@ mod tests {
                 24,
                 (0..3 * 20 * 24).map(|i| (i % 251) as u8).collect(),
             )],
+            folders: vec![0],
             skipped: vec![],
+            sampler: Sampler::Uniform,
         };
         let a = set.batch(7, 3, 2, 4, 2);
         let b = set.batch(7, 3, 2, 4, 2);
@@ -147,5 +206,44 @@ mod tests {
         assert_ne!(a.hr, c.hr);
         assert_eq!(a.lr.len(), 2 * 3 * 4 * 4);
         assert_eq!(a.hr.len(), 2 * 3 * 8 * 8);
+    }
+
+    #[test]
+    fn folder_weights_set_the_share_of_each_folders_crops() {
+        // Folder 0: one black image; folder 1: three white ones.
+        let flat = |v: u8| Image::new(3, 8, 8, vec![v; 3 * 8 * 8]);
+        let set = || TrainingSet {
+            images: vec![flat(0), flat(255), flat(255), flat(255)],
+            folders: vec![0, 1, 1, 1],
+            skipped: vec![],
+            sampler: Sampler::Uniform,
+        };
+        let dirs: Vec<PathBuf> = vec!["black".into(), "white".into()];
+        let black_share = |set: &TrainingSet| {
+            let crops = 40 * 16;
+            let black: usize = (0..40)
+                .map(|step| {
+                    let b = set.batch(1, step, 16, 2, 2);
+                    b.hr.chunks(3 * 4 * 4).filter(|crop| crop[0] == 0.0).count()
+                })
+                .sum();
+            black as f64 / crops as f64
+        };
+        let uniform = black_share(&set());
+        assert!((uniform - 0.25).abs() < 0.06, "uniform over images: {uniform}");
+        let even = black_share(&set().weighted(&dirs, &[1.0, 1.0]).unwrap());
+        assert!((even - 0.5).abs() < 0.06, "half from each folder: {even}");
+        assert_eq!(black_share(&set().weighted(&dirs, &[0.0, 1.0]).unwrap()), 0.0);
+        let only_black = set().weighted(&dirs, &[1.0, 0.0]).unwrap();
+        assert_eq!(black_share(&only_black), 1.0);
+        let empty = TrainingSet {
+            folders: vec![1, 1, 1, 1],
+            ..set()
+        };
+        let err = empty.weighted(&dirs, &[0.5, 1.0]).err().expect("folder 0 has no image");
+        assert_eq!(
+            err.to_string(),
+            "black: no usable training image, but its data_weights entry is 0.5"
+        );
     }
 }

@@ -121,6 +121,9 @@ impl Trainer {
         config.validate()?;
         let largest = *config.lr_patches.iter().max().expect("validated") * config.model.scale;
         let mut set = TrainingSet::load(&config.data, largest)?;
+        if !config.data_weights.is_empty() {
+            set = set.weighted(&config.data, &config.data_weights)?;
+        }
         let mut validation = Vec::new();
         if let Some(dir) = &config.val_data {
             let val = TrainingSet::load(std::slice::from_ref(dir), 2 * config.model.scale + 11)?;
