@@ -3,10 +3,13 @@
 # shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
-# reads its `init_weights`. Without an argument it lists the runs. In progress:
-#   x3-long: configs/train_x3_long.toml (the shipped x3 run's state at step 117,500 on a cosine
-#       stretched to 240,000 steps; its state in training/state/, committed at step 229,100).
-# The last runs (finished; `training/resume.sh x3-general` or `x4` would start them again from
+# reads its `init_weights`. Without an argument it lists the runs. None is in progress.
+# The last runs (finished):
+#   x3-finetune: configs/train_x3_long.toml (the first x3 run's state at step 117,500 on a
+#       cosine stretched to 240,000 steps; its state at step 229,100 is in commit 5b4ada4), then
+#       configs/train_x3_photos.toml (its end on the training photos and extra/'s: the embedded
+#       x3 model) and configs/train_x3_mix.toml (with synthetic images too; not shipped).
+# Finished earlier (`training/resume.sh x3-general` or `x4` would start them again from
 # scratch):
 #   x3: configs/train_x3_general.toml (generalisation: the x3 model of
 #       configs/train_x3_from_x2_phase3.toml, paused at step 117,500, trained on with extra/
@@ -32,21 +35,19 @@ paused() {
     git show "$commit:training/state/$name.checkpoint.safetensors" > "training/state/$name.checkpoint.safetensors"
   fi
 }
-# The longer x3 schedule starts from x3-main's state at 117,500 (its log up to there too).
+# The longer x3 schedule goes on from its last committed state, at step 229,100 (its log up to
+# there too: the log in the tree runs to its end).
 x3_long_start() {
   if [ ! -f runs/x3-long/checkpoint.safetensors ] && [ ! -f training/state/x3-long.checkpoint.safetensors ]; then
-    git show d0cf9c4:training/state/x3-from-x2-phase3.checkpoint.safetensors > training/state/x3-long.checkpoint.safetensors
-    git show d0cf9c4:training/state/x3-from-x2-phase3.log.csv > training/state/x3-long.log.csv
+    git show 5b4ada4:training/state/x3-long.checkpoint.safetensors > training/state/x3-long.checkpoint.safetensors
+    git show 5b4ada4:training/state/x3-long.log.csv > training/state/x3-long.log.csv
   fi
 }
 case "${1:-}" in
   x2) paused 5c9b07a x2-phase3; chains=("x2-phase3:train_x2_phase3") ;;
   x3-main) paused d0cf9c4 x3-from-x2-phase3; chains=("x3-from-x2-phase3:train_x3_from_x2_phase3") ;;
-  x3-long)
-    x3_long_start
-    chains=("x3-long:train_x3_long") ;;
-  # The generalisation fine-tunes of x3-long's end, one after the other (x3-long first, when it
-  # has not ended here: from the state above on a fresh clone).
+  # x3-long's last steps from its committed state (finished), then the generalisation
+  # fine-tunes of its end, one after the other.
   x3-finetune)
     x3_long_start
     chains=("x3-long:train_x3_long x3-photos:train_x3_photos x3-mix:train_x3_mix") ;;
@@ -55,7 +56,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-long (in progress), x3-finetune (x3-long's end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "no run is in progress; give a run: x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
