@@ -10,6 +10,7 @@ use rt4ksr::inference::{BurnUpscaler, Precision};
 use rt4ksr::model::init::random_weights;
 use rt4ksr::model::{Form, ModelConfig, Rt4ksr};
 use rt4ksr::upscale::Engine;
+use rt4ksr::yuv::{ColorSpec, Matrix, YuvCoefficients};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -316,6 +317,24 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 fast.upscale_into(&rgb, &mut ws, &mut out).expect("a valid frame");
             });
             let mut c = case(&format!("fast engine x{scale} {width}x{height} ({isa})"), gmac, t);
+            c.path = Some(isa.to_string());
+            cases.push(c);
+            // As a y4m stream runs it: the last layer's stores convert to 8-bit 4:2:0.
+            let coefficients = YuvCoefficients::new(ColorSpec {
+                matrix: Matrix::default_for(height),
+                full_range: false,
+                depth: 8,
+            });
+            let mut frame = rt4ksr::yuv::Frame::default();
+            let t = time(args.runs, || {
+                fast.upscale_into_yuv420(&rgb, &mut ws, coefficients, &mut frame)
+                    .expect("a valid frame");
+            });
+            let mut c = case(
+                &format!("fast engine x{scale} {width}x{height} ({isa}, to 4:2:0)"),
+                gmac,
+                t,
+            );
             c.path = Some(isa.to_string());
             cases.push(c);
         }

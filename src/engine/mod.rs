@@ -403,11 +403,7 @@ impl FastEngine {
         let (rings, band) = band.split_at_mut((n - 1) * ring_len);
         let (input_split, splits) = band.split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
-        let per_call = if step == 1 {
-            1
-        } else {
-            kernels::blocks_per_pair_call(self.isa.path())
-        };
+        let per_call = kernels::blocks_per_call(self.isa.path());
         let mut blocks = vec![0f32; per_call * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
         let mut lines = store::StoreLines::new();
@@ -473,7 +469,7 @@ impl FastEngine {
                     let top = top as isize;
                     if step == 1 {
                         let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
-                        kernels::conv_block(self.isa, layer, rows, &mut blocks, &mut scratch);
+                        kernels::conv_block(self.isa, layer, rows, count, &mut blocks, &mut scratch);
                     } else {
                         let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
                         kernels::conv_pair(self.isa, layer, rows, count, &mut blocks, &mut scratch);

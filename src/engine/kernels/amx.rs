@@ -12,18 +12,22 @@
 //! offsets are the same on every path. Transforms, output transform and epilogue are AVX-512.
 //!
 //! Tile registers are named in the instructions (Rust has no operand class for them): tmm0-3
-//! accumulate, tmm4/5 hold a weight tile's high and low parts, tmm6/7 an input tile's.
+//! accumulate (two weight tiles by two blocks), tmm4/5 hold two weight tiles, tmm6/7 two
+//! blocks' input tiles (each the high or the low parts).
 
 use super::super::pack::{MAX_TILE_CI, TILE_ROWS};
-use super::super::winograd::POINTS;
+use super::super::winograd::{POINTS, TILE};
 use super::{BLOCK, Layer, avx512};
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::Cell;
 
-/// Accumulator tiles: output channels per pass = 4 x 12.
-const ACCUMULATORS: usize = 4;
-const _: () = assert!(ACCUMULATORS * TILE_ROWS <= super::CHANNELS_PER_PASS);
+/// Output channels of a pass: two weight tiles of 12, over two blocks of tiles (four
+/// accumulators, each block's products in its own part of the scratch).
+const PASS_TILES: usize = 2;
+/// Blocks of tiles one call takes (see [`conv_blocks`]).
+pub const BLOCKS_PER_CALL: usize = 2;
+const _: () = assert!(PASS_TILES * TILE_ROWS * BLOCKS_PER_CALL <= super::CHANNELS_PER_PASS);
 
 /// The 64-byte tile configuration LDTILECFG reads (palette 1).
 #[repr(C, align(64))]
@@ -71,20 +75,26 @@ fn conv_config(ci: usize) -> TileConfig {
     TileConfig::new([c, c, c, c, w, w, v, v])
 }
 
-/// Runs `$m!(N)` with the accumulator tile register `j` as a literal (0..=3).
-macro_rules! with_accumulator {
-    ($j:expr, $m:ident) => {
-        match $j {
-            0 => $m!("0"),
-            1 => $m!("1"),
-            2 => $m!("2"),
-            _ => $m!("3"),
-        }
-    };
-}
-
+/// One layer over `blocks` (1 or 2) consecutive blocks of one row: products, output transform
+/// and bias, block b into `out[b * TILE * co * BLOCK..]`.
+///
+/// A pass takes two weight tiles (24 output channels) over both blocks: four accumulators,
+/// tmm(2j + b) for weight tile j and block b, so that no product of a group of four waits on
+/// another (one block a call, with three products in a row on each of two accumulators, was
+/// 5-10 % slower a frame at x3) and each weight tile loaded serves two blocks. The operands
+/// take three loads a group: weights high and inputs high, then inputs low, then weights low
+/// and inputs high again: ten loads for twelve products. Each step prefetches the next one's
+/// operands (another 5-10 % at x3: the tile loads, not the products, were the larger cost;
+/// leaving either out of a frame saved about as much).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
-pub unsafe fn conv_block(layer: &Layer, weights: &[u16], rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
+pub unsafe fn conv_blocks(
+    layer: &Layer,
+    weights: &[u16],
+    rows: [&[f32]; 3],
+    blocks: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
     let (ci, co) = (layer.ci, layer.co);
     let tiles = co / TILE_ROWS;
     assert!(
@@ -92,87 +102,189 @@ pub unsafe fn conv_block(layer: &Layer, weights: &[u16], rows: [&[f32]; 3], bloc
             && ci.is_multiple_of(2)
             && co.is_multiple_of(TILE_ROWS)
             && weights.len() >= POINTS * 3 * 2 * ci * co
+            && (1..=BLOCKS_PER_CALL).contains(&blocks)
+            && scratch.len() >= BLOCKS_PER_CALL * POINTS * PASS_TILES * TILE_ROWS * BLOCK
     );
     // SAFETY: the dispatch's Isa guarantees AMX and its permission.
     unsafe { configure(ci, || conv_config(ci)) };
-    let (weight_stride, input_stride) = (2 * ci, 64usize);
-    let products = scratch.as_mut_ptr();
+    // Block b of a transformed row starts POINTS * ci * BLOCK floats after block b - 1.
+    let inputs: [[*const u16; BLOCKS_PER_CALL]; 3] =
+        rows.map(|row| std::array::from_fn(|b| row[(b.min(blocks - 1)) * POINTS * ci * BLOCK..].as_ptr() as *const u16));
     let mut first = 0;
     while first < tiles {
-        let count = (tiles - first).min(ACCUMULATORS);
-        for m in 0..POINTS {
-            for j in 0..count {
-                macro_rules! zero {
-                    ($t:literal) => {
-                        // SAFETY: tile registers configured above.
-                        unsafe { asm!(concat!("tilezero tmm", $t), options(nostack, nomem)) }
-                    };
-                }
-                with_accumulator!(j, zero);
-            }
-            for (ky, row) in rows.iter().enumerate() {
-                // SAFETY: block-point region (m) of the row: ci * 16 high then ci * 16 low
-                // bf16 values, inside the row (asserted by the dispatch).
-                let (high, low) = unsafe {
-                    let high = row.as_ptr().add(m * ci * BLOCK) as *const u16;
-                    (high, high.add(ci * BLOCK))
-                };
-                // SAFETY: reads ci/2 rows of 64 bytes from each, inside the region.
-                unsafe {
-                    asm!(
-                        "tileloadd tmm6, [{h} + {s} * 1]",
-                        "tileloadd tmm7, [{l} + {s} * 1]",
-                        h = in(reg) high, l = in(reg) low, s = in(reg) input_stride,
-                        options(nostack, readonly)
-                    );
-                }
-                for j in 0..count {
-                    let tile = ((m * 3 + ky) * tiles + first + j) * 2;
-                    // SAFETY: tile `tile` and `tile + 1` of the packing: 12 rows of ci values
-                    // each, inside `weights` (length asserted above).
-                    let w = unsafe { weights.as_ptr().add(tile * TILE_ROWS * ci) };
-                    let w_low = unsafe { w.add(TILE_ROWS * ci) };
-                    macro_rules! multiply {
-                        ($t:literal) => {
-                            // SAFETY: reads 12 rows of 2 ci bytes from each weight tile.
-                            unsafe {
-                                asm!(
-                                    "tileloadd tmm4, [{h} + {s} * 1]",
-                                    "tileloadd tmm5, [{l} + {s} * 1]",
-                                    concat!("tdpbf16ps tmm", $t, ", tmm4, tmm6"),
-                                    concat!("tdpbf16ps tmm", $t, ", tmm4, tmm7"),
-                                    concat!("tdpbf16ps tmm", $t, ", tmm5, tmm6"),
-                                    h = in(reg) w, l = in(reg) w_low, s = in(reg) weight_stride,
-                                    options(nostack, readonly)
-                                )
-                            }
-                        };
-                    }
-                    with_accumulator!(j, multiply);
-                }
-            }
-            for j in 0..count {
-                // SAFETY: 12 rows of 16 floats at channel j * 12 of point m's products, inside
-                // scratch (SCRATCH_LEN >= POINTS * 48 * BLOCK, asserted by the dispatch).
-                let dst = unsafe { products.add((m * count * TILE_ROWS + j * TILE_ROWS) * BLOCK) };
-                macro_rules! store {
-                    ($t:literal) => {
-                        // SAFETY: as above.
-                        unsafe {
-                            asm!(
-                                concat!("tilestored [{d} + {s} * 1], tmm", $t),
-                                d = in(reg) dst, s = in(reg) 64usize,
-                                options(nostack)
-                            )
-                        }
-                    };
-                }
-                with_accumulator!(j, store);
+        let pass_tiles = (tiles - first).min(PASS_TILES);
+        let operands = Operands {
+            weights: weights[first * 2 * TILE_ROWS * ci..].as_ptr(),
+            tiles,
+            ci,
+            inputs,
+        };
+        let products = scratch.as_mut_ptr();
+        // SAFETY: weight tiles first.. of every point and kernel row, inside `weights`; the
+        // inputs' block-point regions inside the rows (asserted by the dispatch); the products
+        // of 2 blocks x 6 points x 24 channels inside the scratch (asserted above).
+        unsafe {
+            match (pass_tiles, blocks) {
+                (2, 2) => pass::<2, 2>(operands, products),
+                (2, _) => pass::<2, 1>(operands, products),
+                (_, 2) => pass::<1, 2>(operands, products),
+                _ => pass::<1, 1>(operands, products),
             }
         }
-        // SAFETY: the products of `count * 12` channels at every point were stored above.
-        unsafe { avx512::output_transform(scratch, count * TILE_ROWS, first * TILE_ROWS, layer, block) };
-        first += count;
+        for b in 0..blocks {
+            // SAFETY: the products of `pass_tiles * 12` channels at every point of block b were
+            // stored above; block b of `out` holds TILE * co * BLOCK values (asserted by the
+            // dispatch).
+            unsafe {
+                avx512::output_transform(
+                    &scratch[b * POINTS * PASS_TILES * TILE_ROWS * BLOCK..],
+                    pass_tiles * TILE_ROWS,
+                    first * TILE_ROWS,
+                    layer,
+                    &mut out[b * TILE * co * BLOCK..],
+                )
+            };
+        }
+        first += pass_tiles;
+    }
+}
+
+/// Where a pass reads: the weight tiles from its first output tile on (`[point][ky][tile of
+/// the layer][high, low][12][ci]`, `tiles` a point and kernel row), and each kernel row's
+/// blocks (a block-point region: ci * 16 high bf16 values, then ci * 16 low ones).
+#[derive(Clone, Copy)]
+struct Operands {
+    weights: *const u16,
+    tiles: usize,
+    ci: usize,
+    inputs: [[*const u16; BLOCKS_PER_CALL]; 3],
+}
+
+/// Loads tile register `$t` from `$ptr`, rows `$stride` bytes apart.
+macro_rules! load {
+    ($t:literal, $ptr:expr, $stride:expr) => {
+        asm!(
+            concat!("tileloadd tmm", $t, ", [{p} + {s} * 1]"),
+            p = in(reg) $ptr, s = in(reg) $stride,
+            options(nostack, readonly)
+        )
+    };
+}
+
+/// tmm`$c` += tmm`$a` (weights) x tmm`$b` (inputs).
+macro_rules! product {
+    ($c:literal, $a:literal, $b:literal) => {
+        asm!(concat!("tdpbf16ps tmm", $c, ", tmm", $a, ", tmm", $b), options(nostack, nomem))
+    };
+}
+
+/// The products of `J` weight tiles (tmm4, tmm5) and `B` input tiles (tmm6, tmm7) into the
+/// accumulators tmm(2j + b), weight tile by weight tile.
+macro_rules! products {
+    ($j:expr, $b:expr) => {{
+        product!("0", "4", "6");
+        if $b == 2 {
+            product!("1", "4", "7");
+        }
+        if $j == 2 {
+            product!("2", "5", "6");
+            if $b == 2 {
+                product!("3", "5", "7");
+            }
+        }
+    }};
+}
+
+/// A pass of `J` weight tiles over `B` blocks at every point (see [`conv_blocks`]); block b's
+/// products of point m, channel c of the pass at `products[(b * POINTS * 24 + m * 12 J + c) *
+/// BLOCK..]` (per block, the layout [`avx512::output_transform`] reads).
+///
+/// # Safety
+/// The tile registers configured for `ci` inputs; the operands and products as `conv_blocks`
+/// asserts.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+#[inline]
+unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mut f32) {
+    let Operands {
+        weights,
+        tiles,
+        ci,
+        inputs,
+    } = operands;
+    let (weight_stride, input_stride) = (2 * ci, 64usize);
+    let tile_len = TILE_ROWS * ci;
+    // SAFETY (whole body): the caller's contract; every load reads 12 rows of 2 ci bytes from a
+    // weight tile or ci / 2 rows of 64 bytes from a block-point region, every store writes 12
+    // rows of 64 bytes inside the products.
+    unsafe {
+        for m in 0..POINTS {
+            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+            for (ky, row) in inputs.iter().enumerate() {
+                // The next step's operands into L1 while this step's products run: a tile load
+                // from L2 holds up the products behind it (the tile registers are not renamed).
+                let (next_m, next_ky) = if ky < 2 { (m, ky + 1) } else { (m + 1, 0) };
+                if next_m < POINTS {
+                    let next_weights = weights.add((next_m * 3 + next_ky) * tiles * 2 * tile_len);
+                    prefetch(next_weights as *const u8, J * 2 * tile_len * 2);
+                    for block in &inputs[next_ky][..B] {
+                        prefetch(block.add(next_m * ci * BLOCK * 2) as *const u8, ci * BLOCK * 2 * 2);
+                    }
+                }
+                let high = |j: usize| weights.add(((m * 3 + ky) * tiles + j) * 2 * tile_len);
+                let (w0, w1) = (high(0), high(J - 1));
+                let (v0, v1) = (row[0].add(m * ci * BLOCK * 2), row[B - 1].add(m * ci * BLOCK * 2));
+                // High weights x high inputs.
+                load!("4", w0, weight_stride);
+                if J == 2 {
+                    load!("5", w1, weight_stride);
+                }
+                load!("6", v0, input_stride);
+                if B == 2 {
+                    load!("7", v1, input_stride);
+                }
+                products!(J, B);
+                // High weights x low inputs.
+                load!("6", v0.add(ci * BLOCK), input_stride);
+                if B == 2 {
+                    load!("7", v1.add(ci * BLOCK), input_stride);
+                }
+                products!(J, B);
+                // Low weights x high inputs.
+                load!("4", w0.add(tile_len), weight_stride);
+                if J == 2 {
+                    load!("5", w1.add(tile_len), weight_stride);
+                }
+                load!("6", v0, input_stride);
+                if B == 2 {
+                    load!("7", v1, input_stride);
+                }
+                products!(J, B);
+            }
+            let at = |j: usize, b: usize| {
+                products.add((b * POINTS * PASS_TILES * TILE_ROWS + (m * J + j) * TILE_ROWS) * BLOCK)
+            };
+            asm!("tilestored [{d} + {s} * 1], tmm0", d = in(reg) at(0, 0), s = in(reg) 64usize, options(nostack));
+            if B == 2 {
+                asm!("tilestored [{d} + {s} * 1], tmm1", d = in(reg) at(0, 1), s = in(reg) 64usize, options(nostack));
+            }
+            if J == 2 {
+                asm!("tilestored [{d} + {s} * 1], tmm2", d = in(reg) at(1, 0), s = in(reg) 64usize, options(nostack));
+                if B == 2 {
+                    asm!("tilestored [{d} + {s} * 1], tmm3", d = in(reg) at(1, 1), s = in(reg) 64usize, options(nostack));
+                }
+            }
+        }
+    }
+}
+
+/// Prefetches the cache lines of `len` bytes from `start` into L1 (a prefetch never faults).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+#[inline]
+fn prefetch(start: *const u8, len: usize) {
+    for offset in (0..len).step_by(64) {
+        // PREFETCHT0 is a hint that never faults, so any address will do (`wrapping_add`
+        // makes none out of bounds in Rust's sense).
+        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset) as *const i8);
     }
 }
 

@@ -6,9 +6,9 @@
 //!   row the convolution reads, `[block][point][channel][16 tiles]` in fp32 (the AMX path
 //!   stores each block-point region as bf16 high and low parts instead, in the same space; see
 //!   [`amx`]);
-//! - [`conv_block`] (portable and AMX paths, one output row at a time): the 6 point products of
-//!   every output channel and the output transform, written phase by phase: `block[(phase * co
-//!   + c) * 16 + p]` is channel `c` of pixel `4 * (t0 + p) + phase`;
+//! - [`conv_block`] (portable and AMX paths, one output row at a time, over one or two blocks):
+//!   the 6 point products of every output channel and the output transform, written phase by
+//!   phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel `4 * (t0 + p) + phase`;
 //! - [`conv_pair`] (AVX2 and AVX-512, two output rows at a time): the same for two rows from
 //!   four, by F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), into two
 //!   blocks of that layout;
@@ -31,8 +31,8 @@ use super::{BLOCK, Epilogue, Layer};
 /// Output channels per weight panel of the fp32 paths (6 channels x 2 AVX2 vectors of 8 tiles =
 /// 12 accumulators; AVX-512 takes 4 panels at once, 24 accumulators of 16 tiles).
 pub const GROUP: usize = 6;
-/// Output channels accumulated in one pass before the output transform: the largest pass of
-/// any path (AMX: 4 tiles of 12 channels).
+/// Output channels accumulated in one pass before the output transform, over the blocks of a
+/// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks).
 const CHANNELS_PER_PASS: usize = 48;
 /// Output channels of one pass of [`conv_pair`] (AVX2: 4 panels one after another; AVX-512:
 /// 4 panels at once).
@@ -64,44 +64,63 @@ fn x86_only(path: Path) -> ! {
     unreachable!("{path} is detected only on x86-64")
 }
 
-/// One layer over one block of one row (portable and AMX paths): products, output transform
-/// and bias into `block`.
-pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], block: &mut [f32], scratch: &mut [f32]) {
-    assert!(layer.co.is_multiple_of(GROUP) && block.len() >= TILE * layer.co * BLOCK && scratch.len() >= SCRATCH_LEN);
+/// Blocks of tiles a path's [`conv_block`] or [`conv_pair`] takes at a time.
+pub fn blocks_per_call(path: Path) -> usize {
+    match path {
+        Path::Avx512 => 2,
+        #[cfg(target_arch = "x86_64")]
+        Path::AmxBf16 => amx::BLOCKS_PER_CALL,
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::AmxBf16 => 1,
+        Path::Portable | Path::Avx2 => 1,
+    }
+}
+
+/// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of one row
+/// (portable and AMX paths): products, output transform and bias, block b into
+/// `out[b * TILE * co * BLOCK..]`.
+pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
+    let block_len = TILE * layer.co * BLOCK;
+    assert!(
+        layer.co.is_multiple_of(GROUP)
+            && (1..=blocks_per_call(isa.path())).contains(&blocks)
+            && out.len() >= blocks * block_len
+            && scratch.len() >= SCRATCH_LEN
+    );
     for row in rows {
         assert!(
-            row.len() >= POINTS * layer.ci * BLOCK,
+            row.len() >= blocks * POINTS * layer.ci * BLOCK,
             "conv_block reads inside the rows"
         );
     }
     match (isa.path(), &layer.weights) {
-        (Path::Portable, PackedWeights::Fp32(w)) => portable::conv_block(layer, w, rows, block),
+        (Path::Portable, PackedWeights::Fp32(w)) => {
+            let block_rows = |b: usize| rows.map(|row| &row[b * POINTS * layer.ci * BLOCK..]);
+            for (b, block) in out.chunks_exact_mut(block_len).take(blocks).enumerate() {
+                portable::conv_block(layer, w, block_rows(b), block);
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AMX-TILE/BF16 and AVX-512F/BW/BF16 detected and the tile state granted by
-        // Linux; the weights were packed for the tile layout (this arm's pattern).
-        (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe { amx::conv_block(layer, w, rows, block, scratch) },
+        // Linux; the weights were packed for the tile layout (this arm's pattern); the reads
+        // and writes are bounded by the asserts above.
+        (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe {
+            amx::conv_blocks(layer, w, rows, blocks, out, scratch)
+        },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ Path::AmxBf16, _) => x86_only(path),
         (path, _) => panic!("layer weights packed for another path than {path}, or a path of row pairs"),
     }
 }
 
-/// Blocks of tiles a path's [`conv_pair`] takes at a time.
-pub fn blocks_per_pair_call(path: Path) -> usize {
-    match path {
-        Path::Avx512 => 2,
-        Path::Portable | Path::Avx2 | Path::AmxBf16 => 1,
-    }
-}
-
-/// One layer over `blocks` (at most [`blocks_per_pair_call`]) consecutive blocks of two rows
+/// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of two rows
 /// (AVX2 and AVX-512 paths): from the transformed rows r - 1 .. r + 2, output rows r and r + 1
 /// of block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`]
 /// writes one.
 pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
     assert!(
         layer.co.is_multiple_of(GROUP)
-            && (1..=blocks_per_pair_call(isa.path())).contains(&blocks)
+            && (1..=blocks_per_call(isa.path())).contains(&blocks)
             && out.len() >= 2 * blocks * TILE * layer.co * BLOCK
             && scratch.len() >= SCRATCH_LEN
     );
