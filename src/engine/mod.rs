@@ -467,6 +467,13 @@ impl FastEngine {
                     }
                     let inputs = |y: isize| &row(y)[t0 * POINTS * layer.ci..][..count * POINTS * layer.ci * BLOCK];
                     let top = top as isize;
+                    if step == 1 && k + 1 < n && kernels::fuses_epilogue(self.isa.path(), layer.co) {
+                        // The epilogue in the convolution, straight into the phase-split row.
+                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
+                        let split = &mut splits[..split_len][1 + t0..];
+                        kernels::conv_block_epilogue(self.isa, layer, rows, count, split, g.pitch(), &mut scratch);
+                        continue;
+                    }
                     if step == 1 {
                         let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
                         kernels::conv_block(self.isa, layer, rows, count, &mut blocks, &mut scratch);

@@ -24,7 +24,7 @@ use std::cell::Cell;
 
 /// Output channels of a pass: two weight tiles of 12, over two blocks of tiles (four
 /// accumulators, each block's products in its own part of the scratch).
-const PASS_TILES: usize = 2;
+pub const PASS_TILES: usize = 2;
 /// Blocks of tiles one call takes (see [`conv_blocks`]).
 pub const BLOCKS_PER_CALL: usize = 2;
 const _: () = assert!(PASS_TILES * TILE_ROWS * BLOCKS_PER_CALL <= super::CHANNELS_PER_PASS);
@@ -76,7 +76,7 @@ fn conv_config(ci: usize) -> TileConfig {
 }
 
 /// One layer over `blocks` (1 or 2) consecutive blocks of one row: products, output transform
-/// and bias, block b into `out[b * TILE * co * BLOCK..]`.
+/// and bias, block b into `out` (see [`Output`]).
 ///
 /// A pass takes two weight tiles (24 output channels) over both blocks: four accumulators,
 /// tmm(2j + b) for weight tile j and block b, so that no product of a group of four waits on
@@ -92,7 +92,7 @@ pub unsafe fn conv_blocks(
     weights: &[u16],
     rows: [&[f32]; 3],
     blocks: usize,
-    out: &mut [f32],
+    mut out: Output,
     scratch: &mut [f32],
 ) {
     let (ci, co) = (layer.ci, layer.co);
@@ -105,11 +105,15 @@ pub unsafe fn conv_blocks(
             && (1..=BLOCKS_PER_CALL).contains(&blocks)
             && scratch.len() >= BLOCKS_PER_CALL * POINTS * PASS_TILES * TILE_ROWS * BLOCK
     );
+    assert!(
+        matches!(out, Output::Blocks(_)) || tiles <= PASS_TILES,
+        "the epilogue needs all the channels of a pixel from one pass"
+    );
     // SAFETY: the dispatch's Isa guarantees AMX and its permission.
     unsafe { configure(ci, || conv_config(ci)) };
     // Block b of a transformed row starts POINTS * ci * BLOCK floats after block b - 1.
-    let inputs: [[*const u16; BLOCKS_PER_CALL]; 3] =
-        rows.map(|row| std::array::from_fn(|b| row[(b.min(blocks - 1)) * POINTS * ci * BLOCK..].as_ptr() as *const u16));
+    let inputs: [[*const u16; BLOCKS_PER_CALL]; 3] = rows
+        .map(|row| std::array::from_fn(|b| row[(b.min(blocks - 1)) * POINTS * ci * BLOCK..].as_ptr() as *const u16));
     let mut first = 0;
     while first < tiles {
         let pass_tiles = (tiles - first).min(PASS_TILES);
@@ -132,21 +136,39 @@ pub unsafe fn conv_blocks(
             }
         }
         for b in 0..blocks {
-            // SAFETY: the products of `pass_tiles * 12` channels at every point of block b were
-            // stored above; block b of `out` holds TILE * co * BLOCK values (asserted by the
-            // dispatch).
-            unsafe {
-                avx512::output_transform(
-                    &scratch[b * POINTS * PASS_TILES * TILE_ROWS * BLOCK..],
-                    pass_tiles * TILE_ROWS,
-                    first * TILE_ROWS,
-                    layer,
-                    &mut out[b * TILE * co * BLOCK..],
-                )
-            };
+            let products = &scratch[b * POINTS * PASS_TILES * TILE_ROWS * BLOCK..];
+            match &mut out {
+                // SAFETY: the products of `pass_tiles * 12` channels at every point of block b
+                // were stored above; block b of `out` holds TILE * co * BLOCK values (asserted
+                // by the dispatch).
+                Output::Blocks(out) => unsafe {
+                    avx512::output_transform(
+                        products,
+                        pass_tiles * TILE_ROWS,
+                        first * TILE_ROWS,
+                        layer,
+                        &mut out[b * TILE * co * BLOCK..],
+                    )
+                },
+                // SAFETY: one pass held all co channels (asserted below); the split row holds
+                // block b's tiles of every channel and phase (asserted by the dispatch).
+                Output::Split { row, pitch } => unsafe {
+                    avx512::output_epilogue(products, layer, &mut row[b * BLOCK..], *pitch)
+                },
+            }
         }
         first += pass_tiles;
     }
+}
+
+/// Where [`conv_blocks`] writes a layer's output.
+pub enum Output<'a> {
+    /// Block b at `[b * TILE * co * BLOCK..]`, as [`super::conv_block`] writes it.
+    Blocks(&'a mut [f32]),
+    /// The layer's epilogue applied, into the next layer's phase-split row (`[channel][phase]
+    /// [pitch]`, `row` starting at the call's first tile): layers whose output channels one pass
+    /// holds (at most 24; every layer before the last one of the AMX path's configurations).
+    Split { row: &'a mut [f32], pitch: usize },
 }
 
 /// Where a pass reads: the weight tiles from its first output tile on (`[point][ky][tile of
@@ -174,7 +196,10 @@ macro_rules! load {
 /// tmm`$c` += tmm`$a` (weights) x tmm`$b` (inputs).
 macro_rules! product {
     ($c:literal, $a:literal, $b:literal) => {
-        asm!(concat!("tdpbf16ps tmm", $c, ", tmm", $a, ", tmm", $b), options(nostack, nomem))
+        asm!(
+            concat!("tdpbf16ps tmm", $c, ", tmm", $a, ", tmm", $b),
+            options(nostack, nomem)
+        )
     };
 }
 
@@ -218,7 +243,13 @@ unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mu
     // rows of 64 bytes inside the products.
     unsafe {
         for m in 0..POINTS {
-            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
             for (ky, row) in inputs.iter().enumerate() {
                 // The next step's operands into L1 while this step's products run: a tile load
                 // from L2 holds up the products behind it (the tile registers are not renamed).

@@ -151,6 +151,60 @@ pub unsafe fn output_transform(products: &[f32], channels: usize, first: usize, 
     }
 }
 
+/// [`output_transform`] of all the layer's channels and then its [`epilogue`], in one: each
+/// channel's 6 products (`products[(m * co + c) * BLOCK..]`) to its 4 pixels, activated, written
+/// to `dst[(c * TILE + phase) * pitch..][..BLOCK]` (a block of the next layer's phase-split row)
+/// and summed per pixel as they go; then the LayerNorm over the row's values. The same
+/// arithmetic in the same order as the two apart (the same bits), without the block between
+/// them: its stores and the epilogue's first pass over it cost about a fifth of an AMX frame.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn output_epilogue(products: &[f32], layer: &Layer, dst: &mut [f32], pitch: usize) {
+    let co = layer.co;
+    let (src, out) = (products.as_ptr(), dst.as_mut_ptr());
+    let at = |c: usize, phase: usize| (c * TILE + phase) * pitch;
+    let mut sum = [_mm512_setzero_ps(); TILE];
+    // SAFETY (whole body): the caller passes the products of all co channels at every point and
+    // a `dst` that reaches ((co - 1) * TILE + 3) * pitch + BLOCK.
+    unsafe {
+        for (c, &bias) in layer.bias.iter().enumerate().take(co) {
+            let m = std::array::from_fn(|point| _mm512_loadu_ps(src.add((point * co + c) * BLOCK)));
+            for (phase, y) in row_pixels(m, _mm512_set1_ps(bias)).into_iter().enumerate() {
+                let v = activate(layer.epilogue.activation, y);
+                _mm512_storeu_ps(out.add(at(c, phase)), v);
+                sum[phase] = _mm512_add_ps(sum[phase], v);
+            }
+        }
+        let Some((weight, bias)) = &layer.epilogue.norm else {
+            return;
+        };
+        let n = _mm512_set1_ps(1.0 / co as f32);
+        let mean = sum.map(|s| _mm512_mul_ps(s, n));
+        let mut sq = [_mm512_setzero_ps(); TILE];
+        for c in 0..co {
+            for phase in 0..TILE {
+                let d = _mm512_sub_ps(_mm512_loadu_ps(out.add(at(c, phase))), mean[phase]);
+                sq[phase] = _mm512_fmadd_ps(d, d, sq[phase]);
+            }
+        }
+        let inv = sq.map(|sq| {
+            let var = _mm512_mul_ps(sq, n);
+            _mm512_div_ps(
+                _mm512_set1_ps(1.0),
+                _mm512_sqrt_ps(_mm512_add_ps(var, _mm512_set1_ps(LN_EPS))),
+            )
+        });
+        for c in 0..co {
+            let (w, b) = (_mm512_set1_ps(weight[c]), _mm512_set1_ps(bias[c]));
+            for phase in 0..TILE {
+                let x = out.add(at(c, phase));
+                let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x), mean[phase]), inv[phase]);
+                _mm512_storeu_ps(x, _mm512_fmadd_ps(d, w, b));
+            }
+        }
+    }
+}
+
 /// A^T of F(2,3) then of F(4,3), plus bias: the 4 x 6 products of each of `channels` channels
 /// over `blocks` blocks of tiles (`products[(((v * POINTS + m) * channels + c) * blocks + b) *
 /// BLOCK..]`) to its 4 pixels in each of the two rows, into `out[(b * 2 + row) * TILE * co *
@@ -234,11 +288,11 @@ fn gelu16(v: __m512) -> __m512 {
     _mm512_fmadd_ps(half_v, erf, half_v)
 }
 
+/// The epilogue's activation of 16 values.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
-    let src = block.as_mut_ptr();
-    let out = dst.as_mut_ptr();
-    let activate = |v: __m512| match epilogue.activation {
+#[inline]
+fn activate(activation: Option<Activation>, v: __m512) -> __m512 {
+    match activation {
         None => v,
         Some(Activation::Gelu) => gelu16(v),
         Some(Activation::Relu) => _mm512_max_ps(v, _mm512_setzero_ps()),
@@ -246,7 +300,14 @@ pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &
             let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
             _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(LRELU_SLOPE))
         }
-    };
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
+    let src = block.as_mut_ptr();
+    let out = dst.as_mut_ptr();
+    let activate = |v: __m512| activate(epilogue.activation, v);
     // SAFETY (whole body): `block` holds co * BLOCK values and `dst` reaches
     // (co - 1) * dst_stride + BLOCK, both asserted by the dispatch.
     unsafe {

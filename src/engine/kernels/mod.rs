@@ -64,6 +64,60 @@ fn x86_only(path: Path) -> ! {
     unreachable!("{path} is detected only on x86-64")
 }
 
+/// Whether the path applies the epilogue of a layer of `co` output channels in the convolution
+/// itself ([`conv_block_epilogue`]): the AMX path, whose pass of 24 channels holds every
+/// channel of a pixel of the layers before the last.
+pub fn fuses_epilogue(path: Path, co: usize) -> bool {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::AmxBf16 => co <= amx::PASS_TILES * super::pack::TILE_ROWS,
+        _ => false,
+    }
+}
+
+/// [`conv_block`] then [`epilogue`] on every phase of each block, in one (paths and layers that
+/// [`fuses_epilogue`]): the layer's output, activated and normalised, straight into the next
+/// layer's phase-split row `split` (`[channel][phase][pitch]`, from the call's first tile on),
+/// with no block between them.
+pub fn conv_block_epilogue(
+    isa: Isa,
+    layer: &Layer,
+    rows: [&[f32]; 3],
+    blocks: usize,
+    split: &mut [f32],
+    pitch: usize,
+    scratch: &mut [f32],
+) {
+    assert!(
+        fuses_epilogue(isa.path(), layer.co)
+            && (1..=blocks_per_call(isa.path())).contains(&blocks)
+            && pitch >= blocks * BLOCK
+            && split.len() >= (layer.co * TILE - 1) * pitch + blocks * BLOCK
+            && scratch.len() >= SCRATCH_LEN
+    );
+    for row in rows {
+        assert!(
+            row.len() >= blocks * POINTS * layer.ci * BLOCK,
+            "conv_block_epilogue reads inside the rows"
+        );
+    }
+    match (isa.path(), &layer.weights) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `conv_block`; the split row's writes are bounded by the assert above.
+        (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe {
+            amx::conv_blocks(
+                layer,
+                w,
+                rows,
+                blocks,
+                amx::Output::Split { row: split, pitch },
+                scratch,
+            )
+        },
+        (path, _) => panic!("the {path} path does not fuse the epilogue, or its weights are packed for another"),
+    }
+}
+
 /// Blocks of tiles a path's [`conv_block`] or [`conv_pair`] takes at a time.
 pub fn blocks_per_call(path: Path) -> usize {
     match path {
@@ -105,7 +159,7 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
         // Linux; the weights were packed for the tile layout (this arm's pattern); the reads
         // and writes are bounded by the asserts above.
         (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe {
-            amx::conv_blocks(layer, w, rows, blocks, out, scratch)
+            amx::conv_blocks(layer, w, rows, blocks, amx::Output::Blocks(out), scratch)
         },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ Path::AmxBf16, _) => x86_only(path),
