@@ -467,11 +467,12 @@ impl FastEngine {
                     }
                     let inputs = |y: isize| &row(y)[t0 * POINTS * layer.ci..][..count * POINTS * layer.ci * BLOCK];
                     let top = top as isize;
-                    if step == 1 && k + 1 < n && kernels::fuses_epilogue(self.isa.path(), layer.co) {
-                        // The epilogue in the convolution, straight into the phase-split row.
-                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
-                        let split = &mut splits[..split_len][1 + t0..];
-                        kernels::conv_block_epilogue(self.isa, layer, rows, count, split, g.pitch(), &mut scratch);
+                    if k + 1 < n && kernels::fuses_epilogue(self.isa.path(), layer.co) {
+                        // The epilogue in the convolution, straight into the phase-split rows.
+                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
+                        let split = &mut splits[1 + t0..];
+                        let layout = (split_len, g.pitch());
+                        kernels::conv_epilogue(self.isa, layer, &rows[..step + 2], count, split, layout, &mut scratch);
                         continue;
                     }
                     if step == 1 {

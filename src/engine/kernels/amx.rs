@@ -17,7 +17,7 @@
 
 use super::super::pack::{MAX_TILE_CI, TILE_ROWS};
 use super::super::winograd::{POINTS, TILE};
-use super::{BLOCK, Layer, avx512};
+use super::{BLOCK, ConvOutput, Layer, avx512};
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::Cell;
@@ -76,7 +76,7 @@ fn conv_config(ci: usize) -> TileConfig {
 }
 
 /// One layer over `blocks` (1 or 2) consecutive blocks of one row: products, output transform
-/// and bias, block b into `out` (see [`Output`]).
+/// and bias, block b into `out` (see [`ConvOutput`]; split rows: one).
 ///
 /// A pass takes two weight tiles (24 output channels) over both blocks: four accumulators,
 /// tmm(2j + b) for weight tile j and block b, so that no product of a group of four waits on
@@ -92,7 +92,7 @@ pub unsafe fn conv_blocks(
     weights: &[u16],
     rows: [&[f32]; 3],
     blocks: usize,
-    mut out: Output,
+    mut out: ConvOutput,
     scratch: &mut [f32],
 ) {
     let (ci, co) = (layer.ci, layer.co);
@@ -106,7 +106,7 @@ pub unsafe fn conv_blocks(
             && scratch.len() >= BLOCKS_PER_CALL * POINTS * PASS_TILES * TILE_ROWS * BLOCK
     );
     assert!(
-        matches!(out, Output::Blocks(_)) || tiles <= PASS_TILES,
+        matches!(out, ConvOutput::Blocks(_)) || tiles <= PASS_TILES,
         "the epilogue needs all the channels of a pixel from one pass"
     );
     // SAFETY: the dispatch's Isa guarantees AMX and its permission.
@@ -141,7 +141,7 @@ pub unsafe fn conv_blocks(
                 // SAFETY: the products of `pass_tiles * 12` channels at every point of block b
                 // were stored above; block b of `out` holds TILE * co * BLOCK values (asserted
                 // by the dispatch).
-                Output::Blocks(out) => unsafe {
+                ConvOutput::Blocks(out) => unsafe {
                     avx512::output_transform(
                         products,
                         pass_tiles * TILE_ROWS,
@@ -152,23 +152,13 @@ pub unsafe fn conv_blocks(
                 },
                 // SAFETY: one pass held all co channels (asserted below); the split row holds
                 // block b's tiles of every channel and phase (asserted by the dispatch).
-                Output::Split { row, pitch } => unsafe {
-                    avx512::output_epilogue(products, layer, &mut row[b * BLOCK..], *pitch)
+                ConvOutput::Split { rows, pitch, .. } => unsafe {
+                    avx512::output_epilogue(products, layer, &mut rows[b * BLOCK..], *pitch)
                 },
             }
         }
         first += pass_tiles;
     }
-}
-
-/// Where [`conv_blocks`] writes a layer's output.
-pub enum Output<'a> {
-    /// Block b at `[b * TILE * co * BLOCK..]`, as [`super::conv_block`] writes it.
-    Blocks(&'a mut [f32]),
-    /// The layer's epilogue applied, into the next layer's phase-split row (`[channel][phase]
-    /// [pitch]`, `row` starting at the call's first tile): layers whose output channels one pass
-    /// holds (at most 24; every layer before the last one of the AMX path's configurations).
-    Split { row: &'a mut [f32], pitch: usize },
 }
 
 /// Where a pass reads: the weight tiles from its first output tile on (`[point][ky][tile of

@@ -5,7 +5,7 @@
 use super::super::math::{ERF_ALPHA, ERF_BETA};
 use super::super::store::{Segment, Shared, StoreLines, YuvPlanes};
 use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
-use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
+use super::{BLOCK, ConvOutput, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
 use crate::model::Activation;
 use std::arch::x86_64::*;
 
@@ -21,11 +21,14 @@ pub unsafe fn conv_pair(
     weights: &[f32],
     rows: [&[f32]; 4],
     blocks: usize,
-    out: &mut [f32],
+    mut out: ConvOutput,
     scratch: &mut [f32],
 ) {
     let (ci, groups) = (layer.ci, layer.co / GROUP);
     let per_pass = PANELS_PER_PASS / blocks;
+    // With the epilogue fused: the sums over the channels of each block, row and phase, carried
+    // across the passes (each pass holds some of the channels).
+    let mut sums = [[_mm512_setzero_ps(); TILE]; 2 * 2];
     let mut first = 0;
     while first < groups {
         let panels = (groups - first).min(per_pass);
@@ -48,10 +51,37 @@ pub unsafe fn conv_pair(
             // ci * BLOCK, the panels ci * GROUP each, scratch SCRATCH_LEN).
             unsafe { products_at!(4, 1; 3, 1; 2, 1; 1, 1; 2, 2; 1, 2) }
         }
-        // SAFETY: the products of this pass were written just above; `out` holds 2 * blocks
-        // blocks of TILE * co * BLOCK values (asserted by the dispatch).
-        unsafe { pair_output_transform(scratch, panels * GROUP, first * GROUP, blocks, layer, out) };
+        let pass = (panels * GROUP, first * GROUP, blocks);
+        match &mut out {
+            // SAFETY: the products of this pass were written just above; `out` holds 2 * blocks
+            // blocks of TILE * co * BLOCK values (asserted by the dispatch).
+            ConvOutput::Blocks(out) => unsafe {
+                pair_output_transform(scratch, pass, layer, |b, row, channel, pixels| {
+                    let dst = out.as_mut_ptr().add((b * 2 + row) * TILE * layer.co * BLOCK);
+                    for (phase, y) in pixels.into_iter().enumerate() {
+                        _mm512_storeu_ps(dst.add((phase * layer.co + channel) * BLOCK), y);
+                    }
+                })
+            },
+            // SAFETY: as above; the split rows reach every channel and phase of the blocks of
+            // both rows (asserted by the dispatch).
+            ConvOutput::Split { rows, row_len, pitch } => unsafe {
+                let (rows, row_len, pitch) = (rows.as_mut_ptr(), *row_len, *pitch);
+                pair_output_transform(scratch, pass, layer, |b, row, channel, pixels| {
+                    let dst = rows.add(row * row_len + channel * TILE * pitch + b * BLOCK);
+                    activate_into(layer, pixels, dst, pitch, &mut sums[b * 2 + row]);
+                })
+            },
+        }
         first += panels;
+    }
+    if let ConvOutput::Split { rows, row_len, pitch } = out {
+        for b in 0..blocks {
+            for (row, split) in rows.chunks_mut(row_len).take(2).enumerate() {
+                // SAFETY: every channel's activated values of block b were stored above.
+                unsafe { normalize(layer, &mut split[b * BLOCK..], pitch, sums[b * 2 + row]) };
+            }
+        }
     }
 }
 
@@ -162,25 +192,60 @@ pub unsafe fn output_transform(products: &[f32], channels: usize, first: usize, 
 pub unsafe fn output_epilogue(products: &[f32], layer: &Layer, dst: &mut [f32], pitch: usize) {
     let co = layer.co;
     let (src, out) = (products.as_ptr(), dst.as_mut_ptr());
-    let at = |c: usize, phase: usize| (c * TILE + phase) * pitch;
     let mut sum = [_mm512_setzero_ps(); TILE];
-    // SAFETY (whole body): the caller passes the products of all co channels at every point and
-    // a `dst` that reaches ((co - 1) * TILE + 3) * pitch + BLOCK.
+    // SAFETY: the caller passes the products of all co channels at every point and a `dst`
+    // that reaches ((co - 1) * TILE + 3) * pitch + BLOCK.
     unsafe {
         for (c, &bias) in layer.bias.iter().enumerate().take(co) {
             let m = std::array::from_fn(|point| _mm512_loadu_ps(src.add((point * co + c) * BLOCK)));
-            for (phase, y) in row_pixels(m, _mm512_set1_ps(bias)).into_iter().enumerate() {
-                let v = activate(layer.epilogue.activation, y);
-                _mm512_storeu_ps(out.add(at(c, phase)), v);
-                sum[phase] = _mm512_add_ps(sum[phase], v);
-            }
+            activate_into(
+                layer,
+                row_pixels(m, _mm512_set1_ps(bias)),
+                out.add(c * TILE * pitch),
+                pitch,
+                &mut sum,
+            );
         }
-        let Some((weight, bias)) = &layer.epilogue.norm else {
-            return;
-        };
-        let n = _mm512_set1_ps(1.0 / co as f32);
-        let mean = sum.map(|s| _mm512_mul_ps(s, n));
-        let mut sq = [_mm512_setzero_ps(); TILE];
+        normalize(layer, dst, pitch, sum);
+    }
+}
+
+/// The 4 pixels of one channel activated, stored a phase `pitch` apart from `dst`, and added to
+/// the phases' sums over the channels (for the LayerNorm's mean).
+///
+/// # Safety
+/// `dst` reaches 3 * pitch + BLOCK.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn activate_into(layer: &Layer, pixels: [__m512; TILE], dst: *mut f32, pitch: usize, sum: &mut [__m512; TILE]) {
+    for (phase, y) in pixels.into_iter().enumerate() {
+        let v = activate(layer.epilogue.activation, y);
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_storeu_ps(dst.add(phase * pitch), v) };
+        sum[phase] = _mm512_add_ps(sum[phase], v);
+    }
+}
+
+/// The LayerNorm of the epilogue over a block of a phase-split row whose activated values are
+/// in place (`dst[(c * TILE + phase) * pitch..][..BLOCK]`), `sum` their sums over the channels:
+/// as [`epilogue`] computes it, in the same order.
+///
+/// # Safety
+/// `dst` reaches ((co - 1) * TILE + 3) * pitch + BLOCK.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn normalize(layer: &Layer, dst: &mut [f32], pitch: usize, sum: [__m512; TILE]) {
+    let Some((weight, bias)) = &layer.epilogue.norm else {
+        return;
+    };
+    let co = layer.co;
+    let out = dst.as_mut_ptr();
+    let at = |c: usize, phase: usize| (c * TILE + phase) * pitch;
+    let n = _mm512_set1_ps(1.0 / co as f32);
+    let mean = sum.map(|s| _mm512_mul_ps(s, n));
+    let mut sq = [_mm512_setzero_ps(); TILE];
+    // SAFETY (whole body): the caller's contract.
+    unsafe {
         for c in 0..co {
             for phase in 0..TILE {
                 let d = _mm512_sub_ps(_mm512_loadu_ps(out.add(at(c, phase))), mean[phase]);
@@ -207,43 +272,36 @@ pub unsafe fn output_epilogue(products: &[f32], layer: &Layer, dst: &mut [f32], 
 
 /// A^T of F(2,3) then of F(4,3), plus bias: the 4 x 6 products of each of `channels` channels
 /// over `blocks` blocks of tiles (`products[(((v * POINTS + m) * channels + c) * blocks + b) *
-/// BLOCK..]`) to its 4 pixels in each of the two rows, into `out[(b * 2 + row) * TILE * co *
-/// BLOCK..]`.
+/// BLOCK..]`, channel `first + c` of the layer; `(channels, first, blocks)` = `pass`) to its 4
+/// pixels in each of the two rows, handed to `write(block, row, channel, pixels)` channel by
+/// channel in order.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 unsafe fn pair_output_transform(
     products: &[f32],
-    channels: usize,
-    first: usize,
-    blocks: usize,
+    (channels, first, blocks): (usize, usize, usize),
     layer: &Layer,
-    out: &mut [f32],
+    mut write: impl FnMut(usize, usize, usize, [__m512; TILE]),
 ) {
-    let co = layer.co;
-    let (src, out) = (products.as_ptr(), out.as_mut_ptr());
+    let src = products.as_ptr();
     for c in 0..channels {
         let channel = first + c;
         let bias = _mm512_set1_ps(layer.bias[channel]);
         for b in 0..blocks {
             // SAFETY: the caller passes products of `channels` channels over `blocks` blocks at
-            // every vertical point and point, and 2 * blocks blocks of TILE * co * BLOCK values.
-            unsafe {
-                let s = |v: usize, m: usize| {
-                    _mm512_loadu_ps(src.add((((v * POINTS + m) * channels + c) * blocks + b) * BLOCK))
-                };
-                let mut top = [_mm512_setzero_ps(); POINTS];
-                let mut bottom = [_mm512_setzero_ps(); POINTS];
-                for m in 0..POINTS {
-                    let (s1, s2) = (s(1, m), s(2, m));
-                    top[m] = _mm512_add_ps(_mm512_add_ps(s(0, m), s1), s2);
-                    bottom[m] = _mm512_sub_ps(_mm512_sub_ps(s1, s2), s(3, m));
-                }
-                for (row, m) in [top, bottom].into_iter().enumerate() {
-                    let dst = out.add((b * 2 + row) * TILE * co * BLOCK);
-                    for (phase, y) in row_pixels(m, bias).into_iter().enumerate() {
-                        _mm512_storeu_ps(dst.add((phase * co + channel) * BLOCK), y);
-                    }
-                }
+            // every vertical point and point.
+            let s = |v: usize, m: usize| unsafe {
+                _mm512_loadu_ps(src.add((((v * POINTS + m) * channels + c) * blocks + b) * BLOCK))
+            };
+            let mut top = [_mm512_setzero_ps(); POINTS];
+            let mut bottom = [_mm512_setzero_ps(); POINTS];
+            for m in 0..POINTS {
+                let (s1, s2) = (s(1, m), s(2, m));
+                top[m] = _mm512_add_ps(_mm512_add_ps(s(0, m), s1), s2);
+                bottom[m] = _mm512_sub_ps(_mm512_sub_ps(s1, s2), s(3, m));
+            }
+            for (row, m) in [top, bottom].into_iter().enumerate() {
+                write(b, row, channel, row_pixels(m, bias));
             }
         }
     }

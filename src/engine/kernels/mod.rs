@@ -47,6 +47,20 @@ pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > VERTICAL_POINTS *
     VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK
 };
 
+/// Where a convolution writes a layer's output.
+pub enum ConvOutput<'a> {
+    /// The blocks [`conv_block`] and [`conv_pair`] describe, for [`epilogue`] or the stores.
+    Blocks(&'a mut [f32]),
+    /// The layer's epilogue applied, straight into the next layer's phase-split rows
+    /// (`[channel][phase][pitch]`, from the call's first tile on; the second row of a pair
+    /// `row_len` after the first): see [`fuses_epilogue`].
+    Split {
+        rows: &'a mut [f32],
+        row_len: usize,
+        pitch: usize,
+    },
+}
+
 /// Output rows a path computes at a time: two for the paths with [`conv_pair`].
 pub fn rows_per_step(path: Path) -> usize {
     match path {
@@ -65,54 +79,63 @@ fn x86_only(path: Path) -> ! {
 }
 
 /// Whether the path applies the epilogue of a layer of `co` output channels in the convolution
-/// itself ([`conv_block_epilogue`]): the AMX path, whose pass of 24 channels holds every
-/// channel of a pixel of the layers before the last.
+/// itself ([`conv_epilogue`]): the AMX path, whose pass of 24 channels holds every channel of a
+/// pixel of the layers before the last, and the AVX-512 path, which sums the channels' values
+/// across its passes.
 pub fn fuses_epilogue(path: Path, co: usize) -> bool {
     match path {
         #[cfg(target_arch = "x86_64")]
         Path::AmxBf16 => co <= amx::PASS_TILES * super::pack::TILE_ROWS,
+        Path::Avx512 => true,
         _ => false,
     }
 }
 
-/// [`conv_block`] then [`epilogue`] on every phase of each block, in one (paths and layers that
-/// [`fuses_epilogue`]): the layer's output, activated and normalised, straight into the next
-/// layer's phase-split row `split` (`[channel][phase][pitch]`, from the call's first tile on),
-/// with no block between them.
-pub fn conv_block_epilogue(
+/// [`conv_block`] or [`conv_pair`], then [`epilogue`] on every phase of each block, in one
+/// (paths and layers that [`fuses_epilogue`]): the layer's output, activated and normalised,
+/// straight into the next layer's phase-split rows `split` (`[channel][phase][pitch]`, from the
+/// call's first tile on; the second row of a step `row_len` after the first), with no block
+/// between them. `rows` as the path's convolution reads them (three or four).
+pub fn conv_epilogue(
     isa: Isa,
     layer: &Layer,
-    rows: [&[f32]; 3],
+    rows: &[&[f32]],
     blocks: usize,
     split: &mut [f32],
-    pitch: usize,
+    (row_len, pitch): (usize, usize),
     scratch: &mut [f32],
 ) {
+    let step = rows_per_step(isa.path());
     assert!(
         fuses_epilogue(isa.path(), layer.co)
+            && rows.len() == step + 2
             && (1..=blocks_per_call(isa.path())).contains(&blocks)
             && pitch >= blocks * BLOCK
-            && split.len() >= (layer.co * TILE - 1) * pitch + blocks * BLOCK
+            && row_len >= layer.co * TILE * pitch
+            && split.len() >= (step - 1) * row_len + (layer.co * TILE - 1) * pitch + blocks * BLOCK
             && scratch.len() >= SCRATCH_LEN
     );
     for row in rows {
         assert!(
             row.len() >= blocks * POINTS * layer.ci * BLOCK,
-            "conv_block_epilogue reads inside the rows"
+            "conv_epilogue reads inside the rows"
         );
     }
+    let out = ConvOutput::Split {
+        rows: split,
+        row_len,
+        pitch,
+    };
     match (isa.path(), &layer.weights) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `conv_block`; the split row's writes are bounded by the assert above.
+        // SAFETY: as in `conv_block`; the split rows' writes are bounded by the assert above.
         (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe {
-            amx::conv_blocks(
-                layer,
-                w,
-                rows,
-                blocks,
-                amx::Output::Split { row: split, pitch },
-                scratch,
-            )
+            amx::conv_blocks(layer, w, [rows[0], rows[1], rows[2]], blocks, out, scratch)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `conv_pair`; the split rows' writes are bounded by the assert above.
+        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
+            avx512::conv_pair(layer, w, [rows[0], rows[1], rows[2], rows[3]], blocks, out, scratch)
         },
         (path, _) => panic!("the {path} path does not fuse the epilogue, or its weights are packed for another"),
     }
@@ -159,7 +182,7 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
         // Linux; the weights were packed for the tile layout (this arm's pattern); the reads
         // and writes are bounded by the asserts above.
         (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe {
-            amx::conv_blocks(layer, w, rows, blocks, amx::Output::Blocks(out), scratch)
+            amx::conv_blocks(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
         },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ Path::AmxBf16, _) => x86_only(path),
@@ -192,7 +215,7 @@ pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out:
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX-512F detected.
         (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
-            avx512::conv_pair(layer, w, rows, blocks, out, scratch)
+            avx512::conv_pair(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
         },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ (Path::Avx2 | Path::Avx512), _) => x86_only(path),
