@@ -355,6 +355,81 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_fused_epilogue_writes_the_bits_of_the_convolution_then_the_epilogue() {
+        use crate::HostTensor;
+        use crate::model::Activation;
+        // Two blocks, a 24 -> 24 layer with GELU and LayerNorm, and one with neither.
+        let (ci, co, blocks) = (24, 24, 2);
+        let wave = |n: usize, k: f32| (0..n).map(|i| ((i as f32 * k).sin() * 0.3)).collect::<Vec<f32>>();
+        let weight = HostTensor::new(vec![co, ci, 3, 3], wave(co * ci * 9, 0.37));
+        let bias = HostTensor::new(vec![co], wave(co, 1.3));
+        let norm = Some((wave(co, 0.7).iter().map(|w| w + 1.0).collect(), wave(co, 0.9)));
+        let epilogues = [
+            Epilogue {
+                activation: Some(Activation::Gelu),
+                norm,
+            },
+            Epilogue {
+                activation: None,
+                norm: None,
+            },
+        ];
+        let pitch = blocks * BLOCK + 2;
+        let row_len = co * TILE * pitch;
+        // Phase-split input rows, transformed by each path as the engine does.
+        let splits: Vec<Vec<f32>> = (0..4)
+            .map(|r| wave(ci * TILE * pitch, 0.11 + r as f32 * 0.05))
+            .collect();
+        let mut tested = 0;
+        for (path, isa) in Isa::survey() {
+            let Ok(isa) = isa else {
+                println!("SKIP {path} fused epilogue: not on this CPU");
+                continue;
+            };
+            let inputs: Vec<Vec<f32>> = splits
+                .iter()
+                .map(|split| {
+                    let mut row = vec![0f32; POINTS * ci * blocks * BLOCK];
+                    transform_row(isa, split, ci, pitch, blocks * BLOCK, &mut row);
+                    row
+                })
+                .collect();
+            for epilogue in &epilogues {
+                let layer = Layer::new(&weight, &bias, epilogue.clone(), path);
+                if !fuses_epilogue(path, co) {
+                    continue;
+                }
+                let step = rows_per_step(path);
+                let rows: Vec<&[f32]> = inputs.iter().take(step + 2).map(|r| r.as_slice()).collect();
+                let mut scratch = vec![0f32; SCRATCH_LEN];
+                // Apart: the blocks, then the epilogue phase by phase into the split rows.
+                let mut out = vec![0f32; blocks * step * TILE * co * BLOCK];
+                if step == 1 {
+                    conv_block(isa, &layer, [rows[0], rows[1], rows[2]], blocks, &mut out, &mut scratch);
+                } else {
+                    let rows = [rows[0], rows[1], rows[2], rows[3]];
+                    conv_pair(isa, &layer, rows, blocks, &mut out, &mut scratch);
+                }
+                let mut apart = vec![f32::NAN; step * row_len];
+                for (index, block) in out.chunks_exact_mut(TILE * co * BLOCK).enumerate() {
+                    let (b, j) = (index / step, index % step);
+                    for (phase, result) in block.chunks_exact_mut(co * BLOCK).enumerate() {
+                        let dst = &mut apart[j * row_len + phase * pitch + b * BLOCK..];
+                        super::epilogue(isa, &layer.epilogue, co, result, dst, TILE * pitch);
+                    }
+                }
+                let mut fused = vec![f32::NAN; step * row_len];
+                conv_epilogue(isa, &layer, &rows, blocks, &mut fused, (row_len, pitch), &mut scratch);
+                let same = apart.iter().zip(&fused).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{path}: the fused epilogue differs");
+                assert!(apart.iter().filter(|v| !v.is_nan()).count() == step * co * TILE * blocks * BLOCK);
+                tested += 1;
+            }
+        }
+        println!("fused epilogue checked on {tested} path and epilogue pairs");
+    }
+
+    #[test]
     fn every_path_stores_the_pixel_shuffle_as_the_scalar_code() {
         // Each shuffle factor of scales 1 to 4, a whole segment and a partial one, at an offset.
         for r in [2, 4, 6, 8] {
