@@ -110,21 +110,15 @@ pub fn conv_epilogue(
     scratch: &mut [f32],
 ) {
     let step = rows_per_step(isa.path());
+    check_call(isa, layer, rows, blocks, scratch);
     assert!(
         fuses_epilogue(isa.path(), layer.co)
             && rows.len() == step + 2
-            && (1..=blocks_per_call(isa.path())).contains(&blocks)
             && pitch >= blocks * BLOCK
             && row_len >= layer.co * TILE * pitch
-            && split.len() >= (step - 1) * row_len + (layer.co * TILE - 1) * pitch + blocks * BLOCK
-            && scratch.len() >= SCRATCH_LEN
+            && split.len() >= (step - 1) * row_len + (layer.co * TILE - 1) * pitch + blocks * BLOCK,
+        "conv_epilogue writes inside the split rows"
     );
-    for row in rows {
-        assert!(
-            row.len() >= blocks * POINTS * layer.ci * BLOCK,
-            "conv_epilogue reads inside the rows"
-        );
-    }
     let out = ConvOutput::Split {
         rows: split,
         row_len,
@@ -145,6 +139,22 @@ pub fn conv_epilogue(
     }
 }
 
+/// What every convolution call asserts before its kernel reads: whole weight panels, a block
+/// count the path takes, the scratch, and rows that hold the blocks' inputs.
+fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, scratch: &[f32]) {
+    assert!(
+        layer.co.is_multiple_of(GROUP)
+            && (1..=blocks_per_call(isa.path())).contains(&blocks)
+            && scratch.len() >= SCRATCH_LEN
+    );
+    for row in rows {
+        assert!(
+            row.len() >= blocks * POINTS * layer.ci * BLOCK,
+            "a convolution reads inside its rows"
+        );
+    }
+}
+
 /// Blocks of tiles a path's [`conv_block`] or [`conv_pair`] takes at a time.
 pub fn blocks_per_call(path: Path) -> usize {
     match path {
@@ -162,18 +172,8 @@ pub fn blocks_per_call(path: Path) -> usize {
 /// `out[b * TILE * co * BLOCK..]`.
 pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
     let block_len = TILE * layer.co * BLOCK;
-    assert!(
-        layer.co.is_multiple_of(GROUP)
-            && (1..=blocks_per_call(isa.path())).contains(&blocks)
-            && out.len() >= blocks * block_len
-            && scratch.len() >= SCRATCH_LEN
-    );
-    for row in rows {
-        assert!(
-            row.len() >= blocks * POINTS * layer.ci * BLOCK,
-            "conv_block reads inside the rows"
-        );
-    }
+    check_call(isa, layer, &rows, blocks, scratch);
+    assert!(out.len() >= blocks * block_len, "conv_block writes inside its blocks");
     match (isa.path(), &layer.weights) {
         (Path::Portable, PackedWeights::Fp32(w)) => {
             let block_rows = |b: usize| rows.map(|row| &row[b * POINTS * layer.ci * BLOCK..]);
@@ -199,18 +199,11 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
 /// of block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`]
 /// writes one.
 pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
+    check_call(isa, layer, &rows, blocks, scratch);
     assert!(
-        layer.co.is_multiple_of(GROUP)
-            && (1..=blocks_per_call(isa.path())).contains(&blocks)
-            && out.len() >= 2 * blocks * TILE * layer.co * BLOCK
-            && scratch.len() >= SCRATCH_LEN
+        out.len() >= 2 * blocks * TILE * layer.co * BLOCK,
+        "conv_pair writes inside its blocks"
     );
-    for row in rows {
-        assert!(
-            row.len() >= blocks * POINTS * layer.ci * BLOCK,
-            "conv_pair reads inside the rows"
-        );
-    }
     match (isa.path(), &layer.weights) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
@@ -365,7 +358,7 @@ mod tests {
         // As many blocks as each path takes, a 24 -> 24 layer with GELU and LayerNorm, and one
         // with neither.
         let (ci, co, max_blocks) = (24, 24, 2);
-        let wave = |n: usize, k: f32| (0..n).map(|i| ((i as f32 * k).sin() * 0.3)).collect::<Vec<f32>>();
+        let wave = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin() * 0.3).collect::<Vec<f32>>();
         let weight = HostTensor::new(vec![co, ci, 3, 3], wave(co * ci * 9, 0.37));
         let bias = HostTensor::new(vec![co], wave(co, 1.3));
         let norm = Some((wave(co, 0.7).iter().map(|w| w + 1.0).collect(), wave(co, 0.9)));
