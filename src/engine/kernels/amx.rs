@@ -309,26 +309,13 @@ fn prefetch(start: *const u8, len: usize) {
     }
 }
 
-/// 16 bf16 values as their f32 values (a bf16 is the top half of an f32).
+/// Two channels' 16 values each rounded to bf16 (nearest even) as the VNNI pairs the tile
+/// products read, `[tile][channel c, channel c + 1]`: one conversion of both and one permute.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 #[inline]
-fn widen(v: __m256i) -> __m512 {
-    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v)))
-}
-
-/// Rounds 16 floats to bf16 (nearest even), as 16 u16 lanes.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
-#[inline]
-fn round_bf16(v: __m512) -> __m256i {
-    // SAFETY: __m256bh and __m256i are both 32 bytes of plain lanes.
-    unsafe { std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v)) }
-}
-
-/// Two channels' 16 values each into the VNNI pairs `[tile][channel c, channel c + 1]`.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
-#[inline]
-fn pair(even: __m256i, odd: __m256i) -> __m512i {
-    let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(even), odd);
+fn pair_bf16(even: __m512, odd: __m512) -> __m512i {
+    // SAFETY: __m512bh and __m512i are both 64 bytes of plain lanes.
+    let both = unsafe { std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(odd, even)) };
     let index = _mm512_set_epi16(
         31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
         16, 0,
@@ -337,8 +324,11 @@ fn pair(even: __m256i, odd: __m256i) -> __m512i {
 }
 
 /// As the AVX-512 transform, each block-point region then split into bf16 high and low pairs.
+/// The high pairs' f32 values come back out of the pairs themselves (a bf16 is the top half of
+/// an f32): the even channel's in a lane's low half, the odd one's in its high half.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
+    let top_half = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
     for b in 0..tiles / BLOCK {
         for c in (0..channels).step_by(2) {
             // SAFETY: reads as the AVX-512 transform (channels c and c + 1 < channels, even);
@@ -349,12 +339,13 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
                 let odd = avx512::block_points(src, c + 1, pitch, b);
                 for m in 0..POINTS {
                     let region = dst.as_mut_ptr().add((b * POINTS + m) * channels * BLOCK) as *mut u16;
-                    let (high_even, high_odd) = (round_bf16(even[m]), round_bf16(odd[m]));
-                    let low_even = round_bf16(_mm512_sub_ps(even[m], widen(high_even)));
-                    let low_odd = round_bf16(_mm512_sub_ps(odd[m], widen(high_odd)));
+                    let high = pair_bf16(even[m], odd[m]);
+                    let high_even = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(high));
+                    let high_odd = _mm512_castsi512_ps(_mm512_and_si512(high, top_half));
+                    let low = pair_bf16(_mm512_sub_ps(even[m], high_even), _mm512_sub_ps(odd[m], high_odd));
                     let at = (c / 2) * 2 * BLOCK;
-                    _mm512_storeu_si512(region.add(at) as *mut _, pair(high_even, high_odd));
-                    _mm512_storeu_si512(region.add(channels * BLOCK + at) as *mut _, pair(low_even, low_odd));
+                    _mm512_storeu_si512(region.add(at) as *mut _, high);
+                    _mm512_storeu_si512(region.add(channels * BLOCK + at) as *mut _, low);
                 }
             }
         }
