@@ -12,7 +12,9 @@
 //! - [`conv_pair`] (AVX2 and AVX-512, two output rows at a time): the same for two rows from
 //!   four, by F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), into two
 //!   blocks of that layout;
-//! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row.
+//! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row;
+//! - [`conv_epilogue`] (AMX and AVX-512, the layers before the last): the convolution and the
+//!   epilogue in one, straight into the phase-split rows, with no block between them.
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
