@@ -5,6 +5,9 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs. None is in progress.
 # The last runs (finished):
+#   x2-finetune: configs/train_x2_photos.toml and configs/train_x2_mix.toml side by side (x2's
+#       third schedule's state at step 84,500, commit 5c9b07a, on the training photos and
+#       extra/'s, and with 8 % synthetic crops besides: the embedded x2 model).
 #   x3-finetune: configs/train_x3_long.toml (the first x3 run's state at step 117,500 on a
 #       cosine stretched to 240,000 steps; its state at step 229,100 is in commit 5b4ada4), then
 #       configs/train_x3_photos.toml (its end on the training photos and extra/'s: the embedded
@@ -51,12 +54,15 @@ case "${1:-}" in
   x3-finetune)
     x3_long_start
     chains=("x3-long:train_x3_long x3-photos:train_x3_photos x3-mix:train_x3_mix") ;;
+  # The shipped x2 model's state at 84,500 trained on with the photos of extra/ (x2-photos), and
+  # with 8 % synthetic crops besides (x2-mix), side by side.
+  x2-finetune) chains=("x2-photos:train_x2_photos" "x2-mix:train_x2_mix") ;;
   # Finished: a rerun without their state (not kept) would start them from scratch.
   x3-general) chains=("x3-general:train_x3_general") ;;
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give a run: x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "no run is in progress; give a run: x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
