@@ -79,7 +79,10 @@ pub unsafe fn conv_pair(
         for b in 0..blocks {
             for (row, split) in rows.chunks_mut(row_len).take(2).enumerate() {
                 // SAFETY: every channel's activated values of block b were stored above.
-                unsafe { normalize(layer, &mut split[b * BLOCK..], pitch, sums[b * 2 + row]) };
+                unsafe {
+                    let dst = split[b * BLOCK..].as_mut_ptr();
+                    normalize(&layer.epilogue, layer.co, dst, (TILE * pitch, pitch), sums[b * 2 + row])
+                };
             }
         }
     }
@@ -206,7 +209,7 @@ pub unsafe fn output_epilogue(products: &[f32], layer: &Layer, dst: &mut [f32], 
                 &mut sum,
             );
         }
-        normalize(layer, dst, pitch, sum);
+        normalize(&layer.epilogue, co, out, (TILE * pitch, pitch), sum);
     }
 }
 
@@ -226,29 +229,34 @@ unsafe fn activate_into(layer: &Layer, pixels: [__m512; TILE], dst: *mut f32, pi
     }
 }
 
-/// The LayerNorm of the epilogue over a block of a phase-split row whose activated values are
-/// in place (`dst[(c * TILE + phase) * pitch..][..BLOCK]`), `sum` their sums over the channels:
-/// as [`epilogue`] computes it, in the same order.
+/// The LayerNorm of the epilogue over `N` phases of a block whose activated values are in
+/// place (channel c of phase p at `dst + c * channel_stride + p * phase_stride`, 16 values),
+/// `sum` their sums over the channels per phase: mean, then the variance from the stored values,
+/// then the normalised values over them. Every epilogue of this path runs it, in this order.
 ///
 /// # Safety
-/// `dst` reaches ((co - 1) * TILE + 3) * pitch + BLOCK.
+/// `dst` reaches (co - 1) * channel_stride + (N - 1) * phase_stride + BLOCK.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn normalize(layer: &Layer, dst: &mut [f32], pitch: usize, sum: [__m512; TILE]) {
-    let Some((weight, bias)) = &layer.epilogue.norm else {
+unsafe fn normalize<const N: usize>(
+    epilogue: &Epilogue,
+    co: usize,
+    dst: *mut f32,
+    (channel_stride, phase_stride): (usize, usize),
+    sum: [__m512; N],
+) {
+    let Some((weight, bias)) = &epilogue.norm else {
         return;
     };
-    let co = layer.co;
-    let out = dst.as_mut_ptr();
-    let at = |c: usize, phase: usize| (c * TILE + phase) * pitch;
+    let at = |c: usize, phase: usize| c * channel_stride + phase * phase_stride;
     let n = _mm512_set1_ps(1.0 / co as f32);
     let mean = sum.map(|s| _mm512_mul_ps(s, n));
-    let mut sq = [_mm512_setzero_ps(); TILE];
+    let mut sq = [_mm512_setzero_ps(); N];
     // SAFETY (whole body): the caller's contract.
     unsafe {
         for c in 0..co {
-            for phase in 0..TILE {
-                let d = _mm512_sub_ps(_mm512_loadu_ps(out.add(at(c, phase))), mean[phase]);
+            for phase in 0..N {
+                let d = _mm512_sub_ps(_mm512_loadu_ps(dst.add(at(c, phase))), mean[phase]);
                 sq[phase] = _mm512_fmadd_ps(d, d, sq[phase]);
             }
         }
@@ -261,8 +269,8 @@ unsafe fn normalize(layer: &Layer, dst: &mut [f32], pitch: usize, sum: [__m512; 
         });
         for c in 0..co {
             let (w, b) = (_mm512_set1_ps(weight[c]), _mm512_set1_ps(bias[c]));
-            for phase in 0..TILE {
-                let x = out.add(at(c, phase));
+            for phase in 0..N {
+                let x = dst.add(at(c, phase));
                 let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x), mean[phase]), inv[phase]);
                 _mm512_storeu_ps(x, _mm512_fmadd_ps(d, w, b));
             }
@@ -361,44 +369,22 @@ fn activate(activation: Option<Activation>, v: __m512) -> __m512 {
     }
 }
 
+/// The epilogue of one phase of a block: activation into `dst` (channel c at `c * dst_stride`),
+/// summed over the channels as it goes, then the LayerNorm in place ([`normalize`], which the
+/// fused convolutions share).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &mut [f32], dst_stride: usize) {
-    let src = block.as_mut_ptr();
-    let out = dst.as_mut_ptr();
-    let activate = |v: __m512| activate(epilogue.activation, v);
+    let (src, out) = (block.as_ptr(), dst.as_mut_ptr());
+    let mut sum = _mm512_setzero_ps();
     // SAFETY (whole body): `block` holds co * BLOCK values and `dst` reaches
     // (co - 1) * dst_stride + BLOCK, both asserted by the dispatch.
     unsafe {
-        let Some((weight, bias)) = &epilogue.norm else {
-            for c in 0..co {
-                let v = _mm512_loadu_ps(src.add(c * BLOCK));
-                _mm512_storeu_ps(out.add(c * dst_stride), activate(v));
-            }
-            return;
-        };
-        let n = _mm512_set1_ps(1.0 / co as f32);
-        let mut sum = _mm512_setzero_ps();
         for c in 0..co {
-            let v = activate(_mm512_loadu_ps(src.add(c * BLOCK)));
-            _mm512_storeu_ps(src.add(c * BLOCK), v);
+            let v = activate(epilogue.activation, _mm512_loadu_ps(src.add(c * BLOCK)));
+            _mm512_storeu_ps(out.add(c * dst_stride), v);
             sum = _mm512_add_ps(sum, v);
         }
-        let mean = _mm512_mul_ps(sum, n);
-        let mut sq = _mm512_setzero_ps();
-        for c in 0..co {
-            let d = _mm512_sub_ps(_mm512_loadu_ps(src.add(c * BLOCK)), mean);
-            sq = _mm512_fmadd_ps(d, d, sq);
-        }
-        let var = _mm512_mul_ps(sq, n);
-        let inv = _mm512_div_ps(
-            _mm512_set1_ps(1.0),
-            _mm512_sqrt_ps(_mm512_add_ps(var, _mm512_set1_ps(LN_EPS))),
-        );
-        for c in 0..co {
-            let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(src.add(c * BLOCK)), mean), inv);
-            let r = _mm512_fmadd_ps(d, _mm512_set1_ps(weight[c]), _mm512_set1_ps(bias[c]));
-            _mm512_storeu_ps(out.add(c * dst_stride), r);
-        }
+        normalize(epilogue, co, out, (dst_stride, 0), [sum]);
     }
 }
 
