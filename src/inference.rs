@@ -184,6 +184,15 @@ pub struct FastUpscaler {
     workspace: std::sync::Mutex<crate::engine::Workspace>,
 }
 
+impl FastUpscaler {
+    pub fn new(engine: crate::engine::FastEngine) -> Self {
+        Self {
+            engine,
+            workspace: Default::default(),
+        }
+    }
+}
+
 impl crate::upscale::Engine for FastUpscaler {
     fn config(&self) -> &crate::ModelConfig {
         &self.engine.config
@@ -210,14 +219,17 @@ impl crate::upscale::Engine for FastUpscaler {
         true
     }
 
-    fn run_into_yuv420(
+    fn run_yuv_to_yuv420(
         &self,
-        rgb: &Image<f32>,
+        frame: &crate::yuv::Frame,
+        conversion: &crate::yuv::YuvToRgb,
         coefficients: crate::yuv::YuvCoefficients,
-        frame: &mut crate::yuv::Frame,
+        out: &mut Vec<u8>,
     ) -> Result<(), UpscaleError> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(self.engine.upscale_into_yuv420(rgb, &mut ws, coefficients, frame)?)
+        Ok(self
+            .engine
+            .upscale_yuv_to_yuv420(frame, conversion, &mut ws, coefficients, out)?)
     }
 
     fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut [u8]) -> Result<bool, UpscaleError> {
@@ -263,10 +275,7 @@ pub fn cpu_engine(
         Precision::Fp16 => return Err(EngineError::Fp16OnCpu),
     };
     Ok(match FastEngine::with_isa(weights, isa)? {
-        Ok(engine) => Box::new(FastUpscaler {
-            engine,
-            workspace: Default::default(),
-        }),
+        Ok(engine) => Box::new(FastUpscaler::new(engine)),
         Err(why) if isa.path().is_reduced_precision() => return Err(EngineError::Unfit(why)),
         Err(_) => Box::new(BurnUpscaler::new(weights, Device::flex())?),
     })

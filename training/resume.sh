@@ -54,6 +54,11 @@ case "${1:-}" in
   x3-finetune)
     x3_long_start
     chains=("x3-long:train_x3_long x3-photos:train_x3_photos x3-mix:train_x3_mix") ;;
+  # Generalisation at x3, second round: x3-mix's data on a longer schedule, from x3-long's
+  # committed state.
+  x3-mix-long)
+    x3_long_start
+    chains=("x3-mix-long:train_x3_mix_long") ;;
   # The shipped x2 model's state at 84,500 trained on with the photos of extra/ (x2-photos), and
   # with 8 % synthetic crops besides (x2-mix), side by side.
   x2-finetune) chains=("x2-photos:train_x2_photos" "x2-mix:train_x2_mix") ;;

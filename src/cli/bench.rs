@@ -10,7 +10,7 @@ use rt4ksr::inference::{BurnUpscaler, Precision};
 use rt4ksr::model::init::random_weights;
 use rt4ksr::model::{Form, ModelConfig, Rt4ksr};
 use rt4ksr::upscale::Engine;
-use rt4ksr::yuv::{ColorSpec, Matrix, YuvCoefficients};
+use rt4ksr::yuv::{Chroma, ColorSpec, Matrix, YuvCoefficients, YuvToRgb};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -116,18 +116,36 @@ struct Case {
     gmac_per_s: f64,
 }
 
-fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
-    f();
-    let mut ms: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
+fn time(runs: usize, f: impl FnMut()) -> (f64, f64, f64) {
+    let [ms] = time_in_turn(runs, [&mut { f }]);
+    spread(ms)
+}
+
+/// As [`time`] for several cases at once, each run's ms of each: after a warm-up of each,
+/// every run times each case in turn, so that a machine whose speed drifts slows them alike.
+fn time_in_turn<const N: usize>(runs: usize, mut cases: [&mut dyn FnMut(); N]) -> [Vec<f64>; N] {
+    for f in cases.iter_mut() {
+        f();
+    }
+    let mut ms = [(); N].map(|_| Vec::new());
+    for _ in 0..runs.max(1) {
+        for (f, ms) in cases.iter_mut().zip(&mut ms) {
             let t = Instant::now();
             f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    (ms[ms.len() / 2], ms[0], ms[ms.len() - 1])
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    ms
 }
+
+/// (median, min, max) of some values.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
+
+/// Frames of the y4m stream rows (8: the reader's and writer's start and end are a small part).
+const STREAM_FRAMES: u64 = 8;
 
 fn case(name: &str, gmac: f64, (median_ms, min_ms, max_ms): (f64, f64, f64)) -> Case {
     Case {
@@ -186,6 +204,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         _ => None,
     };
     let mut cases = Vec::new();
+    // Per fast-engine row: its y4m stream's frames/s over its own, run by run.
+    let mut stream_ratios = Vec::new();
     use rt4ksr::engine::{FastEngine, Isa, measure_peak_gmacs};
     let survey = Isa::survey();
     for &path in &args.path {
@@ -296,6 +316,19 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             width,
             (0..3 * height * width).map(|i| (i % 255) as f32 / 255.0).collect(),
         );
+        // The same frame as the 4:2:0 a stream reads.
+        let header = rt4ksr::video::y4m::Header::read(&mut format!("YUV4MPEG2 W{width} H{height} C420\n").as_bytes())?;
+        let spec = ColorSpec {
+            matrix: Matrix::default_for(height),
+            full_range: false,
+            depth: 8,
+        };
+        let yuv_frame = rt4ksr::video::color::rgb_to_frame(&rgb, &header, spec);
+        let mut y4m_stream = Vec::new();
+        header.write(&mut y4m_stream)?;
+        for _ in 0..STREAM_FRAMES {
+            rt4ksr::video::y4m::write_frame(&mut y4m_stream, &header, &yuv_frame)?;
+        }
         let chosen = |path: rt4ksr::engine::Path| {
             if args.path.is_empty() {
                 path != rt4ksr::engine::Path::Portable
@@ -313,30 +346,52 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             };
             let mut ws = rt4ksr::engine::Workspace::default();
             let mut out = Image::zeros(0, 0, 0);
-            let t = time(args.runs, || {
+            let mut float_out = || {
                 fast.upscale_into(&rgb, &mut ws, &mut out).expect("a valid frame");
-            });
-            let mut c = case(&format!("fast engine x{scale} {width}x{height} ({isa})"), gmac, t);
-            c.path = Some(isa.to_string());
-            cases.push(c);
-            // As a y4m stream runs it: the last layer's stores convert to 8-bit 4:2:0.
-            let coefficients = YuvCoefficients::new(ColorSpec {
-                matrix: Matrix::default_for(height),
-                full_range: false,
-                depth: 8,
-            });
-            let mut frame = rt4ksr::yuv::Frame::default();
-            let t = time(args.runs, || {
-                fast.upscale_into_yuv420(&rgb, &mut ws, coefficients, &mut frame)
+            };
+            // As a y4m stream's engine runs it: an 8-bit 4:2:0 frame in, converted as the
+            // bands read its rows, and 8-bit 4:2:0 samples out of the last layer's stores.
+            let coefficients = YuvCoefficients::new(spec);
+            let conversion = YuvToRgb::new(width, height, Chroma::C420, spec);
+            let mut yuv_ws = rt4ksr::engine::Workspace::default();
+            let mut samples = Vec::new();
+            let mut yuv_out = || {
+                fast.upscale_yuv_to_yuv420(&yuv_frame, &conversion, &mut yuv_ws, coefficients, &mut samples)
                     .expect("a valid frame");
-            });
-            let mut c = case(
-                &format!("fast engine x{scale} {width}x{height} ({isa}, to 4:2:0)"),
-                gmac,
-                t,
-            );
-            c.path = Some(isa.to_string());
-            cases.push(c);
+            };
+            // A whole stream, as `upscale - -o -` runs it (reader and writer threads, queues),
+            // from frames held in memory to a sink: per frame.
+            let upscaler = rt4ksr::inference::FastUpscaler::new(fast.clone());
+            let options = rt4ksr::video::pipeline::VideoOptions {
+                max_memory: usize::MAX,
+                ..Default::default()
+            };
+            let mut stream = || {
+                let report =
+                    rt4ksr::video::pipeline::upscale_y4m(&upscaler, &y4m_stream[..], std::io::sink(), options, |_| {});
+                assert_eq!(
+                    (report.frames, report.error),
+                    (STREAM_FRAMES, None),
+                    "the stream runs whole"
+                );
+            };
+            // Run by run in turn, so that the ratios between them see the same machine.
+            let [float_ms, yuv_ms, stream_ms] = time_in_turn(args.runs, [&mut float_out, &mut yuv_out, &mut stream]);
+            let stream_ms: Vec<f64> = stream_ms.iter().map(|ms| ms / STREAM_FRAMES as f64).collect();
+            let name = |what: &str| format!("fast engine x{scale} {width}x{height} ({isa}{what})");
+            stream_ratios.push((
+                name(""),
+                spread(float_ms.iter().zip(&stream_ms).map(|(e, s)| e / s).collect()),
+            ));
+            for (what, ms) in [
+                ("", float_ms),
+                (", 4:2:0 in and out", yuv_ms),
+                (", y4m stream", stream_ms),
+            ] {
+                let mut c = case(&name(what), gmac, spread(ms));
+                c.path = Some(isa.to_string());
+                cases.push(c);
+            }
         }
 
         let lr = Image::new(3, height, width, vec![0.5f64; 3 * height * width]);
@@ -451,6 +506,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             );
         }
         outln!("(vs AVX2: the fast engine's AVX2 fp32 path of the same frame in this run over the row's)");
+        outln!(
+            "(4:2:0 in and out: the engine reading a YUV frame and writing y4m samples, as a stream's does; y4m stream: \
+             `upscale - -o -` of {STREAM_FRAMES} frames held in memory to a sink, per frame; the three rows of a path \
+             timed run by run in turn)"
+        );
+        for (engine, (median, min, max)) in &stream_ratios {
+            outln!(
+                "{engine}: its y4m stream at {median:.2}x the engine's frames/s (median of the runs' ratios; {min:.2}-{max:.2})"
+            );
+        }
         outln!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
         outln!(
             "(GMAC/s: the network's multiply-accumulates as a direct convolution counts them, per second; the fast \

@@ -22,7 +22,7 @@ pub mod winograd;
 
 use crate::imaging::Image;
 use crate::model::{Activation, Form, InputError, ModelConfig};
-use crate::yuv::{Frame, YuvCoefficients};
+use crate::yuv::{Frame, YuvCoefficients, YuvToRgb};
 use crate::{ModelWeights, TensorMap};
 pub use isa::{Isa, Path, Unavailable};
 use pack::PackedWeights;
@@ -316,27 +316,40 @@ impl FastEngine {
         Ok(())
     }
 
-    /// Upscales straight into a 4:2:0 frame (planes resized as needed): each 2s x 2s block of
-    /// the pixel shuffle holds whole 2x2 chroma areas, so the last layer's stores convert to
-    /// YUV as they go, and a video stream neither writes nor reads a float 4K frame.
-    pub fn upscale_into_yuv420(
+    /// Upscales a frame of a video stream, read as YUV and written as 4:2:0: its rows are
+    /// converted to RGB as the bands read them, and each 2s x 2s block of the pixel shuffle
+    /// holds whole 2x2 chroma areas, so the last layer's stores convert to YUV as they go. No
+    /// float frame is made on either side, and the conversions run in the bands, spread over
+    /// the cores with the network. `out` is resized to the 4:2:0 frame's samples as a y4m
+    /// stream stores them: the Y, U and V planes one after the other, a byte a sample up to 8
+    /// bits, else two (little-endian).
+    pub fn upscale_yuv_to_yuv420(
         &self,
-        rgb: &Image<f32>,
+        frame: &Frame,
+        conversion: &YuvToRgb,
         ws: &mut Workspace,
         coefficients: YuvCoefficients,
-        frame: &mut Frame,
+        out: &mut Vec<u8>,
     ) -> Result<(), InputError> {
-        self.check(rgb)?;
+        let (height, width) = conversion.size();
+        crate::model::network::check_input_size(&self.config, height, width)?;
+        let (cw, ch) = conversion.chroma().plane_size(width, height);
+        assert!(
+            frame.y.len() == width * height && frame.u.len() == cw * ch && frame.v.len() == cw * ch,
+            "the frame's planes are of the conversion's size and layout"
+        );
         let s = self.config.scale;
-        let (out_h, out_w) = (rgb.height * s, rgb.width * s);
-        frame.y.resize(out_h * out_w, 0);
-        frame.u.resize(out_h * out_w / 4, 0);
-        frame.v.resize(out_h * out_w / 4, 0);
+        let (out_h, out_w) = (height * s, width * s);
+        let bytes = coefficients.bytes_per_sample();
+        let luma = out_h * out_w * bytes;
+        out.resize(luma * 3 / 2, 0);
+        let (y_plane, chroma) = out.split_at_mut(luma);
+        let (u_plane, v_plane) = chroma.split_at_mut(luma / 4);
         let sink = Sink::Yuv420(YuvPlanes {
-            planes: [&mut frame.y, &mut frame.u, &mut frame.v].map(|plane| Shared(plane.as_mut_ptr())),
+            planes: [y_plane, u_plane, v_plane].map(|plane| Shared(plane.as_mut_ptr())),
             coefficients,
         });
-        self.run(Input::Planes(rgb), ws, sink, out_w);
+        self.run(Input::Yuv { frame, conversion }, ws, sink, out_w);
         Ok(())
     }
 
@@ -407,6 +420,7 @@ impl FastEngine {
         let mut blocks = vec![0f32; per_call * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
         let mut lines = store::StoreLines::new();
+        let mut input_lines = vec![0f32; input_lines_len(rgb)];
         // Which of its ring's rows row y of the input or of a layer's output is.
         let ring_slot = |y: usize| (y / step) % 3 * step + y % step;
         let ring_row = |y: usize| ring_slot(y) * row_len;
@@ -429,7 +443,7 @@ impl FastEngine {
                     while next_input <= (u + 1).min(steps - 1) {
                         let top = next_input as usize * step;
                         for y in top..(top + step).min(g.h) {
-                            unshuffle_row(rgb, y, input_split, g);
+                            unshuffle_row(rgb, y, input_split, g, &mut input_lines);
                             let dst = &mut input[ring_slot(y) * input_len..][..input_len];
                             kernels::transform_row(self.isa, input_split, INPUT_CHANNELS, g.pitch(), g.tiles, dst);
                         }
@@ -534,7 +548,8 @@ impl FastEngine {
     }
 }
 
-/// The LR frame the network reads: float planes, or interleaved 8-bit RGB scaled as it is read.
+/// The LR frame the network reads: float planes, interleaved 8-bit RGB scaled as it is read,
+/// or a YUV frame converted as it is read.
 #[derive(Clone, Copy)]
 enum Input<'a> {
     Planes(&'a Image<f32>),
@@ -543,6 +558,10 @@ enum Input<'a> {
         height: usize,
         width: usize,
     },
+    Yuv {
+        frame: &'a Frame,
+        conversion: &'a YuvToRgb,
+    },
 }
 
 impl Input<'_> {
@@ -550,6 +569,7 @@ impl Input<'_> {
         match *self {
             Input::Planes(rgb) => rgb.height,
             Input::Rgb8 { height, .. } => height,
+            Input::Yuv { conversion, .. } => conversion.size().0,
         }
     }
 
@@ -557,18 +577,33 @@ impl Input<'_> {
         match *self {
             Input::Planes(rgb) => rgb.width,
             Input::Rgb8 { width, .. } => width,
+            Input::Yuv { conversion, .. } => conversion.size().1,
         }
     }
 }
 
 /// Pixel unshuffle of LR rows 2y and 2y+1 into one phase-split head row: channel
-/// c*4 + dy*2 + dx (pixels past the right edge stay zero).
+/// c*4 + dy*2 + dx (pixels past the right edge stay zero). A YUV input's two rows are converted
+/// into `lines` first ([`input_lines_len`] floats).
 #[inline(never)]
-fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry) {
+fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry, lines: &mut [f32]) {
     let width = input.width();
+    if let Input::Yuv { frame, conversion } = input {
+        let (rgb, chroma) = lines.split_at_mut(6 * width);
+        for (dy, row) in rgb.chunks_exact_mut(3 * width).enumerate() {
+            let (red, rest) = row.split_at_mut(width);
+            let (green, blue) = rest.split_at_mut(width);
+            conversion.row(frame, 2 * y + dy, [red, green, blue], chroma);
+        }
+    }
     for c in 0..3 {
         for dy in 0..2 {
             let row = 2 * y + dy;
+            let source = match input {
+                Input::Planes(rgb) => RowSamples::Floats(&rgb.plane(c)[row * width..][..width]),
+                Input::Yuv { .. } => RowSamples::Floats(&lines[(dy * 3 + c) * width..][..width]),
+                Input::Rgb8 { samples, .. } => RowSamples::Interleaved8(&samples[row * width * 3..][..width * 3]),
+            };
             for dx in 0..2 {
                 let channel = &mut split[(c * 4 + dy * 2 + dx) * TILE * g.pitch()..][..TILE * g.pitch()];
                 // Phase by phase, so that the writes run along the phase's tiles (pixel 4t + q
@@ -577,15 +612,14 @@ fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry) {
                 // is 3 % of a frame).
                 for (q, phase) in channel.chunks_exact_mut(g.pitch()).enumerate() {
                     let first = 2 * q + dx;
-                    match input {
-                        Input::Planes(rgb) => {
-                            let samples = rgb.plane(c)[row * width..][..width].iter().skip(first);
+                    match source {
+                        RowSamples::Floats(floats) => {
+                            let samples = floats.iter().skip(first);
                             for (dst, &v) in phase[1..].iter_mut().zip(samples.step_by(2 * TILE)) {
                                 *dst = v;
                             }
                         }
-                        Input::Rgb8 { samples, .. } => {
-                            let row = &samples[row * width * 3..][..width * 3];
+                        RowSamples::Interleaved8(row) => {
                             let samples = row.iter().skip(first * 3 + c).step_by(2 * TILE * 3);
                             for (dst, &v) in phase[1..].iter_mut().zip(samples) {
                                 *dst = crate::imaging::picture::unit_u8(v);
@@ -595,6 +629,23 @@ fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry) {
                 }
             }
         }
+    }
+}
+
+/// One LR row of one channel as the input holds it.
+#[derive(Clone, Copy)]
+enum RowSamples<'a> {
+    Floats(&'a [f32]),
+    /// The row's interleaved 8-bit RGB samples (all three channels).
+    Interleaved8(&'a [u8]),
+}
+
+/// The scratch floats [`unshuffle_row`] needs for an input: two rows of RGB and the
+/// conversion's scratch for a YUV frame, none otherwise.
+fn input_lines_len(input: Input) -> usize {
+    match input {
+        Input::Yuv { conversion, .. } => 6 * input.width() + conversion.scratch_len(),
+        _ => 0,
     }
 }
 
@@ -673,36 +724,54 @@ mod tests {
     }
 
     #[test]
-    fn fused_yuv420_output_equals_converting_the_rgb_output() {
-        use crate::video::color::{ColorSpec, FrameEncoder, Matrix};
-        use crate::video::y4m::Header;
+    fn yuv_in_and_out_equals_converting_around_the_rgb_network() {
+        use crate::video::color::{ColorSpec, FrameEncoder, Matrix, frame_to_rgb, rgb_to_frame};
+        use crate::video::y4m::{Header, write_frame_with};
         // Widths that leave a partial last block; depths and ranges that change the arithmetic.
         for (scale, h, w, depth, full_range) in [(2, 10, 38, 8, false), (3, 8, 46, 10, true), (3, 6, 32, 8, false)] {
             let weights = perturbed_weights(&ModelConfig::official(scale), Form::Training, 7);
+            let tag = if depth == 8 {
+                "C420".to_string()
+            } else {
+                format!("C420p{depth}")
+            };
+            let header =
+                |w: usize, h: usize| Header::read(&mut format!("YUV4MPEG2 W{w} H{h} {tag}\n").as_bytes()).unwrap();
+            let spec = ColorSpec {
+                matrix: Matrix::Bt709,
+                full_range,
+                depth,
+            };
+            let data = (0..3 * h * w)
+                .map(|i| ((i * 7919) % 1000) as f32 / 900.0 - 0.05)
+                .collect();
+            let frame = rgb_to_frame(&Image::new(3, h, w, data), &header(w, h), spec);
+            let conversion = YuvToRgb::new(w, h, crate::yuv::Chroma::C420, spec);
             for isa in Isa::survey().into_iter().filter_map(|(_, isa)| isa.ok()) {
                 let engine = FastEngine::with_isa(&weights, isa).unwrap().unwrap();
-                let data = (0..3 * h * w)
-                    .map(|i| ((i * 7919) % 1000) as f32 / 900.0 - 0.05)
-                    .collect();
-                let rgb = Image::new(3, h, w, data);
-                let spec = ColorSpec {
-                    matrix: Matrix::Bt709,
-                    full_range,
-                    depth,
-                };
                 let mut ws = Workspace::default();
-                let float = engine.upscale(&rgb, &mut ws).unwrap();
-                let header =
-                    Header::read(&mut format!("YUV4MPEG2 W{} H{} C420p10\n", w * scale, h * scale).as_bytes()).unwrap();
-                let mut encoder = FrameEncoder::default();
-                let want = encoder.encode(&float, &header, spec);
-                let mut fused = Frame::default();
-                engine
-                    .upscale_into_yuv420(&rgb, &mut ws, YuvCoefficients::new(spec), &mut fused)
+                let float = engine
+                    .upscale(&frame_to_rgb(&frame, &header(w, h), spec), &mut ws)
                     .unwrap();
-                assert_eq!(fused.y, want.y, "x{scale} {isa} luma");
-                assert_eq!((&fused.u, &fused.v), (&want.u, &want.v), "x{scale} {isa} chroma");
-                let levels: std::collections::BTreeSet<_> = fused.u.iter().collect();
+                let out_header = header(w * scale, h * scale);
+                let mut want = Vec::new();
+                write_frame_with(
+                    &mut want,
+                    &out_header,
+                    FrameEncoder::default().encode(&float, &out_header, spec),
+                    &mut Vec::new(),
+                )
+                .unwrap();
+                let want = &want[b"FRAME\n".len()..];
+                let mut fused = vec![3u8; 7];
+                engine
+                    .upscale_yuv_to_yuv420(&frame, &conversion, &mut ws, YuvCoefficients::new(spec), &mut fused)
+                    .unwrap();
+                assert_eq!(fused.len(), want.len(), "x{scale} {isa}");
+                let luma = w * h * scale * scale * depth.div_ceil(8) as usize;
+                assert!(fused[..luma] == want[..luma], "x{scale} {isa} luma");
+                assert!(fused[luma..] == want[luma..], "x{scale} {isa} chroma");
+                let levels: std::collections::BTreeSet<_> = fused[luma..].iter().collect();
                 assert!(levels.len() > 20, "a colourful test frame");
             }
         }

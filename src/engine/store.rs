@@ -223,6 +223,7 @@ pub unsafe fn yuv420(
         luma,
         chroma_samples: [cb_line, cr_line],
         every_area,
+        bytes: byte_line,
         ..
     } = buffers;
     let every = every_area;
@@ -258,17 +259,41 @@ pub unsafe fn yuv420(
             &mut cr_line[..len / 2],
         );
         let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
+        let bytes = coefficients.bytes_per_sample();
         // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
-        // (asserted); bands write disjoint rows y.
+        // (asserted), `bytes` a sample as the planes hold them; bands write disjoint rows y.
         unsafe {
             for (di, line) in luma.iter().enumerate() {
                 let at = (seg.y * r + i + di) * out_w + column;
-                std::ptr::copy_nonoverlapping(line.as_ptr(), luma_plane.0.add(at), len);
+                write_samples(&line[..len], luma_plane.0.add(at * bytes), bytes, byte_line);
             }
-            std::ptr::copy_nonoverlapping(cb_line.as_ptr(), cb_plane.0.add(chroma_at), len / 2);
-            std::ptr::copy_nonoverlapping(cr_line.as_ptr(), cr_plane.0.add(chroma_at), len / 2);
+            write_samples(&cb_line[..len / 2], cb_plane.0.add(chroma_at * bytes), bytes, byte_line);
+            write_samples(&cr_line[..len / 2], cr_plane.0.add(chroma_at * bytes), bytes, byte_line);
         }
     }
+}
+
+/// Writes samples as a y4m frame stores them: a byte each when `bytes` is 1, else two,
+/// little-endian. Narrowed in `scratch` first, then written with [`write_bytes_once`] (nothing
+/// reads the frame again before the writer sends it on).
+///
+/// # Safety
+/// `dst` valid for `samples.len() * bytes` bytes.
+#[inline(always)]
+unsafe fn write_samples(samples: &[u16], dst: *mut u8, bytes: usize, scratch: &mut [u8; 2 * LINE]) {
+    let len = samples.len() * bytes;
+    if bytes == 1 {
+        for (byte, &sample) in scratch.iter_mut().zip(samples) {
+            *byte = sample as u8;
+        }
+    } else {
+        for (pair, &sample) in scratch.chunks_exact_mut(2).zip(samples) {
+            pair.copy_from_slice(&sample.to_le_bytes());
+        }
+    }
+    // SAFETY: `scratch` holds `len` bytes (at most 2 * LINE), `dst` is valid for them (the
+    // caller's contract).
+    unsafe { write_bytes_once(scratch.as_ptr(), dst, len) }
 }
 
 /// Luma samples and unscaled chroma of a row of pixels. Each slice its own argument, so that
@@ -325,6 +350,8 @@ pub struct StoreLines {
     chroma_samples: [[u16; LINE / 2]; 2],
     /// The chroma sample of the 2x2 area at every pixel of a row (see `chroma_row`).
     every_area: [u16; LINE],
+    /// A row of samples as the frame stores them.
+    bytes: [u8; 2 * LINE],
 }
 
 impl StoreLines {
@@ -335,6 +362,7 @@ impl StoreLines {
             luma: [[0; LINE]; 2],
             chroma_samples: [[0; LINE / 2]; 2],
             every_area: [0; LINE],
+            bytes: [0; 2 * LINE],
         })
     }
 }
@@ -360,9 +388,11 @@ pub enum Sink {
     Yuv420(YuvPlanes),
 }
 
-/// The Y, U and V planes of a 4:2:0 frame and the conversion into them.
+/// The Y, U and V planes of a 4:2:0 frame as a y4m stream stores them (a byte a sample, or two
+/// little-endian above 8 bits: [`YuvCoefficients::bytes_per_sample`]) and the conversion into
+/// them.
 #[derive(Clone, Copy)]
 pub struct YuvPlanes {
-    pub planes: [Shared<u16>; 3],
+    pub planes: [Shared<u8>; 3],
     pub coefficients: YuvCoefficients,
 }

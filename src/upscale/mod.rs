@@ -7,7 +7,7 @@ use crate::imaging::pad_to_even;
 use crate::imaging::picture::Picture;
 use crate::imaging::resize;
 use crate::model::ModelConfig;
-use crate::yuv::{Frame, YuvCoefficients};
+use crate::yuv::{Frame, YuvCoefficients, YuvToRgb};
 
 pub mod file;
 
@@ -51,19 +51,22 @@ pub trait Engine {
     fn computes_asynchronously(&self) -> bool {
         false
     }
-    /// Whether [`Engine::run_into_yuv420`] converts as it writes its output (the fast CPU
-    /// engine); otherwise streams convert the RGB result themselves.
+    /// Whether [`Engine::run_yuv_to_yuv420`] reads and writes YUV itself (the fast CPU
+    /// engine); otherwise streams convert to RGB and back themselves.
     fn fuses_yuv420(&self) -> bool {
         false
     }
-    /// Upscales an RGB image with even sides straight into a YUV 4:2:0 frame.
-    fn run_into_yuv420(
+    /// Upscales a YUV frame with even sides (`conversion` its size, layout and colours) into
+    /// 4:2:0 samples as a y4m stream stores them: the Y, U and V planes one after the other, a
+    /// byte a sample up to 8 bits, else two (little-endian).
+    fn run_yuv_to_yuv420(
         &self,
-        rgb: &Image<f32>,
+        frame: &Frame,
+        conversion: &YuvToRgb,
         coefficients: YuvCoefficients,
-        frame: &mut Frame,
+        out: &mut Vec<u8>,
     ) -> Result<(), UpscaleError> {
-        let _ = (rgb, coefficients, frame);
+        let _ = (frame, conversion, coefficients, out);
         Err(UpscaleError::NoYuvOutput)
     }
     /// Upscales an RGB image with even sides straight into interleaved 8-bit RGB, rounded as

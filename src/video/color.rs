@@ -3,22 +3,7 @@
 
 use super::y4m::{Chroma, Frame, Header};
 use crate::imaging::Image;
-pub use crate::yuv::{ColorSpec, Matrix, YuvCoefficients};
-
-/// The bilinear taps of centred chroma siting along one axis, for each of `n` luma positions:
-/// (first chroma sample, second, weight of the second). Luma i sits at chroma (i + 0.5) / sub -
-/// 0.5. Computed once per frame instead of a floor and two clamps per pixel.
-fn chroma_taps(n: usize, chroma_n: usize, sub: f32) -> Vec<(usize, usize, f32)> {
-    (0..n)
-        .map(|i| {
-            let f = (i as f32 + 0.5) / sub - 0.5;
-            let first = f.floor().clamp(0.0, (chroma_n - 1) as f32);
-            let weight = (f - first).clamp(0.0, 1.0);
-            let first = first as usize;
-            (first, (first + 1).min(chroma_n - 1), weight)
-        })
-        .collect()
-}
+pub use crate::yuv::{ColorSpec, Matrix, YuvCoefficients, YuvToRgb};
 
 /// A frame as planar RGB in 0..1 (not clamped: out-of-gamut YUV stays visible to the model).
 pub fn frame_to_rgb(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f32> {
@@ -30,74 +15,22 @@ pub fn frame_to_rgb(frame: &Frame, header: &Header, spec: ColorSpec) -> Image<f3
 /// As [`frame_to_rgb`], into `out`, reallocated only when the frame size changes (a stream's
 /// reader keeps it: a fresh 720p frame is 11 MB of new pages).
 pub fn frame_to_rgb_into(frame: &Frame, header: &Header, spec: ColorSpec, out: &mut Image<f32>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was just detected.
-        return unsafe { frame_to_rgb_avx2(frame, header, spec, out) };
-    }
-    frame_to_rgb_any(frame, header, spec, out)
-}
-
-/// The same code vectorised 8 wide (it runs beside the engine in a stream, on the same cores).
-/// Rust never fuses a * b + c, so the values are the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn frame_to_rgb_avx2(frame: &Frame, header: &Header, spec: ColorSpec, out: &mut Image<f32>) {
-    frame_to_rgb_any(frame, header, spec, out)
-}
-
-#[inline(always)]
-fn frame_to_rgb_any(frame: &Frame, header: &Header, spec: ColorSpec, out: &mut Image<f32>) {
     let (w, h) = (header.width, header.height);
-    let (y_off, y_scale, c_mid, c_scale) = spec.ranges();
-    let (kr, kb) = spec.matrix.kr_kb();
-    let kg = 1.0 - kr - kb;
+    let conversion = YuvToRgb::new(w, h, header.chroma, spec);
     if (out.channels, out.height, out.width) != (3, h, w) {
         *out = Image::zeros(3, h, w);
     }
     let n = w * h;
     let (rs, rest) = out.data.split_at_mut(n);
     let (gs, bs) = rest.split_at_mut(n);
-    let mono = header.chroma == Chroma::Mono;
-    let (cw, ch) = header.chroma.plane_size(w, h);
-    let (sx, sy) = match header.chroma {
-        Chroma::C420 => (2.0, 2.0),
-        Chroma::C422 => (2.0, 1.0),
-        _ => (1.0, 1.0),
-    };
-    let (cols, rows) = if mono {
-        (vec![], vec![])
-    } else {
-        (chroma_taps(w, cw, sx), chroma_taps(h, ch, sy))
-    };
-    let mut cb_row = vec![0f32; w];
-    let mut cr_row = vec![0f32; w];
-    for y in 0..h {
-        if let Some(&(y0, y1, ay)) = rows.get(y) {
-            for (plane, row) in [(&frame.u, &mut cb_row), (&frame.v, &mut cr_row)] {
-                let (top, bottom) = (&plane[y0 * cw..][..cw], &plane[y1 * cw..][..cw]);
-                for (value, &(x0, x1, ax)) in row.iter_mut().zip(&cols) {
-                    let p = |r: &[u16], x: usize| r[x] as f32;
-                    let t = p(top, x0) * (1.0 - ax) + p(top, x1) * ax;
-                    let b = p(bottom, x0) * (1.0 - ax) + p(bottom, x1) * ax;
-                    *value = (t * (1.0 - ay) + b * ay - c_mid) / c_scale;
-                }
-            }
-        }
-        let span = y * w..(y + 1) * w;
-        for (((((r, g), b), &luma), &cb), &cr) in rs[span.clone()]
-            .iter_mut()
-            .zip(&mut gs[span.clone()])
-            .zip(&mut bs[span.clone()])
-            .zip(&frame.y[span])
-            .zip(&cb_row)
-            .zip(&cr_row)
-        {
-            let luma = (luma as f32 - y_off) / y_scale;
-            *r = luma + 2.0 * (1.0 - kr) * cr;
-            *b = luma + 2.0 * (1.0 - kb) * cb;
-            *g = (luma - kr * *r - kb * *b) / kg;
-        }
+    let mut chroma = vec![0f32; conversion.scratch_len()];
+    for (y, ((r, g), b)) in rs
+        .chunks_exact_mut(w)
+        .zip(gs.chunks_exact_mut(w))
+        .zip(bs.chunks_exact_mut(w))
+        .enumerate()
+    {
+        conversion.row(frame, y, [r, g, b], &mut chroma);
     }
 }
 

@@ -2,7 +2,7 @@
 //! joined by bounded queues so decoding, inference and encoding overlap and memory stays
 //! bounded. Frames keep their order. Every frame written before an error is complete.
 
-use super::color::{ColorSpec, FrameEncoder, Matrix, YuvCoefficients, frame_to_rgb_into};
+use super::color::{ColorSpec, FrameEncoder, Matrix, YuvCoefficients, YuvToRgb, frame_to_rgb_into};
 use super::raw::{self, PixFmt};
 use super::y4m::{self, Chroma, Frame, Header};
 use crate::imaging::Image;
@@ -86,28 +86,30 @@ fn upscale_recycled_frames(
         let buffer = buffer.unwrap_or_else(|| Image::zeros(0, 0, 0));
         start_upscale(engine, rgb, max_memory.max(1 << 20), |_, _| {}, buffer)
     };
-    stream_frames(engine.computes_asynchronously(), read, start, write, on_frame)
+    let size = |rgb: &Image<f32>| (rgb.width, rgb.height);
+    stream_frames(engine.computes_asynchronously(), read, size, start, write, on_frame)
 }
 
-/// The stream machinery behind [`upscale_frames`], for any kind of output frame `T`: `start`
-/// begins a frame (given a written output to reuse, once there is one), and `read` is given an
-/// input frame to reuse once one has been started; with `keep_in_flight` the next frame starts
-/// before the previous one is waited for.
-fn stream_frames<'e, T: Send>(
+/// The stream machinery behind [`upscale_frames`], for any kind of input frame `I` (of
+/// `size`: width, height) and output frame `T`: `start` begins a frame (given a written output
+/// to reuse, once there is one), and `read` is given an input frame to reuse once one has been
+/// started; with `keep_in_flight` the next frame starts before the previous one is waited for.
+fn stream_frames<'e, I: Send, T: Send>(
     keep_in_flight: bool,
-    mut read: impl FnMut(u64, Option<Image<f32>>) -> io::Result<Option<Image<f32>>> + Send,
-    mut start: impl FnMut(&Image<f32>, Option<T>) -> Result<Pending<'e, T>, crate::upscale::UpscaleError>,
+    mut read: impl FnMut(u64, Option<I>) -> io::Result<Option<I>> + Send,
+    size: impl Fn(&I) -> (usize, usize),
+    mut start: impl FnMut(&I, Option<T>) -> Result<Pending<'e, T>, crate::upscale::UpscaleError>,
     mut write: impl FnMut(&T) -> io::Result<()> + Send,
     mut on_frame: impl FnMut(u64),
 ) -> StreamReport {
     std::thread::scope(|scope| {
-        let (frames_tx, frames_rx) = sync_channel::<io::Result<Image<f32>>>(QUEUE);
+        let (frames_tx, frames_rx) = sync_channel::<io::Result<I>>(QUEUE);
         let (out_tx, out_rx) = sync_channel::<T>(OUT_QUEUE);
         // Written frames go back to the inference loop, so 4K buffers are allocated once per
         // stream instead of once per frame (fresh pages cost ~10% of a frame).
         let (recycle_tx, recycle_rx) = sync_channel::<T>(OUT_QUEUE + 1);
         // Input frames too, once started (the engine has read them by then).
-        let (input_recycle_tx, input_recycle_rx) = sync_channel::<Image<f32>>(QUEUE + 1);
+        let (input_recycle_tx, input_recycle_rx) = sync_channel::<I>(QUEUE + 1);
         scope.spawn(move || {
             let mut index = 0;
             loop {
@@ -139,7 +141,7 @@ fn stream_frames<'e, T: Send>(
         });
         let mut frames = 0u64;
         let mut error = None;
-        let mut size = None;
+        let mut first_size = None;
         // A GPU engine keeps one frame in flight: frame n+1 is uploaded and queued before frame
         // n is downloaded, so the device is never idle waiting for the host.
         let in_flight_limit = usize::from(keep_in_flight);
@@ -151,7 +153,7 @@ fn stream_frames<'e, T: Send>(
             let next = frames_rx.next();
             let ended = next.is_none();
             if let Some(item) = next {
-                let rgb = match item {
+                let input = match item {
                     Ok(f) => f,
                     Err(e) => {
                         error = Some(StreamError::Input(e.to_string()));
@@ -159,16 +161,16 @@ fn stream_frames<'e, T: Send>(
                         break;
                     }
                 };
-                if *size.get_or_insert((rgb.width, rgb.height)) != (rgb.width, rgb.height) {
+                if *first_size.get_or_insert(size(&input)) != size(&input) {
                     let index = frames + in_flight.len() as u64;
                     error = Some(StreamError::FrameSizeChanged { index });
                     write_started = true;
                     break;
                 }
-                match start(&rgb, recycle_rx.try_recv().ok()) {
+                match start(&input, recycle_rx.try_recv().ok()) {
                     Ok(pending) => {
                         in_flight.push_back(pending);
-                        let _ = input_recycle_tx.try_send(rgb);
+                        let _ = input_recycle_tx.try_send(input);
                     }
                     Err(e) => {
                         error = Some(StreamError::Frame {
@@ -237,9 +239,10 @@ fn finish_frames<T>(
     true
 }
 
-/// Upscales a YUV4MPEG2 stream, keeping its chroma format, depth and tags. YUV -> RGB runs on
-/// the reader thread; RGB -> YUV in the engine's stores where it can (4:2:0, the fast engine),
-/// else on the writer thread.
+/// Upscales a YUV4MPEG2 stream, keeping its chroma format, depth and tags. Where the engine can
+/// (the fast engine, 4:2:0 frames with even sides) it converts both ways itself, in the bands
+/// that share the cores, and the reader and writer threads only parse and write; elsewhere YUV
+/// -> RGB runs on the reader thread and RGB -> YUV on the writer thread.
 pub fn upscale_y4m(
     engine: &(dyn Engine + Sync),
     mut input: impl BufRead + Send,
@@ -263,9 +266,43 @@ pub fn upscale_y4m(
         full_range: options.full_range.unwrap_or(header.full_range),
         depth: header.depth,
     };
+    let (w, h) = (header.width, header.height);
+    let whole_420 = header.chroma == Chroma::C420 && w % 2 == 0 && h % 2 == 0;
+    let mut header_written = false;
+    let mut write_header = |output: &mut dyn Write| -> io::Result<()> {
+        if !header_written {
+            out_header.write(output)?;
+            header_written = true;
+        }
+        Ok(())
+    };
     // The reader keeps its buffers, and gets the input frames back once the engine has started
     // them.
-    let (mut raw, mut yuv) = (Vec::new(), Frame::default());
+    let mut raw = Vec::new();
+    if whole_420 && engine.fuses_yuv420() && tiles_for(engine, h, w, options.max_memory.max(1 << 20)).len() == 1 {
+        // The engine reads the YUV frames and writes the y4m frames' samples itself, its bands
+        // converting as they go: the reader only parses and the writer only writes.
+        let conversion = YuvToRgb::new(w, h, header.chroma, spec);
+        let coefficients = YuvCoefficients::new(spec);
+        let read = |index, recycled: Option<Frame>| -> io::Result<Option<Frame>> {
+            let mut frame = recycled.unwrap_or_default();
+            Ok(y4m::read_frame_into(&mut input, &header, index, &mut raw, &mut frame)?.then_some(frame))
+        };
+        let start =
+            |frame: &Frame, buffer: Option<Vec<u8>>| -> Result<Pending<'_, Vec<u8>>, crate::upscale::UpscaleError> {
+                let mut samples = buffer.unwrap_or_default();
+                engine.run_yuv_to_yuv420(frame, &conversion, coefficients, &mut samples)?;
+                Ok(Box::new(move || Ok(samples)))
+            };
+        let write = |samples: &Vec<u8>| -> io::Result<()> {
+            write_header(&mut output)?;
+            y4m::write_frame_samples(&mut output, samples)?;
+            output.flush()
+        };
+        let size = |_: &Frame| (w, h);
+        return stream_frames(engine.computes_asynchronously(), read, size, start, write, on_frame);
+    }
+    let (mut yuv, mut bytes) = (Frame::default(), Vec::new());
     let read = |index, recycled: Option<Image<f32>>| -> io::Result<Option<Image<f32>>> {
         if !y4m::read_frame_into(&mut input, &header, index, &mut raw, &mut yuv)? {
             return Ok(None);
@@ -274,32 +311,18 @@ pub fn upscale_y4m(
         frame_to_rgb_into(&yuv, &header, spec, &mut rgb);
         Ok(Some(rgb))
     };
-    let mut header_written = false;
-    let mut bytes = Vec::new();
     // The output keeps the input's matrix and range, so that the stream's tags stay true.
-    let mut write_frame = |frame: &Frame| -> io::Result<()> {
-        if !header_written {
-            out_header.write(&mut output)?;
-            header_written = true;
-        }
-        y4m::write_frame_with(&mut output, &out_header, frame, &mut bytes)?;
+    let mut encoder = FrameEncoder::default();
+    let write = |rgb: &Image<f32>| -> io::Result<()> {
+        write_header(&mut output)?;
+        y4m::write_frame_with(
+            &mut output,
+            &out_header,
+            encoder.encode(rgb, &out_header, spec),
+            &mut bytes,
+        )?;
         output.flush()
     };
-    let (w, h) = (header.width, header.height);
-    let whole_420 = header.chroma == Chroma::C420 && w % 2 == 0 && h % 2 == 0;
-    if whole_420 && engine.fuses_yuv420() && tiles_for(engine, h, w, options.max_memory.max(1 << 20)).len() == 1 {
-        // The engine writes YUV itself: no float 4K frame to write, read and convert.
-        let coefficients = YuvCoefficients::new(spec);
-        let start =
-            |rgb: &Image<f32>, buffer: Option<Frame>| -> Result<Pending<'_, Frame>, crate::upscale::UpscaleError> {
-                let mut frame = buffer.unwrap_or_default();
-                engine.run_into_yuv420(rgb, coefficients, &mut frame)?;
-                Ok(Box::new(move || Ok(frame)))
-            };
-        return stream_frames(engine.computes_asynchronously(), read, start, write_frame, on_frame);
-    }
-    let mut encoder = FrameEncoder::default();
-    let write = |rgb: &Image<f32>| -> io::Result<()> { write_frame(encoder.encode(rgb, &out_header, spec)) };
     upscale_recycled_frames(engine, read, write, options.max_memory, on_frame)
 }
 

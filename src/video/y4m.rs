@@ -5,26 +5,7 @@
 
 use std::io::{self, BufRead, Write};
 
-/// Chroma subsampling of a stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Chroma {
-    C420,
-    C422,
-    C444,
-    Mono,
-}
-
-impl Chroma {
-    /// Chroma plane size for a luma plane of `w` x `h`.
-    pub fn plane_size(self, w: usize, h: usize) -> (usize, usize) {
-        match self {
-            Chroma::C420 => (w.div_ceil(2), h.div_ceil(2)),
-            Chroma::C422 => (w.div_ceil(2), h),
-            Chroma::C444 => (w, h),
-            Chroma::Mono => (0, 0),
-        }
-    }
-}
+pub use crate::yuv::Chroma;
 
 /// A stream header. Tags this program does not interpret are kept and written back.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,7 +119,7 @@ impl Header {
         }
     }
 
-    pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
+    pub fn write(&self, out: &mut (impl Write + ?Sized)) -> io::Result<()> {
         write!(out, "YUV4MPEG2 W{} H{}", self.width, self.height)?;
         for tag in &self.other_tags {
             write!(out, " {tag}")?;
@@ -227,7 +208,6 @@ pub fn write_frame(out: &mut impl Write, header: &Header, frame: &Frame) -> io::
 
 /// As [`write_frame`], serialising through `raw`, a buffer kept from frame to frame.
 pub fn write_frame_with(out: &mut impl Write, header: &Header, frame: &Frame, raw: &mut Vec<u8>) -> io::Result<()> {
-    out.write_all(b"FRAME\n")?;
     raw.clear();
     raw.reserve(header.frame_bytes());
     for plane in [&frame.y, &frame.u, &frame.v] {
@@ -237,7 +217,14 @@ pub fn write_frame_with(out: &mut impl Write, header: &Header, frame: &Frame, ra
             raw.extend(plane.iter().map(|&v| v as u8));
         }
     }
-    out.write_all(raw)
+    write_frame_samples(out, raw)
+}
+
+/// Writes a frame whose samples are already as the stream stores them (the planes one after
+/// the other, 8-bit or 16-bit little-endian).
+pub fn write_frame_samples(out: &mut impl Write, samples: &[u8]) -> io::Result<()> {
+    out.write_all(b"FRAME\n")?;
+    out.write_all(samples)
 }
 
 #[cfg(test)]
