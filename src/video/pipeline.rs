@@ -267,7 +267,6 @@ pub fn upscale_y4m(
         depth: header.depth,
     };
     let (w, h) = (header.width, header.height);
-    let whole_420 = header.chroma == Chroma::C420 && w % 2 == 0 && h % 2 == 0;
     let mut header_written = false;
     let mut write_header = |output: &mut dyn Write| -> io::Result<()> {
         if !header_written {
@@ -279,28 +278,21 @@ pub fn upscale_y4m(
     // The reader keeps its buffers, and gets the input frames back once the engine has started
     // them.
     let mut raw = Vec::new();
-    if whole_420 && engine.fuses_yuv420() && tiles_for(engine, h, w, options.max_memory.max(1 << 20)).len() == 1 {
-        // The engine reads the YUV frames and writes the y4m frames' samples itself, its bands
-        // converting as they go: the reader only parses and the writer only writes.
-        let conversion = YuvToRgb::new(w, h, header.chroma, spec);
-        let coefficients = YuvCoefficients::new(spec);
-        let read = |index, recycled: Option<Frame>| -> io::Result<Option<Frame>> {
-            let mut frame = recycled.unwrap_or_default();
-            Ok(y4m::read_frame_into(&mut input, &header, index, &mut raw, &mut frame)?.then_some(frame))
-        };
-        let start =
-            |frame: &Frame, buffer: Option<Vec<u8>>| -> Result<Pending<'_, Vec<u8>>, crate::upscale::UpscaleError> {
-                let mut samples = buffer.unwrap_or_default();
-                engine.run_yuv_to_yuv420(frame, &conversion, coefficients, &mut samples)?;
-                Ok(Box::new(move || Ok(samples)))
-            };
-        let write = |samples: &Vec<u8>| -> io::Result<()> {
+    if fuses_yuv420(engine, header.chroma, (w, h), options) {
+        let read = |index, frame: &mut Frame| y4m::read_frame_into(&mut input, &header, index, &mut raw, frame);
+        let write = |samples: &[u8]| -> io::Result<()> {
             write_header(&mut output)?;
             y4m::write_frame_samples(&mut output, samples)?;
             output.flush()
         };
-        let size = |_: &Frame| (w, h);
-        return stream_frames(engine.computes_asynchronously(), read, size, start, write, on_frame);
+        return stream_yuv420(
+            engine,
+            YuvToRgb::new(w, h, header.chroma, spec),
+            spec,
+            read,
+            write,
+            on_frame,
+        );
     }
     let (mut yuv, mut bytes) = (Frame::default(), Vec::new());
     let read = |index, recycled: Option<Image<f32>>| -> io::Result<Option<Image<f32>>> {
@@ -326,6 +318,44 @@ pub fn upscale_y4m(
     upscale_recycled_frames(engine, read, write, options.max_memory, on_frame)
 }
 
+/// Whether a stream of frames of this layout and size goes through
+/// [`Engine::run_yuv_to_yuv420`]: 4:2:0 with even sides, on an engine that fuses it, in one tile.
+fn fuses_yuv420(engine: &(dyn Engine + Sync), chroma: Chroma, (w, h): (usize, usize), options: VideoOptions) -> bool {
+    chroma == Chroma::C420
+        && w % 2 == 0
+        && h % 2 == 0
+        && engine.fuses_yuv420()
+        && tiles_for(engine, h, w, options.max_memory.max(1 << 20)).len() == 1
+}
+
+/// A stream whose engine reads the YUV frames and writes the output frames' samples itself
+/// ([`Engine::run_yuv_to_yuv420`]), its bands converting as they go: `read` only parses (into
+/// a frame to reuse; false at the end) and `write` only writes.
+fn stream_yuv420(
+    engine: &(dyn Engine + Sync),
+    conversion: YuvToRgb,
+    spec: ColorSpec,
+    mut read: impl FnMut(u64, &mut Frame) -> io::Result<bool> + Send,
+    mut write: impl FnMut(&[u8]) -> io::Result<()> + Send,
+    on_frame: impl FnMut(u64),
+) -> StreamReport {
+    let coefficients = YuvCoefficients::new(spec);
+    let read = |index, recycled: Option<Frame>| -> io::Result<Option<Frame>> {
+        let mut frame = recycled.unwrap_or_default();
+        Ok(read(index, &mut frame)?.then_some(frame))
+    };
+    let start =
+        |frame: &Frame, buffer: Option<Vec<u8>>| -> Result<Pending<'_, Vec<u8>>, crate::upscale::UpscaleError> {
+            let mut samples = buffer.unwrap_or_default();
+            engine.run_yuv_to_yuv420(frame, &conversion, coefficients, &mut samples)?;
+            Ok(Box::new(move || Ok(samples)))
+        };
+    let (h, w) = conversion.size();
+    let size = |_: &Frame| (w, h);
+    let write = |samples: &Vec<u8>| write(samples);
+    stream_frames(engine.computes_asynchronously(), read, size, start, write, on_frame)
+}
+
 /// Upscales raw frames of a fixed size and pixel format.
 pub fn upscale_raw(
     engine: &(dyn Engine + Sync),
@@ -341,6 +371,17 @@ pub fn upscale_raw(
         full_range: options.full_range.unwrap_or(false),
         depth: 8,
     };
+    if format == PixFmt::Yuv420p && fuses_yuv420(engine, Chroma::C420, (width, height), options) {
+        let mut buffer = Vec::new();
+        let read =
+            |index, frame: &mut Frame| raw::read_yuv420p_into(&mut input, (width, height), index, &mut buffer, frame);
+        let write = |samples: &[u8]| -> io::Result<()> {
+            output.write_all(samples)?;
+            output.flush()
+        };
+        let conversion = YuvToRgb::new(width, height, Chroma::C420, spec);
+        return stream_yuv420(engine, conversion, spec, read, write, on_frame);
+    }
     let read = |index| raw::read_frame(&mut input, format, width, height, spec, index);
     let mut writer = raw::FrameWriter::default();
     let write = |rgb: &Image<f32>| -> io::Result<()> {

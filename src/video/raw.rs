@@ -77,23 +77,8 @@ pub fn read_frame(
     index: u64,
 ) -> io::Result<Option<Image<f32>>> {
     let mut raw = vec![0u8; fmt.frame_bytes(w, h)];
-    let mut filled = 0;
-    while filled < raw.len() {
-        match input.read(&mut raw[filled..]) {
-            Ok(0) if filled == 0 => return Ok(None),
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "frame {index} is truncated ({filled} of {} bytes): the stream ended mid-frame",
-                        raw.len()
-                    ),
-                ));
-            }
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    if !read_whole_frame(input, &mut raw, index)? {
+        return Ok(None);
     }
     let n = w * h;
     Ok(Some(match fmt {
@@ -111,16 +96,65 @@ pub fn read_frame(
             img
         }
         PixFmt::Yuv420p => {
-            let header = yuv_header(w, h);
-            let c = w.div_ceil(2) * h.div_ceil(2);
-            let frame = Frame {
-                y: raw[..n].iter().map(|&v| v as u16).collect(),
-                u: raw[n..n + c].iter().map(|&v| v as u16).collect(),
-                v: raw[n + c..].iter().map(|&v| v as u16).collect(),
-            };
-            frame_to_rgb(&frame, &header, spec)
+            let mut frame = Frame::default();
+            yuv420p_planes(&raw, w, h, &mut frame);
+            frame_to_rgb(&frame, &yuv_header(w, h), spec)
         }
     }))
+}
+
+/// Reads one yuv420p frame into `frame`'s planes (`raw` a buffer kept between frames);
+/// `Ok(false)` at a clean end, an error when the stream stops mid-frame.
+pub fn read_yuv420p_into(
+    input: &mut impl Read,
+    (w, h): (usize, usize),
+    index: u64,
+    raw: &mut Vec<u8>,
+    frame: &mut Frame,
+) -> io::Result<bool> {
+    raw.resize(PixFmt::Yuv420p.frame_bytes(w, h), 0);
+    if !read_whole_frame(input, raw, index)? {
+        return Ok(false);
+    }
+    yuv420p_planes(raw, w, h, frame);
+    Ok(true)
+}
+
+/// The Y, U and V planes of a yuv420p frame's bytes.
+fn yuv420p_planes(raw: &[u8], w: usize, h: usize, frame: &mut Frame) {
+    let (n, c) = (w * h, w.div_ceil(2) * h.div_ceil(2));
+    for (plane, samples) in [
+        (&mut frame.y, &raw[..n]),
+        (&mut frame.u, &raw[n..n + c]),
+        (&mut frame.v, &raw[n + c..]),
+    ] {
+        plane.clear();
+        plane.extend(samples.iter().map(|&v| v as u16));
+    }
+}
+
+/// Fills `raw` from `input`; `Ok(false)` when the input ends before its first byte, an error
+/// naming frame `index` when it ends later.
+fn read_whole_frame(input: &mut impl Read, raw: &mut [u8], index: u64) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < raw.len() {
+        match input.read(&mut raw[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "frame {index} is truncated ({filled} of {} bytes): the stream ended mid-frame",
+                        raw.len()
+                    ),
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 pub fn write_frame(out: &mut impl Write, fmt: PixFmt, rgb: &Image<f32>, spec: ColorSpec) -> io::Result<()> {
