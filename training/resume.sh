@@ -5,6 +5,9 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs. None is in progress.
 # The last runs (finished):
+#   x3-mix-long: configs/train_x3_mix_long.toml (x3-long's committed state at step 229,100 on
+#       x3-mix's data for 20,000 steps); the embedded x3 model is the mean of its folded EMA
+#       weights and x3-photos' (`rt4ksr convert ... --mean-with ...`, docs/training.md).
 #   x2-finetune: configs/train_x2_photos.toml and configs/train_x2_mix.toml side by side (x2's
 #       third schedule's state at step 84,500, commit 5c9b07a, on the training photos and
 #       extra/'s, and with 8 % synthetic crops besides: the embedded x2 model).
@@ -67,7 +70,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give a run: x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "no run is in progress; give a run: x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac

@@ -1,6 +1,6 @@
 //! `rt4ksr convert`: any weight file the program reads to an rt4ksr weight file, folded unless asked otherwise.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use rt4ksr::ModelWeights;
 use std::path::PathBuf;
@@ -19,6 +19,10 @@ pub struct ConvertArgs {
     /// From a training checkpoint, take the live weights rather than their moving average.
     #[arg(long)]
     live_weights: bool,
+    /// Write the element-wise mean of the input's folded weights and this model's (same
+    /// configuration): a "model soup" of two fine-tunes of one starting point.
+    #[arg(long, value_name = "WEIGHTS", conflicts_with = "training_form")]
+    mean_with: Option<PathBuf>,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -33,7 +37,12 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     } else {
         ModelWeights::load(&args.input)?
     };
-    let out = if args.training_form {
+    let out = if let Some(other_path) = &args.mean_with {
+        let other = ModelWeights::load(other_path)?;
+        weights
+            .mean(&other)
+            .with_context(|| format!("{} and {}", args.input.display(), other_path.display()))?
+    } else if args.training_form {
         if weights.form != rt4ksr::Form::Training {
             bail!(
                 "{}: holds folded weights, which cannot be unfolded",

@@ -25,6 +25,8 @@ pub enum ModelError {
     Infer(String),
     #[error("invalid model configuration: {0}")]
     Config(#[from] super::config::ConfigError),
+    #[error("models of different configurations cannot be averaged: {0} and {1}")]
+    MeanOfDifferent(String, String),
 }
 
 /// A configuration with its tensors, ready to build a network from.
@@ -71,6 +73,38 @@ impl ModelWeights {
                 )
             }
         }
+    }
+
+    /// The element-wise mean of two models' folded weights (a "model soup": two fine-tunes of
+    /// one starting point, averaged, often keep most of what each gained). Both must have the
+    /// same configuration.
+    pub fn mean(&self, other: &Self) -> Result<Self, ModelError> {
+        if self.config != other.config {
+            return Err(ModelError::MeanOfDifferent(
+                self.config.summary(),
+                other.config.summary(),
+            ));
+        }
+        let (a, b) = (self.folded(false)?, other.folded(false)?);
+        let tensors = a
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let data = t
+                    .data
+                    .iter()
+                    .zip(&b.tensors[name].data)
+                    .map(|(x, y)| (x + y) * 0.5)
+                    .collect();
+                let mean = crate::host_tensor::HostTensor {
+                    shape: t.shape.clone(),
+                    data,
+                };
+                (name.clone(), mean)
+            })
+            .collect();
+        let provenance = format!("mean of [{}] and [{}]", a.provenance, b.provenance);
+        Self::new(self.config.clone(), Form::Folded, tensors, provenance)
     }
 
     pub fn parameter_count(&self) -> usize {
@@ -157,6 +191,27 @@ pub fn strip_prefix(tensors: TensorMap, prefix: &str) -> TensorMap {
 mod tests {
     use super::*;
     use crate::host_tensor::HostTensor;
+
+    #[test]
+    fn the_mean_of_two_models_is_the_mean_of_their_folded_weights() {
+        use crate::model::init::perturbed_weights;
+        let config = ModelConfig::official(3);
+        let (a, b) = (
+            perturbed_weights(&config, Form::Training, 1),
+            perturbed_weights(&config, Form::Folded, 2),
+        );
+        let mean = a.mean(&b).unwrap();
+        assert_eq!(mean.form, Form::Folded);
+        let folded = a.folded(false).unwrap();
+        for (name, t) in &mean.tensors {
+            for ((m, x), y) in t.data.iter().zip(&folded.tensors[name].data).zip(&b.tensors[name].data) {
+                assert_eq!(*m, (x + y) / 2.0, "{name}");
+            }
+        }
+        assert_ne!(mean.tensors, b.tensors);
+        let other = perturbed_weights(&ModelConfig::official(2), Form::Folded, 1);
+        assert!(matches!(a.mean(&other), Err(ModelError::MeanOfDifferent(..))));
+    }
 
     fn zeros_for(config: &ModelConfig, form: Form) -> TensorMap {
         config
