@@ -169,6 +169,18 @@ struct Report {
     peak_gmac_per_s: f64,
     paths: Vec<PathReport>,
     cases: Vec<Case>,
+    /// Per fast-engine row, its y4m stream's frames/s over the engine's.
+    streams: Vec<StreamRatio>,
+}
+
+/// A fast-engine row's y4m stream against the engine alone: the runs' ratios of frames/s
+/// (the two timed in turn within each run).
+#[derive(Serialize)]
+struct StreamRatio {
+    case: String,
+    median: f64,
+    min: f64,
+    max: f64,
 }
 
 /// A kernel path of the fast engine: whether it runs here and its peak measured in this run.
@@ -379,10 +391,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             let [float_ms, yuv_ms, stream_ms] = time_in_turn(args.runs, [&mut float_out, &mut yuv_out, &mut stream]);
             let stream_ms: Vec<f64> = stream_ms.iter().map(|ms| ms / STREAM_FRAMES as f64).collect();
             let name = |what: &str| format!("fast engine x{scale} {width}x{height} ({isa}{what})");
-            stream_ratios.push((
-                name(""),
-                spread(float_ms.iter().zip(&stream_ms).map(|(e, s)| e / s).collect()),
-            ));
+            let (median, min, max) = spread(float_ms.iter().zip(&stream_ms).map(|(e, s)| e / s).collect());
+            stream_ratios.push(StreamRatio {
+                case: name(""),
+                median,
+                min,
+                max,
+            });
             for (what, ms) in [
                 ("", float_ms),
                 (", 4:2:0 in and out", yuv_ms),
@@ -416,6 +431,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         peak_gmac_per_s: peak,
         paths,
         cases,
+        streams: stream_ratios,
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -511,9 +527,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
              `upscale - -o -` of {STREAM_FRAMES} frames held in memory to a sink, per frame; the three rows of a path \
              timed run by run in turn)"
         );
-        for (engine, (median, min, max)) in &stream_ratios {
+        for StreamRatio { case, median, min, max } in &report.streams {
             outln!(
-                "{engine}: its y4m stream at {median:.2}x the engine's frames/s (median of the runs' ratios; {min:.2}-{max:.2})"
+                "{case}: its y4m stream at {median:.2}x the engine's frames/s (median of the runs' ratios; {min:.2}-{max:.2})"
             );
         }
         outln!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
