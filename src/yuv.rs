@@ -1,5 +1,6 @@
-//! YUV frames and the RGB -> YUV arithmetic: below both the engine (whose last layer can write
-//! 4:2:0 directly) and the video module (which reads and writes streams of such frames).
+//! YUV frames and the arithmetic both ways: below both the engine (which can read a frame's rows
+//! as it needs them and write 4:2:0 from its last layer) and the video module (which reads and
+//! writes streams of such frames).
 
 /// One frame's planes as sample values.
 #[derive(Clone, Debug, Default, PartialEq)]
