@@ -416,8 +416,9 @@ impl FastEngine {
         let (rings, band) = band.split_at_mut((n - 1) * ring_len);
         let (input_split, splits) = band.split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
-        let per_call = kernels::blocks_per_call(self.isa.path());
-        let mut blocks = vec![0f32; per_call * step * TILE * max_co * BLOCK];
+        // Blocks of a call: the last layer's go through `blocks` to the stores.
+        let per_call = |fused: bool| kernels::blocks_per_call(self.isa.path(), fused);
+        let mut blocks = vec![0f32; per_call(false) * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
         let mut lines = store::StoreLines::new();
         let mut input_lines = vec![0f32; input_lines_len(rgb)];
@@ -468,6 +469,8 @@ impl FastEngine {
                 // The rows of this step inside the frame (the second of a pair may lie below).
                 let valid = (g.h - top).min(step);
                 let block_len = TILE * layer.co * BLOCK;
+                let fused = k + 1 < n && kernels::fuses_epilogue(self.isa.path(), layer.co);
+                let per_call = per_call(fused);
                 for t0 in (0..g.tiles).step_by(per_call * BLOCK) {
                     // Blocks of this call: the last layer stops at the frame's right edge.
                     let edge = if k + 1 == n {
@@ -481,7 +484,7 @@ impl FastEngine {
                     }
                     let inputs = |y: isize| &row(y)[t0 * POINTS * layer.ci..][..count * POINTS * layer.ci * BLOCK];
                     let top = top as isize;
-                    if k + 1 < n && kernels::fuses_epilogue(self.isa.path(), layer.co) {
+                    if fused {
                         // The epilogue in the convolution, straight into the phase-split rows.
                         let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
                         let split = &mut splits[1 + t0..];

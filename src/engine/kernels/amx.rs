@@ -25,9 +25,18 @@ use std::cell::Cell;
 /// Output channels of a pass: two weight tiles of 12, over two blocks of tiles (four
 /// accumulators, each block's products in its own part of the scratch).
 pub const PASS_TILES: usize = 2;
-/// Blocks of tiles one call takes (see [`conv_blocks`]).
-pub const BLOCKS_PER_CALL: usize = 2;
-const _: () = assert!(PASS_TILES * TILE_ROWS * BLOCKS_PER_CALL <= super::CHANNELS_PER_PASS);
+/// Blocks of tiles one pass takes (see [`conv_blocks`]).
+const PASS_BLOCKS: usize = 2;
+/// Blocks of tiles one call takes: a whole row of a 1080p frame's network (15 blocks) for the
+/// layers whose epilogue is fused, so that the pipeline of [`conv_blocks`] runs along the row;
+/// a pair for the last layer, whose blocks the stores read next (its passes overlap within the
+/// pair; calls of 4 or 16 blocks were no faster, single-thread pairs at x2 and x3).
+pub const fn blocks_per_call(fused: bool) -> usize {
+    if fused { 16 } else { PASS_BLOCKS }
+}
+/// Floats of one pass's products: two blocks x 6 points x 24 channels of 16 tiles.
+const PASS_PRODUCTS: usize = PASS_BLOCKS * POINTS * PASS_TILES * TILE_ROWS * BLOCK;
+const _: () = assert!(2 * PASS_PRODUCTS <= super::SCRATCH_LEN);
 
 /// The 64-byte tile configuration LDTILECFG reads (palette 1).
 #[repr(C, align(64))]
@@ -75,89 +84,124 @@ fn conv_config(ci: usize) -> TileConfig {
     TileConfig::new([c, c, c, c, w, w, v, v])
 }
 
-/// One layer over `blocks` (1 or 2) consecutive blocks of one row: products, output transform
-/// and bias, block b into `out` (see [`ConvOutput`]; split rows: one).
+/// One layer over `blocks` consecutive blocks of one row (at most [`blocks_per_call`]):
+/// products, output transform and bias, block b into `out` (see [`ConvOutput`]; split rows:
+/// one).
 ///
-/// A pass takes two weight tiles (24 output channels) over both blocks: four accumulators,
-/// tmm(2j + b) for weight tile j and block b, so that no product of a group of four waits on
-/// another (one block a call, with three products in a row on each of two accumulators, was
-/// 5-10 % slower a frame at x3) and each weight tile loaded serves two blocks. The operands
-/// take three loads a group: weights high and inputs high, then inputs low, then weights low
-/// and inputs high again: ten loads for twelve products. Each step prefetches the next one's
-/// operands (another 5-10 % at x3; a frame without the tile loads ran 18 % faster, one with a
-/// third of the products 5-10 %).
+/// The work is a sequence of passes, each of two weight tiles (24 output channels) over a pair
+/// of blocks: four accumulators, tmm(2j + b) for weight tile j and block b, so that no product
+/// of a group of four waits on another (one block a call, with three products in a row on each
+/// of two accumulators, was 5-10 % slower a frame at x3) and each weight tile loaded serves two
+/// blocks. The operands take three loads a group: weights high and inputs high, then inputs
+/// low, then weights low and inputs high again: ten loads for twelve products. Each step
+/// prefetches the next one's operands (another 5-10 % at x3).
+///
+/// A pipeline: a pass's products go to one half of the scratch while the output transform (and
+/// epilogue) of the pass before, in the other half, runs a few channels after each of its 18
+/// steps ([`avx512::PassFinish`]). The vector instructions then execute while the tile unit
+/// works on the products issued before them; one after the other, the vector part took about
+/// 12 ms of a 48 ms frame at x3 and the tile part about 17 (measured by leaving each out).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 pub unsafe fn conv_blocks(
     layer: &Layer,
     weights: &[u16],
     rows: [&[f32]; 3],
     blocks: usize,
-    mut out: ConvOutput,
+    out: ConvOutput,
     scratch: &mut [f32],
 ) {
     let (ci, co) = (layer.ci, layer.co);
     let tiles = co / TILE_ROWS;
+    let fused = matches!(out, ConvOutput::Split { .. });
     assert!(
         ci <= MAX_TILE_CI
             && ci.is_multiple_of(2)
             && co.is_multiple_of(TILE_ROWS)
             && weights.len() >= POINTS * 3 * 2 * ci * co
-            && (1..=BLOCKS_PER_CALL).contains(&blocks)
-            && scratch.len() >= BLOCKS_PER_CALL * POINTS * PASS_TILES * TILE_ROWS * BLOCK
+            && (1..=blocks_per_call(fused)).contains(&blocks)
+            && scratch.len() >= 2 * PASS_PRODUCTS
     );
     assert!(
-        matches!(out, ConvOutput::Blocks(_)) || tiles <= PASS_TILES,
+        !fused || tiles <= PASS_TILES,
         "the epilogue needs all the channels of a pixel from one pass"
     );
     // SAFETY: the dispatch's Isa guarantees AMX and its permission.
     unsafe { configure(ci, || conv_config(ci)) };
-    // Block b of a transformed row starts POINTS * ci * BLOCK floats after block b - 1.
-    let inputs: [[*const u16; BLOCKS_PER_CALL]; 3] = rows
-        .map(|row| std::array::from_fn(|b| row[(b.min(blocks - 1)) * POINTS * ci * BLOCK..].as_ptr() as *const u16));
-    let mut first = 0;
-    while first < tiles {
-        let pass_tiles = (tiles - first).min(PASS_TILES);
-        let operands = Operands {
-            weights: weights[first * 2 * TILE_ROWS * ci..].as_ptr(),
-            tiles,
-            ci,
-            inputs,
-        };
-        let products = scratch.as_mut_ptr();
-        // SAFETY: weight tiles first.. of every point and kernel row, inside `weights`; the
-        // inputs' block-point regions inside the rows (asserted by the dispatch); the products
-        // of 2 blocks x 6 points x 24 channels inside the scratch (asserted above).
-        unsafe {
-            match (pass_tiles, blocks) {
-                (2, 2) => pass::<2, 2>(operands, products),
-                (2, _) => pass::<2, 1>(operands, products),
-                (_, 2) => pass::<1, 2>(operands, products),
-                _ => pass::<1, 1>(operands, products),
+    let target = match out {
+        ConvOutput::Blocks(out) => avx512::FinishTarget::Blocks(out.as_mut_ptr()),
+        ConvOutput::Split { rows, pitch, .. } => avx512::FinishTarget::Split {
+            rows: rows.as_mut_ptr(),
+            pitch,
+        },
+    };
+    let halves = [scratch.as_mut_ptr(), scratch[PASS_PRODUCTS..].as_mut_ptr()];
+    // The pass before's output transform, still to finish.
+    let mut pending: Option<avx512::PassFinish> = None;
+    let mut parity = 0;
+    for pair in (0..blocks).step_by(PASS_BLOCKS) {
+        let pair_blocks = (blocks - pair).min(PASS_BLOCKS);
+        // Block b of the pair starts POINTS * ci * BLOCK floats after block b - 1.
+        let inputs: [[*const u16; PASS_BLOCKS]; 3] = rows.map(|row| {
+            std::array::from_fn(|b| row[(pair + b.min(pair_blocks - 1)) * POINTS * ci * BLOCK..].as_ptr() as *const u16)
+        });
+        let mut first = 0;
+        while first < tiles {
+            let pass_tiles = (tiles - first).min(PASS_TILES);
+            let operands = Operands {
+                weights: weights[first * 2 * TILE_ROWS * ci..].as_ptr(),
+                tiles,
+                ci,
+                inputs,
+            };
+            let products = halves[parity];
+            // The pending finish spread over the pass's 18 steps.
+            let per_step = pending.as_ref().map_or(0, |f| f.units().div_ceil(POINTS * 3));
+            let mut between = || {
+                if let Some(finish) = pending.as_mut() {
+                    // SAFETY: AVX-512F (the AMX Isa implies it); its products are in the other
+                    // half of the scratch, which this pass does not write.
+                    unsafe { finish.advance(per_step) }
+                }
+            };
+            // SAFETY: weight tiles first.. of every point and kernel row, inside `weights`; the
+            // inputs' block-point regions inside the rows (asserted by the dispatch); the products
+            // of 2 blocks x 6 points x 24 channels inside this half of the scratch.
+            unsafe {
+                match (pass_tiles, pair_blocks) {
+                    (2, 2) => pass::<2, 2>(operands, products, &mut between),
+                    (2, _) => pass::<2, 1>(operands, products, &mut between),
+                    (_, 2) => pass::<1, 2>(operands, products, &mut between),
+                    _ => pass::<1, 1>(operands, products, &mut between),
+                }
             }
-        }
-        for b in 0..blocks {
-            let products = &scratch[b * POINTS * PASS_TILES * TILE_ROWS * BLOCK..];
-            match &mut out {
-                // SAFETY: the products of `pass_tiles * 12` channels at every point of block b
-                // were stored above; block b of `out` holds TILE * co * BLOCK values (asserted
-                // by the dispatch).
-                ConvOutput::Blocks(out) => unsafe {
-                    avx512::output_transform(
-                        products,
-                        pass_tiles * TILE_ROWS,
-                        first * TILE_ROWS,
-                        layer,
-                        &mut out[b * TILE * co * BLOCK..],
-                    )
-                },
-                // SAFETY: one pass held all co channels (asserted above); the split row holds
-                // block b's tiles of every channel and phase (asserted by the dispatch).
-                ConvOutput::Split { rows, pitch, .. } => unsafe {
-                    avx512::output_epilogue(products, layer, &mut rows[b * BLOCK..], *pitch)
-                },
+            if let Some(mut finish) = pending.take() {
+                // SAFETY: as above.
+                unsafe { finish.advance(usize::MAX) };
             }
+            let stride = POINTS * PASS_TILES * TILE_ROWS * BLOCK;
+            let target = match target {
+                avx512::FinishTarget::Blocks(out) => {
+                    // SAFETY: block `pair` of the call's blocks, inside `out` (the dispatch).
+                    avx512::FinishTarget::Blocks(unsafe { out.add(pair * TILE * co * BLOCK) })
+                }
+                avx512::FinishTarget::Split { rows, pitch } => avx512::FinishTarget::Split {
+                    // SAFETY: the call's block `pair` of the split rows (the dispatch).
+                    rows: unsafe { rows.add(pair * BLOCK) },
+                    pitch,
+                },
+            };
+            let pass = (pass_tiles * TILE_ROWS, first * TILE_ROWS, pair_blocks);
+            // SAFETY: the products were stored by the pass just above, `stride` floats a block;
+            // the target's blocks are the pair's (asserted by the dispatch); one pass holds all
+            // the channels where the epilogue is fused (asserted above).
+            pending = Some(unsafe { avx512::PassFinish::new(layer, products, stride, pass, target) });
+            parity ^= 1;
+            first += pass_tiles;
         }
-        first += pass_tiles;
+    }
+    if let Some(mut finish) = pending {
+        // SAFETY: as above.
+        unsafe { finish.advance(usize::MAX) };
     }
 }
 
@@ -169,7 +213,7 @@ struct Operands {
     weights: *const u16,
     tiles: usize,
     ci: usize,
-    inputs: [[*const u16; BLOCKS_PER_CALL]; 3],
+    inputs: [[*const u16; PASS_BLOCKS]; 3],
 }
 
 /// Loads tile register `$t` from `$ptr`, rows `$stride` bytes apart.
@@ -212,14 +256,15 @@ macro_rules! products {
 
 /// A pass of `J` weight tiles over `B` blocks at every point (see [`conv_blocks`]); block b's
 /// products of point m, channel c of the pass at `products[(b * POINTS * 24 + m * 12 J + c) *
-/// BLOCK..]` (per block, the layout [`avx512::output_transform`] reads).
+/// BLOCK..]` (per block, the layout [`avx512::PassFinish`] reads). `between` runs after each
+/// of its 18 steps' tile instructions are issued.
 ///
 /// # Safety
 /// The tile registers configured for `ci` inputs; the operands and products as `conv_blocks`
 /// asserts.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 #[inline]
-unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mut f32) {
+unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mut f32, between: &mut impl FnMut()) {
     let Operands {
         weights,
         tiles,
@@ -280,6 +325,7 @@ unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mu
                     load!("7", v1, input_stride);
                 }
                 products!(J, B);
+                between();
             }
             let at = |j: usize, b: usize| {
                 products.add((b * POINTS * PASS_TILES * TILE_ROWS + (m * J + j) * TILE_ROWS) * BLOCK)

@@ -161,55 +161,121 @@ fn row_pixels(m: [__m512; POINTS], bias: __m512) -> [__m512; TILE] {
     ]
 }
 
-/// A^T plus bias: the 6 products of each of `channels` channels (`products[(m * channels + c)
-/// * BLOCK..]`, channel `first + c` of the layer) to its 4 pixels, into `block`.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-pub unsafe fn output_transform(products: &[f32], channels: usize, first: usize, layer: &Layer, block: &mut [f32]) {
-    let co = layer.co;
-    let (src, out) = (products.as_ptr(), block.as_mut_ptr());
-    for c in 0..channels {
-        let channel = first + c;
-        // SAFETY: the caller passes products of `channels` channels at every point and a block
-        // of TILE * co * BLOCK values.
-        unsafe {
-            let m = std::array::from_fn(|point| _mm512_loadu_ps(src.add((point * channels + c) * BLOCK)));
-            for (phase, y) in row_pixels(m, _mm512_set1_ps(layer.bias[channel]))
-                .into_iter()
-                .enumerate()
-            {
-                _mm512_storeu_ps(out.add((phase * co + channel) * BLOCK), y);
-            }
-        }
-    }
+/// Where a [`PassFinish`] writes: a block (`block[(phase * co + c) * BLOCK..]` is channel c
+/// of the tiles' pixels of that phase), or the next layer's phase-split rows with the epilogue
+/// applied (channel c of a phase at `rows[(c * TILE + phase) * pitch..]`).
+#[derive(Clone, Copy)]
+pub enum FinishTarget {
+    Blocks(*mut f32),
+    Split { rows: *mut f32, pitch: usize },
 }
 
-/// [`output_transform`] of all the layer's channels and then its [`epilogue`], in one: each
-/// channel's 6 products (`products[(m * co + c) * BLOCK..]`) to its 4 pixels, activated, written
-/// to `dst[(c * TILE + phase) * pitch..][..BLOCK]` (a block of the next layer's phase-split row)
-/// and summed per pixel as they go; then the LayerNorm over the row's values. The same
-/// arithmetic in the same order as the two apart (the same bits), without the block between
-/// them: its stores and the epilogue's first pass over it cost about a fifth of an AMX frame.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-pub unsafe fn output_epilogue(products: &[f32], layer: &Layer, dst: &mut [f32], pitch: usize) {
-    let co = layer.co;
-    let (src, out) = (products.as_ptr(), dst.as_mut_ptr());
-    let mut sum = [_mm512_setzero_ps(); TILE];
-    // SAFETY: the caller passes the products of all co channels at every point and a `dst`
-    // that reaches ((co - 1) * TILE + 3) * pitch + BLOCK.
-    unsafe {
-        for (c, &bias) in layer.bias.iter().enumerate().take(co) {
-            let m = std::array::from_fn(|point| _mm512_loadu_ps(src.add((point * co + c) * BLOCK)));
-            activate_into(
-                layer,
-                row_pixels(m, _mm512_set1_ps(bias)),
-                out.add(c * TILE * pitch),
-                pitch,
-                &mut sum,
-            );
+/// A^T plus bias of one pass's products over its blocks (each channel's 6 products of a row of
+/// tiles to its 4 pixels), into blocks, or into the split rows with the epilogue: activated,
+/// summed per pixel as they go, then the LayerNorm over the block's values once every channel is
+/// in place (the arithmetic of [`epilogue`] in the same order: the same bits, without a block
+/// between them, whose stores and reads cost about a fifth of an AMX frame). Done a few
+/// channels at a time ([`PassFinish::advance`]): the AMX path runs it between the next pass's
+/// tile instructions, so that these vector instructions execute while the tile unit works.
+pub struct PassFinish<'a> {
+    layer: &'a Layer,
+    /// Block b's products at `products + b * block_stride`, `(m * channels + c) * BLOCK` within.
+    products: *const f32,
+    block_stride: usize,
+    /// Channels `first..first + channels` of the layer, over `blocks` blocks.
+    channels: usize,
+    first: usize,
+    blocks: usize,
+    target: FinishTarget,
+    /// The next unit of work: channel `next % units_per_block` of block `next / units_per_block`,
+    /// the last unit of a block its LayerNorm (split rows only).
+    next: usize,
+    sum: [__m512; TILE],
+}
+
+impl<'a> PassFinish<'a> {
+    /// # Safety
+    /// `products` holds the products of `channels` channels at every point of `blocks` blocks
+    /// (`block_stride` floats apart), until the finish is complete. A `Blocks` target reaches
+    /// `blocks` blocks of TILE * co * BLOCK values; a `Split` one holds every channel (`first`
+    /// is 0 and `channels` is co) and reaches ((co - 1) * TILE + 3) * pitch + blocks * BLOCK.
+    pub unsafe fn new(
+        layer: &'a Layer,
+        products: *const f32,
+        block_stride: usize,
+        (channels, first, blocks): (usize, usize, usize),
+        target: FinishTarget,
+    ) -> Self {
+        Self {
+            layer,
+            products,
+            block_stride,
+            channels,
+            first,
+            blocks,
+            target,
+            next: 0,
+            // SAFETY: a zero vector needs no feature at run time (the path's Isa implies AVX-512).
+            sum: unsafe { std::mem::zeroed() },
         }
-        normalize(&layer.epilogue, co, out, (TILE * pitch, pitch), sum);
+    }
+
+    fn units_per_block(&self) -> usize {
+        self.channels + matches!(self.target, FinishTarget::Split { .. }) as usize
+    }
+
+    /// Units of work in all: a channel of a block, or a block's LayerNorm.
+    pub fn units(&self) -> usize {
+        self.blocks * self.units_per_block()
+    }
+
+    /// Does the next `count` units of work (fewer at the end).
+    ///
+    /// # Safety
+    /// AVX-512F; the contract of [`PassFinish::new`].
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn advance(&mut self, count: usize) {
+        let end = (self.next + count).min(self.units());
+        let per_block = self.units_per_block();
+        while self.next < end {
+            let (b, c) = (self.next / per_block, self.next % per_block);
+            self.next += 1;
+            let co = self.layer.co;
+            // SAFETY (whole match): the contract of `new`: block b's products, and its block or
+            // its tiles of the split rows.
+            unsafe {
+                let src = self.products.add(b * self.block_stride);
+                if c == self.channels {
+                    let FinishTarget::Split { rows, pitch } = self.target else {
+                        unreachable!("only split rows have a LayerNorm unit")
+                    };
+                    let sum = std::mem::replace(&mut self.sum, [_mm512_setzero_ps(); TILE]);
+                    normalize(
+                        &self.layer.epilogue,
+                        co,
+                        rows.add(b * BLOCK),
+                        (TILE * pitch, pitch),
+                        sum,
+                    );
+                    continue;
+                }
+                let channel = self.first + c;
+                let m = std::array::from_fn(|point| _mm512_loadu_ps(src.add((point * self.channels + c) * BLOCK)));
+                let pixels = row_pixels(m, _mm512_set1_ps(self.layer.bias[channel]));
+                match self.target {
+                    FinishTarget::Blocks(out) => {
+                        let out = out.add(b * TILE * co * BLOCK);
+                        for (phase, y) in pixels.into_iter().enumerate() {
+                            _mm512_storeu_ps(out.add((phase * co + channel) * BLOCK), y);
+                        }
+                    }
+                    FinishTarget::Split { rows, pitch } => {
+                        let dst = rows.add(channel * TILE * pitch + b * BLOCK);
+                        activate_into(self.layer, pixels, dst, pitch, &mut self.sum);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -34,8 +34,9 @@ use super::{BLOCK, Epilogue, Layer};
 /// 12 accumulators; AVX-512 takes 4 panels at once, 24 accumulators of 16 tiles).
 pub const GROUP: usize = 6;
 /// Output channels accumulated in one pass before the output transform, over the blocks of a
-/// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks).
-const CHANNELS_PER_PASS: usize = 48;
+/// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks,
+/// twice: the pass and the one before it, see [`amx::conv_blocks`]).
+const CHANNELS_PER_PASS: usize = 96;
 /// Output channels of one pass of [`conv_pair`] (AVX2: 4 panels one after another; AVX-512:
 /// 4 panels at once).
 const PAIR_CHANNELS_PER_PASS: usize = 24;
@@ -112,7 +113,7 @@ pub fn conv_epilogue(
     scratch: &mut [f32],
 ) {
     let step = rows_per_step(isa.path());
-    check_call(isa, layer, rows, blocks, scratch);
+    check_call(isa, layer, rows, blocks, true, scratch);
     assert!(
         fuses_epilogue(isa.path(), layer.co)
             && rows.len() == step + 2
@@ -143,10 +144,10 @@ pub fn conv_epilogue(
 
 /// What every convolution call asserts before its kernel reads: whole weight panels, a block
 /// count the path takes, the scratch, and rows that hold the blocks' inputs.
-fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, scratch: &[f32]) {
+fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, fused: bool, scratch: &[f32]) {
     assert!(
         layer.co.is_multiple_of(GROUP)
-            && (1..=blocks_per_call(isa.path())).contains(&blocks)
+            && (1..=blocks_per_call(isa.path(), fused)).contains(&blocks)
             && scratch.len() >= SCRATCH_LEN
     );
     for row in rows {
@@ -157,12 +158,13 @@ fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, scratch: 
     }
 }
 
-/// Blocks of tiles a path's [`conv_block`] or [`conv_pair`] takes at a time.
-pub fn blocks_per_call(path: Path) -> usize {
+/// Blocks of tiles a path's [`conv_block`] or [`conv_pair`] takes at a time, or its
+/// [`conv_epilogue`] (`fused`).
+pub fn blocks_per_call(path: Path, fused: bool) -> usize {
     match path {
         Path::Avx512 => 2,
         #[cfg(target_arch = "x86_64")]
-        Path::AmxBf16 => amx::BLOCKS_PER_CALL,
+        Path::AmxBf16 => amx::blocks_per_call(fused),
         #[cfg(not(target_arch = "x86_64"))]
         Path::AmxBf16 => 1,
         Path::Portable | Path::Avx2 => 1,
@@ -174,7 +176,7 @@ pub fn blocks_per_call(path: Path) -> usize {
 /// `out[b * TILE * co * BLOCK..]`.
 pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
     let block_len = TILE * layer.co * BLOCK;
-    check_call(isa, layer, &rows, blocks, scratch);
+    check_call(isa, layer, &rows, blocks, false, scratch);
     assert!(out.len() >= blocks * block_len, "conv_block writes inside its blocks");
     match (isa.path(), &layer.weights) {
         (Path::Portable, PackedWeights::Fp32(w)) => {
@@ -201,7 +203,7 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
 /// of block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`]
 /// writes one.
 pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
-    check_call(isa, layer, &rows, blocks, scratch);
+    check_call(isa, layer, &rows, blocks, false, scratch);
     assert!(
         out.len() >= 2 * blocks * TILE * layer.co * BLOCK,
         "conv_pair writes inside its blocks"
@@ -357,9 +359,9 @@ mod tests {
     fn a_fused_epilogue_writes_the_bits_of_the_convolution_then_the_epilogue() {
         use crate::HostTensor;
         use crate::model::Activation;
-        // As many blocks as each path takes, a 24 -> 24 layer with GELU and LayerNorm, and one
-        // with neither.
-        let (ci, co, max_blocks) = (24, 24, 2);
+        // Five blocks (calls of every size a path takes, pairs and a single block), a 24 -> 24
+        // layer with GELU and LayerNorm, and one with neither.
+        let (ci, co, max_blocks) = (24, 24, 5);
         let wave = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin() * 0.3).collect::<Vec<f32>>();
         let weight = HostTensor::new(vec![co, ci, 3, 3], wave(co * ci * 9, 0.37));
         let bias = HostTensor::new(vec![co], wave(co, 1.3));
@@ -389,7 +391,6 @@ mod tests {
                     continue;
                 }
             };
-            let blocks = blocks_per_call(path);
             let inputs: Vec<Vec<f32>> = splits
                 .iter()
                 .map(|split| {
@@ -404,29 +405,48 @@ mod tests {
                     continue;
                 }
                 let step = rows_per_step(path);
-                let rows: Vec<&[f32]> = inputs.iter().take(step + 2).map(|r| r.as_slice()).collect();
+                // The rows of a call from block t0 on.
+                let rows_from = |t0: usize| -> Vec<&[f32]> {
+                    inputs
+                        .iter()
+                        .take(step + 2)
+                        .map(|r| &r[t0 * POINTS * ci * BLOCK..])
+                        .collect()
+                };
                 let mut scratch = vec![0f32; SCRATCH_LEN];
                 // Apart: the blocks, then the epilogue phase by phase into the split rows.
-                let mut out = vec![0f32; blocks * step * TILE * co * BLOCK];
-                if step == 1 {
-                    conv_block(isa, &layer, [rows[0], rows[1], rows[2]], blocks, &mut out, &mut scratch);
-                } else {
-                    let rows = [rows[0], rows[1], rows[2], rows[3]];
-                    conv_pair(isa, &layer, rows, blocks, &mut out, &mut scratch);
-                }
                 let mut apart = vec![f32::NAN; step * row_len];
-                for (index, block) in out.chunks_exact_mut(TILE * co * BLOCK).enumerate() {
-                    let (b, j) = (index / step, index % step);
-                    for (phase, result) in block.chunks_exact_mut(co * BLOCK).enumerate() {
-                        let dst = &mut apart[j * row_len + phase * pitch + b * BLOCK..];
-                        super::epilogue(isa, &layer.epilogue, co, result, dst, TILE * pitch);
+                let per_call = blocks_per_call(path, false);
+                for t0 in (0..max_blocks).step_by(per_call) {
+                    let (blocks, rows) = (per_call.min(max_blocks - t0), rows_from(t0));
+                    let mut out = vec![0f32; blocks * step * TILE * co * BLOCK];
+                    if step == 1 {
+                        conv_block(isa, &layer, [rows[0], rows[1], rows[2]], blocks, &mut out, &mut scratch);
+                    } else {
+                        let rows = [rows[0], rows[1], rows[2], rows[3]];
+                        conv_pair(isa, &layer, rows, blocks, &mut out, &mut scratch);
+                    }
+                    for (index, block) in out.chunks_exact_mut(TILE * co * BLOCK).enumerate() {
+                        let (b, j) = (t0 + index / step, index % step);
+                        for (phase, result) in block.chunks_exact_mut(co * BLOCK).enumerate() {
+                            let dst = &mut apart[j * row_len + phase * pitch + b * BLOCK..];
+                            super::epilogue(isa, &layer.epilogue, co, result, dst, TILE * pitch);
+                        }
                     }
                 }
                 let mut fused = vec![f32::NAN; step * row_len];
-                conv_epilogue(isa, &layer, &rows, blocks, &mut fused, (row_len, pitch), &mut scratch);
-                let same = apart.iter().zip(&fused).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{path}: the fused epilogue differs");
-                assert!(apart.iter().filter(|v| !v.is_nan()).count() == step * co * TILE * blocks * BLOCK);
+                // In calls of two blocks, then of as many as the path takes.
+                for per_call in [2, blocks_per_call(path, true)] {
+                    fused.fill(f32::NAN);
+                    for t0 in (0..max_blocks).step_by(per_call) {
+                        let (blocks, rows) = (per_call.min(max_blocks - t0), rows_from(t0));
+                        let split = &mut fused[t0 * BLOCK..];
+                        conv_epilogue(isa, &layer, &rows, blocks, split, (row_len, pitch), &mut scratch);
+                    }
+                    let same = apart.iter().zip(&fused).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{path}, calls of {per_call} blocks: the fused epilogue differs");
+                }
+                assert!(apart.iter().filter(|v| !v.is_nan()).count() == step * co * TILE * max_blocks * BLOCK);
                 tested += 1;
             }
         }
