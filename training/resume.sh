@@ -5,6 +5,9 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs. None is in progress.
 # The last runs (finished):
+#   x4-from-x3: configs/train_x4_from_x3_long.toml (x4 from x3-long's committed state at step
+#       229,100, the upsample conv resampled; 20,000 steps at a peak of 1e-4 on the training
+#       photos and extra/'s): the embedded x4 model (its EMA weights at step 16,000).
 #   x3-mix-long: configs/train_x3_mix_long.toml (x3-long's committed state at step 229,100 on
 #       x3-mix's data for 20,000 steps); the embedded x3 model is the mean of its folded EMA
 #       weights and x3-photos' (`rt4ksr convert ... --mean-with ...`, docs/training.md).
@@ -62,6 +65,11 @@ case "${1:-}" in
   x3-mix-long)
     x3_long_start
     chains=("x3-mix-long:train_x3_mix_long") ;;
+  # x4 again, from x3-long's committed state (the most trained body), the upsample conv
+  # resampled.
+  x4-from-x3)
+    x3_long_start
+    chains=("x4-from-x3-long:train_x4_from_x3_long") ;;
   # The shipped x2 model's state at 84,500 trained on with the photos of extra/ (x2-photos), and
   # with 8 % synthetic crops besides (x2-mix), side by side.
   x2-finetune) chains=("x2-photos:train_x2_photos" "x2-mix:train_x2_mix") ;;
@@ -70,7 +78,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give a run: x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "no run is in progress; give a run: x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
