@@ -5,6 +5,9 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs. None is in progress.
 # The last runs (finished):
+#   x2-from-x3: configs/train_x2_from_x3_long.toml (x2 from the same state, the upsample conv
+#       resampled back to x2; 20,000 steps on x2-mix's data): the embedded x2 model (its EMA
+#       weights at step 16,000).
 #   x4-from-x3: configs/train_x4_from_x3_long.toml (x4 from x3-long's committed state at step
 #       229,100, the upsample conv resampled; 20,000 steps at a peak of 1e-4 on the training
 #       photos and extra/'s): the embedded x4 model (its EMA weights at step 16,000).
@@ -70,6 +73,10 @@ case "${1:-}" in
   x4-from-x3)
     x3_long_start
     chains=("x4-from-x3-long:train_x4_from_x3_long") ;;
+  # x2 the same way, from x3-long's committed state, on x2-mix's data.
+  x2-from-x3)
+    x3_long_start
+    chains=("x2-from-x3-long:train_x2_from_x3_long") ;;
   # The shipped x2 model's state at 84,500 trained on with the photos of extra/ (x2-photos), and
   # with 8 % synthetic crops besides (x2-mix), side by side.
   x2-finetune) chains=("x2-photos:train_x2_photos" "x2-mix:train_x2_mix") ;;
@@ -78,7 +85,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give a run: x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "no run is in progress; give a run: x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
