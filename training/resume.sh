@@ -3,7 +3,10 @@
 # shared evenly among the runs (RT4KSR_TRAIN_THREADS overrides the threads per run).
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
-# reads its `init_weights`. Without an argument it lists the runs. None is in progress.
+# reads its `init_weights`. Without an argument it lists the runs.
+# In progress:
+#   x3-from-x2-from-x3: configs/train_x3_from_x2_from_x3.toml (x3 from x2-from-x3's final state,
+#       the upsample conv resampled; 20,000 steps on x2-mix's data).
 # The last runs (finished):
 #   x2-from-x3: configs/train_x2_from_x3_long.toml (x2 from the same state, the upsample conv
 #       resampled back to x2; 20,000 steps on x2-mix's data): the embedded x2 model (its EMA
@@ -77,6 +80,9 @@ case "${1:-}" in
   x2-from-x3)
     x3_long_start
     chains=("x2-from-x3-long:train_x2_from_x3_long") ;;
+  # x3 again from x2-from-x3's end (its final state is copied into training/state/ when that
+  # run ends; this run's own state, when committed, is where it goes on from).
+  x3-from-x2-from-x3) chains=("x3-from-x2-from-x3:train_x3_from_x2_from_x3") ;;
   # The shipped x2 model's state at 84,500 trained on with the photos of extra/ (x2-photos), and
   # with 8 % synthetic crops besides (x2-mix), side by side.
   x2-finetune) chains=("x2-photos:train_x2_photos" "x2-mix:train_x2_mix") ;;
@@ -85,7 +91,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "no run is in progress; give a run: x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-from-x2-from-x3 (in progress), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
