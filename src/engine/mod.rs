@@ -416,9 +416,9 @@ impl FastEngine {
         let (rings, band) = band.split_at_mut((n - 1) * ring_len);
         let (input_split, splits) = band.split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
-        // Blocks of a call: the last layer's go through `blocks` to the stores.
-        let per_call = |fused: bool| kernels::blocks_per_call(self.isa.path(), fused);
-        let mut blocks = vec![0f32; per_call(false) * step * TILE * max_co * BLOCK];
+        // The calls whose epilogue is not fused (the last layer's among them) go through `blocks`.
+        let unfused_per_call = kernels::blocks_per_call(self.isa.path(), false);
+        let mut blocks = vec![0f32; unfused_per_call * step * TILE * max_co * BLOCK];
         let mut scratch = vec![0f32; kernels::SCRATCH_LEN];
         let mut lines = store::StoreLines::new();
         let mut input_lines = vec![0f32; input_lines_len(rgb)];
@@ -470,7 +470,7 @@ impl FastEngine {
                 let valid = (g.h - top).min(step);
                 let block_len = TILE * layer.co * BLOCK;
                 let fused = k + 1 < n && kernels::fuses_epilogue(self.isa.path(), layer.co);
-                let per_call = per_call(fused);
+                let per_call = kernels::blocks_per_call(self.isa.path(), fused);
                 for t0 in (0..g.tiles).step_by(per_call * BLOCK) {
                     // Blocks of this call: the last layer stops at the frame's right edge.
                     let edge = if k + 1 == n {

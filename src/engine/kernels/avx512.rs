@@ -235,7 +235,7 @@ impl<'a> PassFinish<'a> {
     /// AVX-512F; the contract of [`PassFinish::new`].
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn advance(&mut self, count: usize) {
-        let end = (self.next + count).min(self.units());
+        let end = self.next.saturating_add(count).min(self.units());
         let per_block = self.units_per_block();
         while self.next < end {
             let (b, c) = (self.next / per_block, self.next % per_block);
