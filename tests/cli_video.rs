@@ -5,7 +5,7 @@
 mod common;
 
 use rt4ksr::default_models;
-use rt4ksr::inference::best_engine;
+use rt4ksr::inference::{Precision, cpu_engine};
 use rt4ksr::upscale::upscale_rgb;
 use rt4ksr::video::color::{ColorSpec, Matrix, frame_to_rgb, rgb_to_frame};
 use rt4ksr::video::y4m::{Frame, Header, read_frame, write_frame};
@@ -62,7 +62,9 @@ fn y4m_streams_keep_count_size_tags_and_match_the_image_path() {
         let out_header = Header::read(&mut reader).unwrap();
         let s: usize = scale.parse().unwrap();
         assert_eq!(out_header, header.resized(24 * s, 14 * s), "{colorspace}");
-        let engine = best_engine(&default_models::load(s).unwrap()).unwrap();
+        // The engine `upscale` takes by default (AMX where the CPU has it), around which the
+        // stream's conversions are checked.
+        let engine = cpu_engine(&default_models::load(s).unwrap(), Precision::Auto).unwrap();
         let spec = ColorSpec {
             matrix: Matrix::Bt601,
             full_range: false,

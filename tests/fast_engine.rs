@@ -11,13 +11,13 @@ use rt4ksr::model::init::perturbed_weights;
 use rt4ksr::model::{Activation, Form, ModelConfig};
 use rt4ksr::weights::store::read_tensors;
 
-/// Every path this CPU runs, with the largest difference from the fp32 reference allowed to
-/// it; a SKIP line for each path it lacks.
-fn isas(test: &str) -> Vec<(Isa, f32)> {
+/// Every path this CPU runs, with the differences from the fp32 reference allowed to it; a
+/// SKIP line for each path it lacks.
+fn isas(test: &str) -> Vec<(Isa, Tolerance)> {
     Isa::survey()
         .into_iter()
         .filter_map(|(path, answer)| match answer {
-            Ok(isa) => Some((isa, tolerance(path))),
+            Ok(isa) => Some((isa, Tolerance::of(path))),
             Err(why) => {
                 println!("SKIP {test} on {path}: {why}");
                 None
@@ -26,12 +26,40 @@ fn isas(test: &str) -> Vec<(Isa, f32)> {
         .collect()
 }
 
-/// fp32 paths: 1e-4 (rounding order only). The AMX path's split bf16 keeps about 16 bits of
-/// every operand (relative error up to 2^-16 per product, 1.5e-5) and the LayerNorms rescale
-/// features to unit variance, so its errors grow layer by layer: measured worst 1.2e-4 over
-/// these tests (the messages print it); 5e-4 is an eighth of an 8-bit level.
-fn tolerance(path: Path) -> f32 {
-    if path.is_reduced_precision() { 5e-4 } else { 1e-4 }
+/// The largest difference from the reference and the root mean square of the differences.
+#[derive(Clone, Copy, Debug)]
+struct Tolerance {
+    max: f32,
+    rms: f32,
+}
+
+impl Tolerance {
+    /// fp32 paths: 1e-4 (rounding order only). The AMX path: split bf16 (about 16 bits of every
+    /// operand) in every layer but the upsample conv, which runs in plain bf16 (its operands
+    /// rounded to 2^-9, the Winograd output transform's coefficients, up to 8, amplifying that
+    /// in the sum): measured worst 3.4e-2 and an rms of 3.8e-3 over these tests (the messages
+    /// print them), where the split products everywhere measured 1.2e-4. The bounds keep a
+    /// margin over that and still fail on a wrong product or transform (errors of the order of
+    /// the outputs); the quality that counts is bounded by PSNR (tests/cli_eval.rs).
+    fn of(path: Path) -> Self {
+        if path.is_reduced_precision() {
+            Self { max: 5e-2, rms: 5e-3 }
+        } else {
+            Self { max: 1e-4, rms: 1e-4 }
+        }
+    }
+
+    /// Panics, naming `case`, where `got` is further from `want` than allowed.
+    fn check(self, want: &[f32], got: &[f32], case: &str) {
+        assert_eq!(want.len(), got.len(), "{case}: sizes");
+        let (max, squares) = want.iter().zip(got).fold((0f32, 0f64), |(max, sum), (a, b)| {
+            let d = (a - b).abs();
+            (max.max(d), sum + (d as f64).powi(2))
+        });
+        let rms = (squares / want.len() as f64).sqrt() as f32;
+        assert!(max <= self.max && rms <= self.rms, "{case}: max {max:e}, rms {rms:e}");
+        println!("{case}: max {max:e}, rms {rms:e}");
+    }
 }
 
 fn image(h: usize, w: usize, seed: usize) -> Image<f32> {
@@ -43,15 +71,6 @@ fn image(h: usize, w: usize, seed: usize) -> Image<f32> {
             .map(|i| ((i * 2654435761 + seed * 97) % 1000) as f32 / 999.0)
             .collect(),
     )
-}
-
-fn max_diff(a: &Image<f32>, b: &Image<f32>) -> f32 {
-    assert_eq!((a.channels, a.height, a.width), (b.channels, b.height, b.width));
-    a.data
-        .iter()
-        .zip(&b.data)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -96,11 +115,11 @@ fn fast_engine_matches_the_burn_path_across_configurations() {
                 let img = image(h, w, k);
                 let want = burn.upscale(&img).unwrap();
                 let got = fast.upscale(&img, &mut ws).unwrap();
-                let d = max_diff(&want, &got);
-                assert!(d <= tolerance, "{} {isa} {h}x{w}: {d:e}", config.summary());
-                if isa.path().is_reduced_precision() {
-                    println!("{} {isa} {h}x{w}: {d:e}", config.summary());
-                }
+                assert_eq!(
+                    (want.channels, want.height, want.width),
+                    (got.channels, got.height, got.width)
+                );
+                tolerance.check(&want.data, &got.data, &format!("{} {isa} {h}x{w}", config.summary()));
             }
         }
     }
@@ -124,14 +143,8 @@ fn fast_engine_matches_the_official_outputs() {
                 let img = Image::new(3, input.shape[2], input.shape[3], input.data.clone());
                 let out = fast.upscale(&img, &mut ws).unwrap();
                 let expected = &t["rep.output"];
-                let d = out.max_abs_diff(&Image::new(
-                    3,
-                    expected.shape[2],
-                    expected.shape[3],
-                    expected.data.clone(),
-                ));
-                assert!(d <= tolerance as f64, "x{scale} {isa} {case}: {d:e}");
-                println!("x{scale} {isa} {case}: {d:e}");
+                assert_eq!(expected.shape, [1, 3, out.height, out.width]);
+                tolerance.check(&expected.data, &out.data, &format!("x{scale} {isa} {case}"));
             }
         }
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use rt4ksr::default_models;
-use rt4ksr::inference::best_engine;
+use rt4ksr::inference::{Precision, cpu_engine};
 use rt4ksr::upscale::upscale_rgb;
 use rt4ksr::video::color::{ColorSpec, Matrix, frame_to_rgb, rgb_to_frame};
 use rt4ksr::video::y4m::{Header, read_frame};
@@ -109,7 +109,8 @@ fn testsrc2_through_the_pipe_matches_the_image_path() {
         assert_eq!(probe(&file).trim(), format!("video,{w},{h},{pix_fmt},20"), "{pix_fmt}");
 
         // Every frame equals the library on the same frame, within one level of rounding.
-        let engine = best_engine(&default_models::load(scale).unwrap()).unwrap();
+        // The engine `upscale` takes by default (AMX where the CPU has it).
+        let engine = cpu_engine(&default_models::load(scale).unwrap(), Precision::Auto).unwrap();
         let (mut src, mut out) = (&source[..], &upscaled[..]);
         let (hin, hout) = (Header::read(&mut src).unwrap(), Header::read(&mut out).unwrap());
         let spec = ColorSpec {

@@ -30,7 +30,7 @@ import rt4ksr
 
 CASES = [(3, 1280, 720), (2, 1920, 1080)]
 # The path `precision="auto"` takes, by preference, as `rt4ksr bench` names them.
-AUTO_ORDER = ["AMX bf16x3", "AVX-512 fp32", "AVX2 fp32", "portable fp32"]
+AUTO_ORDER = ["AMX split bf16", "AVX-512 fp32", "AVX2 fp32", "portable fp32"]
 
 
 def frame(width, height):

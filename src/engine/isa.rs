@@ -64,7 +64,7 @@ impl fmt::Display for Path {
             Path::Portable => "portable fp32",
             Path::Avx2 => "AVX2 fp32",
             Path::Avx512 => "AVX-512 fp32",
-            Path::AmxBf16 => "AMX bf16x3",
+            Path::AmxBf16 => "AMX split bf16",
         })
     }
 }

@@ -29,6 +29,15 @@ pub enum PackedWeights {
     Bf16Tiles(Vec<u16>),
 }
 
+/// Which products of the split bf16 operands the AMX path sums for a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Terms {
+    /// high*high + high*low + low*high: about 16 significant bits of every operand.
+    Split,
+    /// high*high alone: plain bf16 operands (fp32 accumulation), a third of the products.
+    Plain,
+}
+
 /// Whether a layer of `ci` inputs and `co` outputs fits the AMX tiles.
 pub fn fits_tiles(ci: usize, co: usize) -> bool {
     ci.is_multiple_of(2) && ci <= MAX_TILE_CI && co.is_multiple_of(TILE_ROWS)

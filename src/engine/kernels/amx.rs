@@ -1,7 +1,9 @@
 //! AMX-BF16 in split precision. Each fp32 value v is held as two bf16 values, high = bf16(v)
 //! and low = bf16(v - high), and a product as three tile products, high*high + high*low +
 //! low*high, accumulated in fp32 (the dropped low*low term is below 2^-16 of the product):
-//! about 16 significant bits of every operand instead of bf16's 8.
+//! about 16 significant bits of every operand instead of bf16's 8. A layer of
+//! [`Bf16Terms::Plain`] (the upsample conv, see [`super::super::FastEngine`]) sums high*high
+//! alone: a third of the products.
 //!
 //! Per point of a block, the products are `C[co][16 tiles] += W[co][ci] x V[ci][16 tiles]`
 //! for each kernel row: C tiles of 12 output channels by 16 tiles (fp32), weight tiles of 12
@@ -15,7 +17,7 @@
 //! accumulate (two weight tiles by two blocks), tmm4/5 hold two weight tiles, tmm6/7 two
 //! blocks' input tiles (each the high or the low parts).
 
-use super::super::pack::{MAX_TILE_CI, TILE_ROWS};
+use super::super::pack::{Bf16Terms, MAX_TILE_CI, TILE_ROWS};
 use super::super::winograd::{POINTS, TILE};
 use super::{BLOCK, ConvOutput, Layer, avx512};
 use std::arch::asm;
@@ -92,8 +94,11 @@ fn conv_config(ci: usize) -> TileConfig {
 /// of blocks: four accumulators, tmm(2j + b) for weight tile j and block b, so that no product
 /// of a group of four waits on another (one block a call, with three products in a row on each
 /// of two accumulators, was 5-10 % slower a frame at x3) and each weight tile loaded serves two
-/// blocks. The operands take three loads a group: weights high and inputs high, then inputs
-/// low, then weights low and inputs high again: ten loads for twelve products. Each step
+/// blocks. The operands take three loads a group: weights high and inputs high, then weights
+/// low, then inputs low and weights high again: ten loads for twelve products, six of them
+/// weight tiles (9 cache lines at 24 inputs) and four input tiles (12 lines), where inputs high
+/// loaded twice took 108 lines a step instead of 102 (the step is bound by its tile loads,
+/// about one cache line per 0.7 ns in a microbenchmark of it). Each step
 /// prefetches the next one's operands (another 5-10 % at x3).
 ///
 /// A pipeline: a pass's products go to one half of the scratch while the output transform (and
@@ -167,11 +172,15 @@ pub unsafe fn conv_blocks(
             // inputs' block-point regions inside the rows (asserted by the dispatch); the products
             // of 2 blocks x 6 points x 24 channels inside this half of the scratch.
             unsafe {
-                match (pass_tiles, pair_blocks) {
-                    (2, 2) => pass::<2, 2>(operands, products, &mut between),
-                    (2, _) => pass::<2, 1>(operands, products, &mut between),
-                    (_, 2) => pass::<1, 2>(operands, products, &mut between),
-                    _ => pass::<1, 1>(operands, products, &mut between),
+                match (pass_tiles, pair_blocks, layer.bf16_terms) {
+                    (2, 2, Bf16Terms::Split) => pass::<2, 2, true>(operands, products, &mut between),
+                    (2, _, Bf16Terms::Split) => pass::<2, 1, true>(operands, products, &mut between),
+                    (_, 2, Bf16Terms::Split) => pass::<1, 2, true>(operands, products, &mut between),
+                    (_, _, Bf16Terms::Split) => pass::<1, 1, true>(operands, products, &mut between),
+                    (2, 2, Bf16Terms::Plain) => pass::<2, 2, false>(operands, products, &mut between),
+                    (2, _, Bf16Terms::Plain) => pass::<2, 1, false>(operands, products, &mut between),
+                    (_, 2, Bf16Terms::Plain) => pass::<1, 2, false>(operands, products, &mut between),
+                    (_, _, Bf16Terms::Plain) => pass::<1, 1, false>(operands, products, &mut between),
                 }
             }
             if let Some(mut finish) = pending.take() {
@@ -254,7 +263,8 @@ macro_rules! products {
     }};
 }
 
-/// A pass of `J` weight tiles over `B` blocks at every point (see [`conv_blocks`]); block b's
+/// A pass of `J` weight tiles over `B` blocks at every point (see [`conv_blocks`]), of the three
+/// split products or, `SPLIT` false, of the high parts alone ([`Bf16Terms`]); block b's
 /// products of point m, channel c of the pass at `products[(b * POINTS * 24 + m * 12 J + c) *
 /// BLOCK..]` (per block, the layout [`avx512::PassFinish`] reads). `between` runs after each
 /// of its 18 steps' tile instructions are issued.
@@ -264,7 +274,11 @@ macro_rules! products {
 /// asserts.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 #[inline]
-unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mut f32, between: &mut impl FnMut()) {
+unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
+    operands: Operands,
+    products: *mut f32,
+    between: &mut impl FnMut(),
+) {
     let Operands {
         weights,
         tiles,
@@ -291,9 +305,16 @@ unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mu
                 let (next_m, next_ky) = if ky < 2 { (m, ky + 1) } else { (m + 1, 0) };
                 if next_m < POINTS {
                     let next_weights = weights.add((next_m * 3 + next_ky) * tiles * 2 * tile_len);
-                    prefetch(next_weights as *const u8, J * 2 * tile_len * 2);
+                    if SPLIT {
+                        prefetch(next_weights as *const u8, J * 2 * tile_len * 2);
+                    } else {
+                        for j in 0..J {
+                            prefetch(next_weights.add(j * 2 * tile_len) as *const u8, tile_len * 2);
+                        }
+                    }
+                    let parts = if SPLIT { 2 } else { 1 };
                     for block in &inputs[next_ky][..B] {
-                        prefetch(block.add(next_m * ci * BLOCK * 2) as *const u8, ci * BLOCK * 2 * 2);
+                        prefetch(block.add(next_m * ci * BLOCK * 2) as *const u8, parts * ci * BLOCK * 2);
                     }
                 }
                 let high = |j: usize| weights.add(((m * 3 + ky) * tiles + j) * 2 * tile_len);
@@ -309,20 +330,24 @@ unsafe fn pass<const J: usize, const B: usize>(operands: Operands, products: *mu
                     load!("7", v1, input_stride);
                 }
                 products!(J, B);
-                // High weights x low inputs.
-                load!("6", v0.add(ci * BLOCK), input_stride);
-                if B == 2 {
-                    load!("7", v1.add(ci * BLOCK), input_stride);
+                if !SPLIT {
+                    between();
+                    continue;
                 }
-                products!(J, B);
                 // Low weights x high inputs.
                 load!("4", w0.add(tile_len), weight_stride);
                 if J == 2 {
                     load!("5", w1.add(tile_len), weight_stride);
                 }
-                load!("6", v0, input_stride);
+                products!(J, B);
+                // High weights x low inputs.
+                load!("6", v0.add(ci * BLOCK), input_stride);
                 if B == 2 {
-                    load!("7", v1, input_stride);
+                    load!("7", v1.add(ci * BLOCK), input_stride);
+                }
+                load!("4", w0, weight_stride);
+                if J == 2 {
+                    load!("5", w1, weight_stride);
                 }
                 products!(J, B);
                 between();
@@ -369,11 +394,19 @@ fn pair_bf16(even: __m512, odd: __m512) -> __m512i {
     _mm512_permutexvar_epi16(index, both)
 }
 
-/// As the AVX-512 transform, each block-point region then split into bf16 high and low pairs.
+/// As the AVX-512 transform, each block-point region then split into bf16 high and low pairs
+/// (high pairs alone for a layer of [`Bf16Terms::Plain`], which reads no low part).
 /// The high pairs' f32 values come back out of the pairs themselves (a bf16 is the top half of
 /// an f32): the even channel's in a lane's low half, the odd one's in its high half.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
-pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
+pub unsafe fn transform_row(
+    src: &[f32],
+    channels: usize,
+    pitch: usize,
+    tiles: usize,
+    dst: &mut [f32],
+    terms: Bf16Terms,
+) {
     let top_half = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
     for b in 0..tiles / BLOCK {
         for c in (0..channels).step_by(2) {
@@ -386,11 +419,14 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
                 for m in 0..POINTS {
                     let region = dst.as_mut_ptr().add((b * POINTS + m) * channels * BLOCK) as *mut u16;
                     let high = pair_bf16(even[m], odd[m]);
+                    let at = (c / 2) * 2 * BLOCK;
+                    _mm512_storeu_si512(region.add(at) as *mut _, high);
+                    if terms == Bf16Terms::Plain {
+                        continue;
+                    }
                     let high_even = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(high));
                     let high_odd = _mm512_castsi512_ps(_mm512_and_si512(high, top_half));
                     let low = pair_bf16(_mm512_sub_ps(even[m], high_even), _mm512_sub_ps(odd[m], high_odd));
-                    let at = (c / 2) * 2 * BLOCK;
-                    _mm512_storeu_si512(region.add(at) as *mut _, high);
                     _mm512_storeu_si512(region.add(channels * BLOCK + at) as *mut _, low);
                 }
             }

@@ -25,7 +25,7 @@ mod avx512;
 mod portable;
 
 use super::isa::{Isa, Path};
-use super::pack::PackedWeights;
+use super::pack::{Bf16Terms, PackedWeights};
 use super::store::{Segment, Shared, StoreLines, YuvPlanes};
 use super::winograd::{POINTS, TILE, VERTICAL_POINTS};
 use super::{BLOCK, Epilogue, Layer};
@@ -245,7 +245,15 @@ pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst
 
 /// Transforms a phase-split row of `channels` channels (`pitch` = tiles + 2 per phase) into
 /// `dst`, the transformed row of the path; `tiles` is a whole number of blocks.
-pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
+pub fn transform_row(
+    isa: Isa,
+    src: &[f32],
+    channels: usize,
+    pitch: usize,
+    tiles: usize,
+    dst: &mut [f32],
+    terms: Bf16Terms,
+) {
     assert!(
         tiles.is_multiple_of(BLOCK)
             && pitch >= tiles + 2
@@ -264,7 +272,7 @@ pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles
         // SAFETY: as above; an even channel count is part of the AMX layout.
         Path::AmxBf16 => {
             assert!(channels.is_multiple_of(2), "the AMX row layout pairs channels");
-            unsafe { amx::transform_row(src, channels, pitch, tiles, dst) }
+            unsafe { amx::transform_row(src, channels, pitch, tiles, dst, terms) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
@@ -395,7 +403,7 @@ mod tests {
                 .iter()
                 .map(|split| {
                     let mut row = vec![0f32; POINTS * ci * max_blocks * BLOCK];
-                    transform_row(isa, split, ci, pitch, max_blocks * BLOCK, &mut row);
+                    transform_row(isa, split, ci, pitch, max_blocks * BLOCK, &mut row, Bf16Terms::Split);
                     row
                 })
                 .collect();
@@ -451,6 +459,97 @@ mod tests {
             }
         }
         println!("fused epilogue checked on {tested} path and epilogue pairs");
+    }
+
+    #[test]
+    fn plain_bf16_terms_are_the_products_of_the_operands_rounded_to_bf16() {
+        use crate::HostTensor;
+        let Ok(amx) = Isa::survey()
+            .into_iter()
+            .find(|(path, _)| *path == Path::AmxBf16)
+            .unwrap()
+            .1
+        else {
+            println!("SKIP plain bf16 terms: no AMX-BF16 (or no permission for its tile state)");
+            return;
+        };
+        // 36 outputs (a pass of two weight tiles, then one of one) over three blocks (a pair,
+        // then one), 24 inputs.
+        let (ci, co, blocks) = (24, 36, 3);
+        let wave = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin() * 0.3).collect::<Vec<f32>>();
+        let weight = HostTensor::new(vec![co, ci, 3, 3], wave(co * ci * 9, 0.37));
+        let bias = HostTensor::new(vec![co], wave(co, 1.3));
+        let epilogue = Epilogue {
+            activation: None,
+            norm: None,
+        };
+        let pitch = blocks * BLOCK + 2;
+        let splits: Vec<Vec<f32>> = (0..3)
+            .map(|r| wave(ci * TILE * pitch, 0.11 + r as f32 * 0.05))
+            .collect();
+        let run = |isa: Isa, layer: &Layer, rows: &[Vec<f32>]| {
+            let mut out = vec![f32::NAN; blocks * TILE * co * BLOCK];
+            let mut scratch = vec![0f32; SCRATCH_LEN];
+            let per_call = blocks_per_call(isa.path(), false);
+            for t0 in (0..blocks).step_by(per_call) {
+                let n = per_call.min(blocks - t0);
+                let rows = std::array::from_fn(|r| &rows[r][t0 * POINTS * ci * BLOCK..]);
+                conv_block(isa, layer, rows, n, &mut out[t0 * TILE * co * BLOCK..], &mut scratch);
+            }
+            out
+        };
+        // The reference: the portable path (the same row scheme) in fp32, with the Winograd-domain
+        // weights rounded to bf16 and the high parts of the AMX transform as its inputs (the two
+        // transforms' fp32 sums can differ in a last bit, which now and then rounds a value to
+        // the other bf16: one such value moved an output by 1.3e-3 of the largest).
+        let portable = Isa::portable();
+        let mut rounded = Layer::new(&weight, &bias, epilogue.clone(), Path::Portable);
+        let PackedWeights::Fp32(w) = &mut rounded.weights else {
+            unreachable!()
+        };
+        w.iter_mut().for_each(|v| *v = half::bf16::from_f32(*v).to_f32());
+        let high_parts = |split: &Vec<f32>| {
+            let mut row = vec![0f32; POINTS * ci * blocks * BLOCK];
+            transform_row(amx, split, ci, pitch, blocks * BLOCK, &mut row, Bf16Terms::Plain);
+            // Block-point regions of [channel pair][tile][2] bf16 to the portable [channel][tile].
+            let mut values = vec![0f32; row.len()];
+            for (region, out) in row.chunks_exact(ci * BLOCK).zip(values.chunks_exact_mut(ci * BLOCK)) {
+                for (pair, lanes) in region[..ci / 2 * BLOCK].iter().enumerate() {
+                    let bits = lanes.to_bits();
+                    let (c, t) = (pair / BLOCK * 2, pair % BLOCK);
+                    out[c * BLOCK + t] = f32::from_bits(bits << 16);
+                    out[(c + 1) * BLOCK + t] = f32::from_bits(bits & 0xFFFF_0000);
+                }
+            }
+            values
+        };
+        let rows: Vec<Vec<f32>> = splits.iter().map(high_parts).collect();
+        let want = run(portable, &rounded, &rows);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = |terms: Bf16Terms| {
+            let layer = Layer {
+                bf16_terms: terms,
+                ..Layer::new(&weight, &bias, epilogue.clone(), Path::AmxBf16)
+            };
+            let rows: Vec<Vec<f32>> = splits
+                .iter()
+                .map(|split| {
+                    let mut row = vec![0f32; POINTS * ci * blocks * BLOCK];
+                    transform_row(amx, split, ci, pitch, blocks * BLOCK, &mut row, terms);
+                    row
+                })
+                .collect();
+            let got = run(amx, &layer, &rows);
+            got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+        };
+        let (plain, split) = (worst(Bf16Terms::Plain), worst(Bf16Terms::Split));
+        // fp32 sums in another order, against bf16's 2^-9 a operand, which the split products undo.
+        assert!(plain < 1e-5, "plain terms {plain:e} from the rounded reference");
+        assert!(
+            split > 20.0 * plain,
+            "split terms {split:e}, plain {plain:e}: the low parts count"
+        );
+        println!("relative to the bf16-rounded reference: plain {plain:e}, split {split:e}");
     }
 
     #[test]
