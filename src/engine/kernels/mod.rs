@@ -244,7 +244,9 @@ pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst
 }
 
 /// Transforms a phase-split row of `channels` channels (`pitch` = tiles + 2 per phase) into
-/// `dst`, the transformed row of the path; `tiles` is a whole number of blocks.
+/// `dst`, the transformed row of the path; `tiles` is a whole number of blocks. `terms` are the
+/// products the layer reading the row sums (the AMX path leaves out the low parts where it sums
+/// none of them; the fp32 paths ignore it).
 pub fn transform_row(
     isa: Isa,
     src: &[f32],
