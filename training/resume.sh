@@ -4,14 +4,14 @@
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
-# In progress:
+# None in progress. The last runs (finished):
 #   x3-synthetic: configs/train_x3_synthetic.toml (x3-from-x2-from-x3's end, 16,000 steps with
-#       30 % synthetic crops).
-# The last runs (finished):
+#       30 % synthetic crops): not shipped (Set5 32.156, Set14 28.922).
 #   x3-from-x2-from-x3: configs/train_x3_from_x2_from_x3.toml (x3 from x2-from-x3's final state,
-#       the upsample conv resampled; 20,000 steps on x2-mix's data): not shipped (Set5 32.221,
-#       Set14 28.964); its state at step 11,000 is in commit e389fe1, and `training/resume.sh
-#       x3-from-x2-from-x3` runs its last 9,000 steps from there again.
+#       the upsample conv resampled; 20,000 steps on x2-mix's data): a quarter of the embedded x3
+#       model (its EMA at 16,000, `rt4ksr convert ... --mean-share 0.25`, docs/training.md); its
+#       state at step 11,000 is in commit e389fe1, and `training/resume.sh x3-from-x2-from-x3`
+#       runs its last 9,000 steps from there again.
 #   x2-from-x3: configs/train_x2_from_x3_long.toml (x2 from the same state, the upsample conv
 #       resampled back to x2; 20,000 steps on x2-mix's data): the embedded x2 model (its EMA
 #       weights at step 16,000).
@@ -87,8 +87,11 @@ case "${1:-}" in
   # x3 again from x2-from-x3's end (its final state is copied into training/state/ when that
   # run ends; this run's own state, when committed, is where it goes on from).
   x3-from-x2-from-x3) paused e389fe1 x3-from-x2-from-x3; chains=("x3-from-x2-from-x3:train_x3_from_x2_from_x3") ;;
-  # Then its end with more synthetic content (the config reads its final checkpoint in runs/).
-  x3-synthetic) chains=("x3-synthetic:train_x3_synthetic") ;;
+  # Then its end with more synthetic content (the config reads its final checkpoint in runs/,
+  # so the chain runs it first: at once where it has ended).
+  x3-synthetic)
+    paused e389fe1 x3-from-x2-from-x3
+    chains=("x3-from-x2-from-x3:train_x3_from_x2_from_x3 x3-synthetic:train_x3_synthetic") ;;
   # The shipped x2 model's state at 84,500 trained on with the photos of extra/ (x2-photos), and
   # with 8 % synthetic crops besides (x2-mix), side by side.
   x2-finetune) chains=("x2-photos:train_x2_photos" "x2-mix:train_x2_mix") ;;
@@ -97,7 +100,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-synthetic (in progress, after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac

@@ -23,6 +23,9 @@ pub struct ConvertArgs {
     /// configuration): a "model soup" of two fine-tunes of one starting point.
     #[arg(long, value_name = "WEIGHTS", conflicts_with = "training_form")]
     mean_with: Option<PathBuf>,
+    /// The share of `--mean-with`'s weights in the mean (0 to 1; the input's is the rest).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.5, requires = "mean_with")]
+    mean_share: f32,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -40,7 +43,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let out = if let Some(other_path) = &args.mean_with {
         let other = ModelWeights::load(other_path)?;
         weights
-            .mean(&other)
+            .mean(&other, args.mean_share)
             .with_context(|| format!("{} and {}", args.input.display(), other_path.display()))?
     } else if args.training_form {
         if weights.form != rt4ksr::Form::Training {

@@ -8,7 +8,7 @@ use crate::host_tensor::TensorMap;
 
 /// What can be wrong with a model's tensors. Each message names the tensor and what the
 /// configuration expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
     #[error("tensor `{name}` is missing (the configuration {config} needs it)")]
     Missing { name: String, config: String },
@@ -27,6 +27,8 @@ pub enum ModelError {
     Config(#[from] super::config::ConfigError),
     #[error("models of different configurations cannot be averaged: {0} and {1}")]
     MeanOfDifferent(String, String),
+    #[error("a model's share of a mean must lie in 0..=1, not {0}")]
+    MeanShare(f32),
 }
 
 /// A configuration with its tensors, ready to build a network from.
@@ -75,10 +77,14 @@ impl ModelWeights {
         }
     }
 
-    /// The element-wise mean of two models' folded weights (a "model soup": two fine-tunes of
-    /// one starting point, averaged, often keep most of what each gained). Both must have the
-    /// same configuration.
-    pub fn mean(&self, other: &Self) -> Result<Self, ModelError> {
+    /// The element-wise weighted mean of two models' folded weights, `other`'s with weight
+    /// `share` (in 0..=1) and this one's with `1 - share` (a "model soup": fine-tunes of one
+    /// starting point, averaged, often keep most of what each gained). Both must have the same
+    /// configuration.
+    pub fn mean(&self, other: &Self, share: f32) -> Result<Self, ModelError> {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(ModelError::MeanShare(share));
+        }
         if self.config != other.config {
             return Err(ModelError::MeanOfDifferent(
                 self.config.summary(),
@@ -94,7 +100,7 @@ impl ModelWeights {
                     .data
                     .iter()
                     .zip(&b.tensors[name].data)
-                    .map(|(x, y)| (x + y) * 0.5)
+                    .map(|(x, y)| (1.0 - share) * x + share * y)
                     .collect();
                 let mean = crate::host_tensor::HostTensor {
                     shape: t.shape.clone(),
@@ -103,7 +109,16 @@ impl ModelWeights {
                 (name.clone(), mean)
             })
             .collect();
-        let provenance = format!("mean of [{}] and [{}]", a.provenance, b.provenance);
+        let provenance = if share == 0.5 {
+            format!("mean of [{}] and [{}]", a.provenance, b.provenance)
+        } else {
+            format!(
+                "mean of [{}] ({}) and [{}] ({share})",
+                a.provenance,
+                1.0 - share,
+                b.provenance
+            )
+        };
         Self::new(self.config.clone(), Form::Folded, tensors, provenance)
     }
 
@@ -200,17 +215,27 @@ mod tests {
             perturbed_weights(&config, Form::Training, 1),
             perturbed_weights(&config, Form::Folded, 2),
         );
-        let mean = a.mean(&b).unwrap();
+        let mean = a.mean(&b, 0.5).unwrap();
         assert_eq!(mean.form, Form::Folded);
         let folded = a.folded(false).unwrap();
+        let quarter = a.mean(&b, 0.25).unwrap();
         for (name, t) in &mean.tensors {
-            for ((m, x), y) in t.data.iter().zip(&folded.tensors[name].data).zip(&b.tensors[name].data) {
-                assert_eq!(*m, (x + y) / 2.0, "{name}");
+            let (x, y) = (&folded.tensors[name].data, &b.tensors[name].data);
+            for (i, m) in t.data.iter().enumerate() {
+                // An equal mean is exactly the halved sum (the embedded x3 model was made so).
+                assert_eq!(*m, (x[i] + y[i]) / 2.0, "{name}");
+                let q = quarter.tensors[name].data[i];
+                assert!(
+                    (q - (0.75 * x[i] + 0.25 * y[i])).abs() <= 1e-6 * (x[i].abs() + y[i].abs()),
+                    "{name}"
+                );
             }
         }
         assert_ne!(mean.tensors, b.tensors);
+        assert_ne!(quarter.tensors, mean.tensors);
         let other = perturbed_weights(&ModelConfig::official(2), Form::Folded, 1);
-        assert!(matches!(a.mean(&other), Err(ModelError::MeanOfDifferent(..))));
+        assert!(matches!(a.mean(&other, 0.5), Err(ModelError::MeanOfDifferent(..))));
+        assert!(matches!(a.mean(&b, 1.5), Err(ModelError::MeanShare(..))));
     }
 
     fn zeros_for(config: &ModelConfig, form: Form) -> TensorMap {

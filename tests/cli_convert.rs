@@ -1,0 +1,79 @@
+//! `rt4ksr convert --mean-with` end to end: the weighted mean of two models' folded weights,
+//! and clear errors for a bad share.
+
+mod common;
+
+use rt4ksr::ModelWeights;
+use rt4ksr::model::init::perturbed_weights;
+use rt4ksr::model::{Form, ModelConfig};
+use std::process::Command;
+
+fn convert(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
+        .arg("convert")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_mean_takes_each_model_at_its_share() {
+    let dir = common::scratch("convert-mean");
+    let config = ModelConfig::official(3);
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    // One in the training form, one folded: the mean is of the folded weights.
+    perturbed_weights(&config, Form::Training, 1).save(&a).unwrap();
+    perturbed_weights(&config, Form::Folded, 2).save(&b).unwrap();
+    let out = dir.join("mean.safetensors");
+    let result = convert(&[
+        a.as_os_str(),
+        "--mean-with".as_ref(),
+        b.as_os_str(),
+        "--mean-share".as_ref(),
+        "0.25".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let mean = ModelWeights::load(&out).unwrap();
+    let (fa, fb) = (
+        ModelWeights::load(&a).unwrap().folded(false).unwrap(),
+        ModelWeights::load(&b).unwrap(),
+    );
+    assert_eq!(mean.form, Form::Folded);
+    for (name, t) in &mean.tensors {
+        for ((m, x), y) in t.data.iter().zip(&fa.tensors[name].data).zip(&fb.tensors[name].data) {
+            let want = 0.75 * x + 0.25 * y;
+            assert!((m - want).abs() <= 1e-6 * (x.abs() + y.abs()), "{name}: {m} vs {want}");
+        }
+    }
+
+    // A share outside 0..=1: one line naming both files, nothing written.
+    let bad = dir.join("bad.safetensors");
+    let result = convert(&[
+        a.as_os_str(),
+        "--mean-with".as_ref(),
+        b.as_os_str(),
+        "--mean-share".as_ref(),
+        "1.5".as_ref(),
+        "-o".as_ref(),
+        bad.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("a.safetensors") && stderr.contains("1.5"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!bad.exists());
+
+    // A share without a model to share with is refused by the argument parser.
+    let result = convert(&[
+        a.as_os_str(),
+        "--mean-share".as_ref(),
+        "0.3".as_ref(),
+        "-o".as_ref(),
+        bad.as_os_str(),
+    ]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("--mean-with"));
+    assert!(!bad.exists());
+}
