@@ -24,16 +24,17 @@ fn a_mean_takes_each_model_at_its_share() {
     // One in the training form, one folded: the mean is of the folded weights.
     perturbed_weights(&config, Form::Training, 1).save(&a).unwrap();
     perturbed_weights(&config, Form::Folded, 2).save(&b).unwrap();
+    let mean_of = |share: &str, out: &std::path::Path| {
+        let args = [
+            "--mean-with".as_ref(),
+            b.as_os_str(),
+            "--mean-share".as_ref(),
+            share.as_ref(),
+        ];
+        convert(&[&[a.as_os_str()], &args[..], &["-o".as_ref(), out.as_os_str()]].concat())
+    };
     let out = dir.join("mean.safetensors");
-    let result = convert(&[
-        a.as_os_str(),
-        "--mean-with".as_ref(),
-        b.as_os_str(),
-        "--mean-share".as_ref(),
-        "0.25".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]);
+    let result = mean_of("0.25", &out);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let mean = ModelWeights::load(&out).unwrap();
     let (fa, fb) = (
@@ -50,15 +51,7 @@ fn a_mean_takes_each_model_at_its_share() {
 
     // A share outside 0..=1: one line naming both files, nothing written.
     let bad = dir.join("bad.safetensors");
-    let result = convert(&[
-        a.as_os_str(),
-        "--mean-with".as_ref(),
-        b.as_os_str(),
-        "--mean-share".as_ref(),
-        "1.5".as_ref(),
-        "-o".as_ref(),
-        bad.as_os_str(),
-    ]);
+    let result = mean_of("1.5", &bad);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
     assert!(stderr.contains("a.safetensors") && stderr.contains("1.5"), "{stderr}");
