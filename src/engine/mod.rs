@@ -240,11 +240,11 @@ impl FastEngine {
         ));
         layers.push(Layer {
             // Plain bf16 for the upsample conv, whose outputs are the picture's samples: no layer
-            // after it amplifies its rounding, and it holds nearly half of the
-            // multiply-accumulates at x3 (108 outputs). With the official and the embedded x2, x3 and x4 weights, dropping both
-            // low terms in this layer alone moved Y-PSNR by at most -0.0064 dB and SSIM by
-            // -0.0001 on Set5 and Set14 against fp32 (the bound: 0.02 dB, 0.0005), where one low
-            // term dropped in the other layers already cost up to -0.13 dB.
+            // after it amplifies its rounding, and it holds nearly half of the multiply-
+            // accumulates at x3 (108 outputs). With the official and the embedded x2, x3 and x4
+            // weights, dropping both low terms in this layer alone moved Y-PSNR by at most
+            // -0.0064 dB and SSIM by -0.0001 on Set5 and Set14 against fp32 (the bound: 0.02 dB,
+            // 0.0005), where one low term dropped in the other layers already cost up to -0.13 dB.
             bf16_terms: Bf16Terms::Plain,
             ..Layer::new(
                 &t["upsample.0.weight"],
@@ -458,16 +458,7 @@ impl FastEngine {
                         for y in top..(top + step).min(g.h) {
                             unshuffle_row(rgb, y, input_split, g, &mut input_lines);
                             let dst = &mut input[ring_slot(y) * input_len..][..input_len];
-                            let terms = self.layers[0].bf16_terms;
-                            kernels::transform_row(
-                                self.isa,
-                                input_split,
-                                INPUT_CHANNELS,
-                                g.pitch(),
-                                g.tiles,
-                                dst,
-                                terms,
-                            );
+                            kernels::transform_row(self.isa, input_split, INPUT_CHANNELS, g.pitch(), g.tiles, dst);
                         }
                         next_input += 1;
                     }
@@ -564,8 +555,7 @@ impl FastEngine {
                             }
                         }
                         let dst = &mut cur[ring_row(top + j)..][..row_len];
-                        let terms = self.layers[k + 1].bf16_terms;
-                        kernels::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst, terms);
+                        kernels::transform_row(self.isa, split, layer.co, g.pitch(), g.tiles, dst);
                     }
                 }
             }

@@ -395,18 +395,11 @@ fn pair_bf16(even: __m512, odd: __m512) -> __m512i {
 }
 
 /// As the AVX-512 transform, each block-point region then split into bf16 high and low pairs
-/// (high pairs alone for a layer of [`Bf16Terms::Plain`], which reads no low part).
+/// (a layer of [`Bf16Terms::Plain`] reads the high ones alone).
 /// The high pairs' f32 values come back out of the pairs themselves (a bf16 is the top half of
 /// an f32): the even channel's in a lane's low half, the odd one's in its high half.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
-pub unsafe fn transform_row(
-    src: &[f32],
-    channels: usize,
-    pitch: usize,
-    tiles: usize,
-    dst: &mut [f32],
-    terms: Bf16Terms,
-) {
+pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
     let top_half = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
     for b in 0..tiles / BLOCK {
         for c in (0..channels).step_by(2) {
@@ -419,14 +412,11 @@ pub unsafe fn transform_row(
                 for m in 0..POINTS {
                     let region = dst.as_mut_ptr().add((b * POINTS + m) * channels * BLOCK) as *mut u16;
                     let high = pair_bf16(even[m], odd[m]);
-                    let at = (c / 2) * 2 * BLOCK;
-                    _mm512_storeu_si512(region.add(at) as *mut _, high);
-                    if terms == Bf16Terms::Plain {
-                        continue;
-                    }
                     let high_even = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(high));
                     let high_odd = _mm512_castsi512_ps(_mm512_and_si512(high, top_half));
                     let low = pair_bf16(_mm512_sub_ps(even[m], high_even), _mm512_sub_ps(odd[m], high_odd));
+                    let at = (c / 2) * 2 * BLOCK;
+                    _mm512_storeu_si512(region.add(at) as *mut _, high);
                     _mm512_storeu_si512(region.add(channels * BLOCK + at) as *mut _, low);
                 }
             }

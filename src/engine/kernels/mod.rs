@@ -25,7 +25,7 @@ mod avx512;
 mod portable;
 
 use super::isa::{Isa, Path};
-use super::pack::{Bf16Terms, PackedWeights};
+use super::pack::PackedWeights;
 use super::store::{Segment, Shared, StoreLines, YuvPlanes};
 use super::winograd::{POINTS, TILE, VERTICAL_POINTS};
 use super::{BLOCK, Epilogue, Layer};
@@ -244,18 +244,8 @@ pub fn epilogue(isa: Isa, epilogue: &Epilogue, co: usize, block: &mut [f32], dst
 }
 
 /// Transforms a phase-split row of `channels` channels (`pitch` = tiles + 2 per phase) into
-/// `dst`, the transformed row of the path; `tiles` is a whole number of blocks. `terms` are the
-/// products the layer reading the row sums (the AMX path leaves out the low parts where it sums
-/// none of them; the fp32 paths ignore it).
-pub fn transform_row(
-    isa: Isa,
-    src: &[f32],
-    channels: usize,
-    pitch: usize,
-    tiles: usize,
-    dst: &mut [f32],
-    terms: Bf16Terms,
-) {
+/// `dst`, the transformed row of the path; `tiles` is a whole number of blocks.
+pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
     assert!(
         tiles.is_multiple_of(BLOCK)
             && pitch >= tiles + 2
@@ -274,7 +264,7 @@ pub fn transform_row(
         // SAFETY: as above; an even channel count is part of the AMX layout.
         Path::AmxBf16 => {
             assert!(channels.is_multiple_of(2), "the AMX row layout pairs channels");
-            unsafe { amx::transform_row(src, channels, pitch, tiles, dst, terms) }
+            unsafe { amx::transform_row(src, channels, pitch, tiles, dst) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         path => x86_only(path),
@@ -365,6 +355,18 @@ pub fn mac_burst(isa: Isa) -> u64 {
 mod tests {
     use super::*;
 
+    /// Each phase-split row (`channels` channels, `pitch` a phase) transformed by `isa`.
+    fn transformed_rows(isa: Isa, splits: &[Vec<f32>], channels: usize, pitch: usize, tiles: usize) -> Vec<Vec<f32>> {
+        splits
+            .iter()
+            .map(|split| {
+                let mut row = vec![0f32; POINTS * channels * tiles];
+                transform_row(isa, split, channels, pitch, tiles, &mut row);
+                row
+            })
+            .collect()
+    }
+
     #[test]
     fn a_fused_epilogue_writes_the_bits_of_the_convolution_then_the_epilogue() {
         use crate::HostTensor;
@@ -401,14 +403,7 @@ mod tests {
                     continue;
                 }
             };
-            let inputs: Vec<Vec<f32>> = splits
-                .iter()
-                .map(|split| {
-                    let mut row = vec![0f32; POINTS * ci * max_blocks * BLOCK];
-                    transform_row(isa, split, ci, pitch, max_blocks * BLOCK, &mut row, Bf16Terms::Split);
-                    row
-                })
-                .collect();
+            let inputs = transformed_rows(isa, &splits, ci, pitch, max_blocks * BLOCK);
             for epilogue in &epilogues {
                 let layer = Layer::new(&weight, &bias, epilogue.clone(), path);
                 if !fuses_epilogue(path, co) {
@@ -465,6 +460,7 @@ mod tests {
 
     #[test]
     fn plain_bf16_terms_are_the_products_of_the_operands_rounded_to_bf16() {
+        use super::super::pack::Bf16Terms;
         use crate::HostTensor;
         let Ok(amx) = Isa::survey()
             .into_iter()
@@ -510,10 +506,11 @@ mod tests {
             unreachable!()
         };
         w.iter_mut().for_each(|v| *v = half::bf16::from_f32(*v).to_f32());
-        let high_parts = |split: &Vec<f32>| {
-            let mut row = vec![0f32; POINTS * ci * blocks * BLOCK];
-            transform_row(amx, split, ci, pitch, blocks * BLOCK, &mut row, Bf16Terms::Plain);
-            // Block-point regions of [channel pair][tile][2] bf16 to the portable [channel][tile].
+        // The AMX rows hold both parts whatever the terms; the plain ones read the high halves.
+        let amx_rows = transformed_rows(amx, &splits, ci, pitch, blocks * BLOCK);
+        let high_parts = |row: &Vec<f32>| {
+            // The high halves of the block-point regions, [channel pair][tile][2] bf16, to the
+            // portable [channel][tile].
             let mut values = vec![0f32; row.len()];
             for (region, out) in row.chunks_exact(ci * BLOCK).zip(values.chunks_exact_mut(ci * BLOCK)) {
                 for (pair, lanes) in region[..ci / 2 * BLOCK].iter().enumerate() {
@@ -525,7 +522,7 @@ mod tests {
             }
             values
         };
-        let rows: Vec<Vec<f32>> = splits.iter().map(high_parts).collect();
+        let rows: Vec<Vec<f32>> = amx_rows.iter().map(high_parts).collect();
         let want = run(portable, &rounded, &rows);
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let worst = |terms: Bf16Terms| {
@@ -533,15 +530,7 @@ mod tests {
                 bf16_terms: terms,
                 ..Layer::new(&weight, &bias, epilogue.clone(), Path::AmxBf16)
             };
-            let rows: Vec<Vec<f32>> = splits
-                .iter()
-                .map(|split| {
-                    let mut row = vec![0f32; POINTS * ci * blocks * BLOCK];
-                    transform_row(amx, split, ci, pitch, blocks * BLOCK, &mut row, terms);
-                    row
-                })
-                .collect();
-            let got = run(amx, &layer, &rows);
+            let got = run(amx, &layer, &amx_rows);
             got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
         };
         let (plain, split) = (worst(Bf16Terms::Plain), worst(Bf16Terms::Split));
