@@ -4,7 +4,12 @@
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
-# None in progress. The last runs (finished):
+# Stopped:
+#   x3-mix-xlong: configs/train_x3_mix_xlong.toml (x3-long's committed state at step 229,100,
+#       60,000 steps at a peak of 1e-4 on the training photos, extra/'s and 12 % synthetic crops):
+#       stopped at step 54,000, not shipped (Set5 32.212, Set14 28.962); its state was not
+#       committed, so without runs/x3-mix-xlong it starts again from x3-long's state.
+# The last runs (finished):
 #   x3-synthetic: configs/train_x3_synthetic.toml (x3-from-x2-from-x3's end, 16,000 steps with
 #       30 % synthetic crops): not shipped (Set5 32.156, Set14 28.922).
 #   x3-from-x2-from-x3: configs/train_x3_from_x2_from_x3.toml (x3 from x2-from-x3's final state,
@@ -75,6 +80,11 @@ case "${1:-}" in
   x3-mix-long)
     x3_long_start
     chains=("x3-mix-long:train_x3_mix_long") ;;
+  # Third round: a long schedule (60,000 steps at a peak of 1e-4, 12 % synthetic crops) from the
+  # same state.
+  x3-mix-xlong)
+    x3_long_start
+    chains=("x3-mix-xlong:train_x3_mix_xlong") ;;
   # x4 again, from x3-long's committed state (the most trained body), the upsample conv
   # resampled.
   x4-from-x3)
@@ -100,7 +110,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-mix-xlong (stopped at 54,000: continued from runs/, else again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
