@@ -18,6 +18,9 @@ depend only on the Pillow version):
     OUT/synthetic-train/  150 images, 512x512, 30 of each kind (about a quarter of the images
                           a run samples from, beside train/ and extra-train/)
     OUT/synthetic-val/    40 images, 512x384, 8 of each kind, from another seed
+    OUT/synthetic-colour-train/, OUT/synthetic-colour-val/  60 and 8 images of a sixth kind:
+                          patterns and text in pairs of colours of nearly equal luma, or of
+                          saturated colours (the x3 pattern gap's content)
 Never train on the *-val folders; `rt4ksr eval --data OUT/synthetic-val -s 2` measures a model.
 """
 
@@ -113,11 +116,15 @@ def lineart_image(rng, w, h):
     return finish(img)
 
 
-def pattern_image(rng, w, h):
+def random_pair(rng):
+    return colour(rng), colour(rng)
+
+
+def pattern_image(rng, w, h, pair=random_pair):
     S = SUPERSAMPLE
     yy, xx = np.mgrid[0 : h * S, 0 : w * S].astype(np.float64) / S
     kind = rng.randrange(5)
-    a, b = colour(rng), colour(rng)
+    a, b = pair(rng)
     if kind == 0:  # rotated checkerboard
         t, p = rng.uniform(0, math.pi), rng.uniform(3, 24)
         u, v = xx * math.cos(t) + yy * math.sin(t), -xx * math.sin(t) + yy * math.cos(t)
@@ -160,12 +167,59 @@ def screen_image(rng, w, h):
     return finish(img)
 
 
-DRAW = {"text": text_image, "drawing": drawing_image, "lineart": lineart_image, "pattern": pattern_image, "screen": screen_image}
+def luma(c):
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
 
 
-def synthetic(out, seed, per_kind, w, h):
+def isoluminant_pair(rng):
+    """Two colours far apart in RGB and within a few levels of each other in luma: an edge that
+    a linear upscaler keeps almost exactly in Y and that the networks blur (the x3 pattern gap,
+    docs/training.md)."""
+    a = colour(rng)
+    while True:
+        b = colour(rng)
+        if abs(luma(a) - luma(b)) < 6 and max(abs(x - y) for x, y in zip(a, b)) > 80:
+            return a, b
+
+
+def saturated(rng):
+    # One channel high, one low, the third anywhere: a colour on the gamut's edge.
+    hi, lo, mid = rng.sample(range(3), 3)
+    c = [0, 0, 0]
+    c[hi], c[lo], c[mid] = rng.randrange(200, 256), rng.randrange(0, 40), rng.randrange(256)
+    return tuple(c)
+
+
+def saturated_pair(rng):
+    a = saturated(rng)
+    while True:
+        b = saturated(rng)
+        if max(abs(x - y) for x, y in zip(a, b)) > 120:
+            return a, b
+
+
+def colour_pair_image(rng, w, h):
+    """A pattern, or lines of text, in an isoluminant or a saturated pair of colours."""
+    pair = isoluminant_pair if rng.random() < 0.6 else saturated_pair
+    if rng.random() < 0.7:
+        return pattern_image(rng, w, h, pair)
+    back, ink = pair(rng)
+    img, d = canvas(w, h, back)
+    y = rng.randrange(0, 20) * SUPERSAMPLE
+    while y < h * SUPERSAMPLE:
+        size = rng.choice([10, 12, 14, 18, 24, 32, 48]) * SUPERSAMPLE
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 12)))
+        d.text((rng.randrange(0, 30) * SUPERSAMPLE, y), line, font=font(size), fill=ink)
+        y += int(size * rng.uniform(1.15, 1.6))
+    return finish(img)
+
+
+DRAW = {"text": text_image, "drawing": drawing_image, "lineart": lineart_image, "pattern": pattern_image, "screen": screen_image, "colourpair": colour_pair_image}
+
+
+def synthetic(out, seed, per_kind, w, h, kinds=KINDS):
     out.mkdir(parents=True, exist_ok=True)
-    for kind in KINDS:
+    for kind in kinds:
         for i in range(per_kind):
             rng = random.Random(f"{seed}-{kind}-{i}")
             DRAW[kind](rng, w, h).save(out / f"{kind}_{i:03}.png")
@@ -207,6 +261,9 @@ def main():
     extra_split(Path(args.shared) / "data" / "extra", out / "extra-train", out / "extra-val")
     synthetic(out / "synthetic-train", "train", 30, 512, 512)
     synthetic(out / "synthetic-val", "val", 8, 512, 384)
+    # Apart from the five kinds above, so that the earlier recipes' data stay as they were.
+    synthetic(out / "synthetic-colour-train", "train", 60, 512, 512, ["colourpair"])
+    synthetic(out / "synthetic-colour-val", "val", 8, 512, 384, ["colourpair"])
     for d in sorted(out.iterdir()):
         print(f"{d}: {len(list(d.glob('*.png')))} images")
 
