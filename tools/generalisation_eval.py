@@ -6,8 +6,8 @@ Set5 and Set14, per kind of content, as a Markdown table: each model against the
 
 A model given as `name=` (nothing after =) is the binary's embedded model of that scale. The
 rows: Set5, Set14, extra-val (photos of architecture and textures, the drawing, the screenshot,
-the subtitled still) and synthetic-val per kind (text, drawing, lineart, pattern, screen); each
-cell is the mean Y-PSNR (dB) of `rt4ksr eval --json` over the images of that row.
+the subtitled still), synthetic-val per kind (text, drawing, lineart, pattern, screen) and
+synthetic-colour-val (patterns and text in isoluminant or saturated colour pairs); each cell is the mean Y-PSNR (dB) of `rt4ksr eval --json` over the images of that row.
 """
 
 import argparse
@@ -39,13 +39,14 @@ def main():
         "Set14": Path(args.shared) / "data" / "set14",
         "extra-val": Path(args.generated) / "extra-val",
         "synthetic-val": Path(args.generated) / "synthetic-val",
+        "synthetic-colour-val": Path(args.generated) / "synthetic-colour-val",
     }
     scores = {name: {s: evaluate(args.binary, d, args.scale, w) for s, d in sets.items()} for name, w in models}
     rows = []
     for s in sets:
         images = list(scores[models[0][0]][s])
         groups = {s: images}
-        if s == "synthetic-val":
+        if s.startswith("synthetic"):
             groups = {}
             for image in images:
                 groups.setdefault(f"synthetic {image.split('_')[0]}", []).append(image)
