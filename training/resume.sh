@@ -4,12 +4,14 @@
 # Each chain's schedules run in order; a schedule that has finished exits at once, and its final
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
-# Stopped:
+# The last runs (finished):
+#   x2-colour: configs/train_x2_colour.toml (x2-from-x3's end, 6,000 steps with 6 % colour-pair
+#       crops): the embedded x2 model (its EMA weights at the end).
+#   x3-colour: configs/train_x3_colour.toml (x3-mix-xlong's end, 12,000 steps with 6 % colour-pair
+#       crops): a tenth of the embedded x3 model (`rt4ksr convert ... --mean-share 0.1`).
 #   x3-mix-xlong: configs/train_x3_mix_xlong.toml (x3-long's committed state at step 229,100,
 #       60,000 steps at a peak of 1e-4 on the training photos, extra/'s and 12 % synthetic crops):
-#       stopped at step 54,000, not shipped (Set5 32.212, Set14 28.962); its state was not
-#       committed, so without runs/x3-mix-xlong it starts again from x3-long's state.
-# The last runs (finished):
+#       not shipped (Set5 32.212, Set14 28.963); x3-colour's start.
 #   x3-synthetic: configs/train_x3_synthetic.toml (x3-from-x2-from-x3's end, 16,000 steps with
 #       30 % synthetic crops): not shipped (Set5 32.156, Set14 28.922).
 #   x3-from-x2-from-x3: configs/train_x3_from_x2_from_x3.toml (x3 from x2-from-x3's final state,
@@ -120,7 +122,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x3-mix-xlong (stopped at 54,000: continued from runs/, else again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
