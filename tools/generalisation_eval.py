@@ -7,7 +7,8 @@ Set5 and Set14, per kind of content, as a Markdown table: each model against the
 A model given as `name=` (nothing after =) is the binary's embedded model of that scale. The
 rows: Set5, Set14, extra-val (photos of architecture and textures, the drawing, the screenshot,
 the subtitled still), synthetic-val per kind (text, drawing, lineart, pattern, screen) and
-synthetic-colour-val (patterns and text in isoluminant or saturated colour pairs); each cell is the mean Y-PSNR (dB) of `rt4ksr eval --json` over the images of that row.
+synthetic-colour-val (patterns and text in isoluminant or saturated colour pairs); each cell is
+the mean Y-PSNR (dB) of `rt4ksr eval --json` over the images of that row.
 """
 
 import argparse

@@ -63,15 +63,21 @@ def finish(img):
     return img.reduce(SUPERSAMPLE)
 
 
+def text_lines(rng, d, h, sizes, ink):
+    """Lines of random words down the canvas, each in a size from `sizes` and the colour `ink()`."""
+    y = rng.randrange(0, 20) * SUPERSAMPLE
+    while y < h * SUPERSAMPLE:
+        size = rng.choice(sizes) * SUPERSAMPLE
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 12)))
+        d.text((rng.randrange(0, 30) * SUPERSAMPLE, y), line, font=font(size), fill=ink())
+        y += int(size * rng.uniform(1.15, 1.6))
+
+
 def text_image(rng, w, h):
     dark_on_light = rng.random() < 0.7
     img, d = canvas(w, h, colour(rng, dark=not dark_on_light))
-    y = rng.randrange(0, 20) * SUPERSAMPLE
-    while y < h * SUPERSAMPLE:
-        size = rng.choice([9, 10, 11, 12, 14, 16, 18, 22, 28, 36, 48]) * SUPERSAMPLE
-        line = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 12)))
-        d.text((rng.randrange(0, 30) * SUPERSAMPLE, y), line, font=font(size), fill=colour(rng, dark=dark_on_light))
-        y += int(size * rng.uniform(1.15, 1.6))
+    sizes = [9, 10, 11, 12, 14, 16, 18, 22, 28, 36, 48]
+    text_lines(rng, d, h, sizes, lambda: colour(rng, dark=dark_on_light))
     return finish(img)
 
 
@@ -205,12 +211,7 @@ def colour_pair_image(rng, w, h):
         return pattern_image(rng, w, h, pair)
     back, ink = pair(rng)
     img, d = canvas(w, h, back)
-    y = rng.randrange(0, 20) * SUPERSAMPLE
-    while y < h * SUPERSAMPLE:
-        size = rng.choice([10, 12, 14, 18, 24, 32, 48]) * SUPERSAMPLE
-        line = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 12)))
-        d.text((rng.randrange(0, 30) * SUPERSAMPLE, y), line, font=font(size), fill=ink)
-        y += int(size * rng.uniform(1.15, 1.6))
+    text_lines(rng, d, h, [10, 12, 14, 18, 24, 32, 48], lambda: ink)
     return finish(img)
 
 
