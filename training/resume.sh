@@ -7,8 +7,10 @@
 # The last runs (finished):
 #   x2-colour: configs/train_x2_colour.toml (x2-from-x3's end, 6,000 steps with 6 % colour-pair
 #       crops): the embedded x2 model (its EMA weights at the end).
+#   x3-colour-photos: configs/train_x3_colour_photos.toml (x3-colour's end, 6,000 steps on the
+#       training photos and extra/'s): the embedded x3 model (its EMA weights at the end).
 #   x3-colour: configs/train_x3_colour.toml (x3-mix-xlong's end, 12,000 steps with 6 % colour-pair
-#       crops): a tenth of the embedded x3 model (`rt4ksr convert ... --mean-share 0.1`).
+#       crops): not shipped alone (Set5 32.214, Set14 28.963); x3-colour-photos' start.
 #   x3-mix-xlong: configs/train_x3_mix_xlong.toml (x3-long's committed state at step 229,100,
 #       60,000 steps at a peak of 1e-4 on the training photos, extra/'s and 12 % synthetic crops):
 #       not shipped (Set5 32.212, Set14 28.963); x3-colour's start.
