@@ -91,13 +91,13 @@ case "${1:-}" in
     chains=("x3-mix-xlong:train_x3_mix_xlong") ;;
   # Fourth round: x3-mix-xlong to its end, then its end at a lower peak with more of the
   # photos and the colour-pair kind (configs/train_x3_colour.toml).
-  x3-colour)
+  # Then (x3-colour-photos) x3-colour's end on photos alone (configs/train_x3_colour_photos.toml):
+  # the embedded x3 model.
+  x3-colour | x3-colour-photos)
     x3_long_start
-    chains=("x3-mix-xlong:train_x3_mix_xlong x3-colour:train_x3_colour") ;;
-  # Then x3-colour's end on photos alone (configs/train_x3_colour_photos.toml).
-  x3-colour-photos)
-    x3_long_start
-    chains=("x3-mix-xlong:train_x3_mix_xlong x3-colour:train_x3_colour x3-colour-photos:train_x3_colour_photos") ;;
+    chain="x3-mix-xlong:train_x3_mix_xlong x3-colour:train_x3_colour"
+    [ "$1" = x3-colour-photos ] && chain="$chain x3-colour-photos:train_x3_colour_photos"
+    chains=("$chain") ;;
   # Fifth round (in progress): the embedded x3's run with more colour pairs and synthetic
   # crops, then photos alone again (configs/train_x3_colour2.toml, train_x3_colour2_photos.toml).
   # It continues from its committed state in training/state/; from scratch it needs
