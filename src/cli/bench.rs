@@ -44,7 +44,7 @@ pub struct BenchArgs {
 
 fn training_throughput(runs: usize) -> Result<()> {
     use burn::optim::{AdamConfig, GradientsParams};
-    use rt4ksr::train::loss::{hf_loss, l1};
+    use rt4ksr::train::loss::losses;
     use rt4ksr::train::{native, run::gradients_params};
     super::allocator::keep_freed_memory_for_reuse();
     let device = Device::flex().autodiff();
@@ -58,6 +58,7 @@ fn training_throughput(runs: usize) -> Result<()> {
         &device,
     );
     let host = |t: &Tensor<4>| t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
+    let weights = rt4ksr::train::TrainConfig::default().loss_weights();
     let host_batch = rt4ksr::train::data::Batch {
         lr: host(&lr),
         hr: host(&hr),
@@ -71,7 +72,7 @@ fn training_throughput(runs: usize) -> Result<()> {
     let mut burn_step = || {
         let m = model.clone();
         let sr = m.forward(lr.clone());
-        let loss = l1(sr.clone(), hr.clone()) + hf_loss(sr, hr.clone());
+        let loss = losses(sr, hr.clone(), weights).total;
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         model = optim.step(5e-4, m, grads);
     };
@@ -84,7 +85,7 @@ fn training_throughput(runs: usize) -> Result<()> {
     let mut live = start.tensors.clone();
     let inner = Device::flex();
     let mut native_step = || {
-        let out = native::loss_and_gradients(&config, &live, &host_batch, 1.0);
+        let out = native::loss_and_gradients(&config, &live, &host_batch, weights);
         model = optim.step(5e-4, model.clone(), gradients_params(&out.grads, &inner));
         live = model.to_weights("").expect("weights").tensors;
     };

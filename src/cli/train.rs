@@ -61,6 +61,9 @@ pub struct TrainArgs {
     milestones: Option<Vec<u64>>,
     #[arg(long)]
     hf_loss_weight: Option<f64>,
+    /// Weight of an L1 loss on luma (the Y that Y-PSNR measures) next to L1 on RGB.
+    #[arg(long)]
+    luma_loss_weight: Option<f64>,
     #[arg(long)]
     grad_clip: Option<f64>,
     #[arg(long)]
@@ -124,6 +127,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         learning_rate,
         weight_decay,
         hf_loss_weight,
+        luma_loss_weight,
         seed,
         val_every,
         checkpoint_every,

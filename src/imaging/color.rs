@@ -2,6 +2,9 @@
 
 use super::Image;
 
+/// BT.601 studio-range luma per unit of R, G and B (Y = 16 + these . RGB on the 0..255 scale).
+pub const LUMA_WEIGHTS: [f64; 3] = [65.481, 128.553, 24.966];
+
 /// Luma as MATLAB's `rgb2ycbcr` (ITU-R BT.601, studio range) on 0..1 RGB, returned on the
 /// 0..255 scale (16..235), unrounded, as SR papers compute Y-PSNR. A single-channel image is
 /// taken as grey (R = G = B).
@@ -13,7 +16,7 @@ pub fn rgb_to_y(image: &Image<f64>) -> Image<f64> {
         n => panic!("rgb_to_y: {n} channels"),
     };
     let data = (0..h * w)
-        .map(|i| 16.0 + 65.481 * r[i] + 128.553 * g[i] + 24.966 * b[i])
+        .map(|i| 16.0 + LUMA_WEIGHTS[0] * r[i] + LUMA_WEIGHTS[1] * g[i] + LUMA_WEIGHTS[2] * b[i])
         .collect();
     Image::new(1, h, w, data)
 }

@@ -1,5 +1,6 @@
 //! A training run's settings, read from TOML; every field can also be set on the command line.
 
+use super::loss::LossWeights;
 use super::schedule::Schedule;
 use crate::model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,10 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Weight of the high-frequency loss next to L1.
     pub hf_loss_weight: f64,
+    /// Weight of an L1 loss on luma (BT.601 Y, the channel Y-PSNR measures) next to L1 on RGB;
+    /// 0, the default, leaves it out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub luma_loss_weight: f64,
     /// Clip the gradient norm of each parameter to this value.
     pub grad_clip: Option<f64>,
     /// Exponential moving average of the weights (e.g. 0.999); validation and export use it.
@@ -83,6 +88,7 @@ impl Default for TrainConfig {
                 gamma: 0.5,
             },
             hf_loss_weight: 1.0,
+            luma_loss_weight: 0.0,
             grad_clip: None,
             ema_decay: None,
             seed: 2023,
@@ -112,6 +118,12 @@ pub enum TrainConfigError {
     LearningRate,
     #[error("ema_decay must be in [0, 1)")]
     EmaDecay,
+    #[error("hf_loss_weight and luma_loss_weight must be finite and 0 or more")]
+    LossWeights,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl TrainConfig {
@@ -148,7 +160,21 @@ impl TrainConfig {
         {
             return Err(TrainConfigError::EmaDecay);
         }
+        if ![self.hf_loss_weight, self.luma_loss_weight]
+            .iter()
+            .all(|w| w.is_finite() && *w >= 0.0)
+        {
+            return Err(TrainConfigError::LossWeights);
+        }
         Ok(())
+    }
+
+    /// The weights of the losses next to L1 on RGB.
+    pub fn loss_weights(&self) -> LossWeights {
+        LossWeights {
+            hf: self.hf_loss_weight as f32,
+            luma: self.luma_loss_weight as f32,
+        }
     }
 }
 
@@ -181,6 +207,26 @@ mod tests {
             ..c.clone()
         };
         assert!(matches!(bad_ema.validate(), Err(TrainConfigError::EmaDecay)));
+        for (hf, luma) in [(-1.0, 0.0), (1.0, -0.5), (1.0, f64::INFINITY), (f64::NAN, 0.0)] {
+            let bad = TrainConfig {
+                hf_loss_weight: hf,
+                luma_loss_weight: luma,
+                ..c.clone()
+            };
+            assert!(
+                matches!(bad.validate(), Err(TrainConfigError::LossWeights)),
+                "{hf} {luma}"
+            );
+        }
+        // The luma loss is written only where it is on, so that the configs (and checkpoints)
+        // from before it read and write as they did.
+        assert!(!c.to_toml().contains("luma_loss_weight"));
+        let luma = TrainConfig {
+            luma_loss_weight: 0.5,
+            ..c.clone()
+        };
+        assert!(luma.validate().is_ok() && luma.to_toml().contains("luma_loss_weight = 0.5"));
+        assert_eq!(TrainConfig::from_toml(&luma.to_toml()).unwrap(), luma);
         for weights in [vec![1.0], vec![0.0, 0.0], vec![1.0, f64::NAN], vec![1.0, -0.5]] {
             let bad = TrainConfig {
                 data_weights: weights.clone(),

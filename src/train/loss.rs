@@ -1,13 +1,55 @@
 //! The training losses: L1 on pixels plus the paper's high-frequency loss
-//! `|| (HR - blur(HR)) - (SR - blur(SR)) ||_1` with the 5x5, sigma 1 Gaussian.
+//! `|| (HR - blur(HR)) - (SR - blur(SR)) ||_1` with the 5x5, sigma 1 Gaussian, and optionally
+//! L1 on luma.
 
+use crate::imaging::color::LUMA_WEIGHTS;
 use crate::model::HfExtraction;
 use crate::model::network::high_frequencies;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+
+/// The weights of the losses next to L1 on RGB (which has weight 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossWeights {
+    /// The high-frequency loss.
+    pub hf: f32,
+    /// L1 on luma ([`luma_l1`]).
+    pub luma: f32,
+}
+
+/// Luma per unit of R, G and B on the 0..1 scale: BT.601 studio range, the Y that Y-PSNR
+/// measures, offset left out (it cancels in a difference).
+pub fn luma_weights() -> [f32; 3] {
+    LUMA_WEIGHTS.map(|w| (w / 255.0) as f32)
+}
+
+/// A batch's training loss, `l1 + weights.hf * hf + weights.luma * luma`, and its terms.
+pub struct Losses {
+    pub total: Tensor<1>,
+    pub l1: Tensor<1>,
+    pub hf: Tensor<1>,
+    pub luma: Tensor<1>,
+}
+
+/// The training loss of `sr` against `hr` (see [`Losses`]).
+pub fn losses(sr: Tensor<4>, hr: Tensor<4>, weights: LossWeights) -> Losses {
+    let l1 = l1(sr.clone(), hr.clone());
+    let luma = luma_l1(sr.clone(), hr.clone());
+    let hf = hf_loss(sr, hr);
+    let total = l1.clone() + hf.clone() * weights.hf as f64 + luma.clone() * weights.luma as f64;
+    Losses { total, l1, hf, luma }
+}
 
 /// Mean absolute error.
 pub fn l1(sr: Tensor<4>, hr: Tensor<4>) -> Tensor<1> {
     (sr - hr).abs().mean()
+}
+
+/// Mean absolute error of luma over the pixels: on content whose colours differ in chroma
+/// more than in luma (where L1 on RGB spends the network on chroma errors that Y-PSNR does
+/// not see), it weighs the errors the way the evaluation does.
+pub fn luma_l1(sr: Tensor<4>, hr: Tensor<4>) -> Tensor<1> {
+    let weights = Tensor::<4>::from_data(TensorData::new(luma_weights().to_vec(), [1, 3, 1, 1]), &sr.device());
+    ((sr - hr) * weights).sum_dim(1).abs().mean()
 }
 
 /// Mean absolute error of the high frequencies.

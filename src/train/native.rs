@@ -14,6 +14,7 @@
 //! step is deterministic whatever the thread count. The optimizer stays burn's.
 
 use super::data::Batch;
+use super::loss::{LossWeights, luma_weights};
 use crate::engine::math::erf;
 use crate::model::network::{LAYERNORM_EPS, LRELU_SLOPE, gaussian_taps};
 use crate::model::{Activation, ModelConfig};
@@ -25,16 +26,22 @@ pub fn supports(config: &ModelConfig) -> bool {
     !config.merge_hf && !config.eca
 }
 
-/// The losses of one batch and the gradient of `l1 + hf_weight * hf` for every live
-/// parameter (the dead HF branch has none, as with burn's autodiff).
+/// The losses of one batch and the gradient of `l1 + hf * loss.hf + luma * loss.luma` for
+/// every live parameter (the dead HF branch has none, as with burn's autodiff).
 pub struct StepGradients {
     pub l1: f64,
     pub hf: f64,
+    pub luma: f64,
     pub grads: TensorMap,
 }
 
 /// Forward and backward of a batch with the training-form `weights`.
-pub fn loss_and_gradients(config: &ModelConfig, weights: &TensorMap, batch: &Batch, hf_weight: f32) -> StepGradients {
+pub fn loss_and_gradients(
+    config: &ModelConfig,
+    weights: &TensorMap,
+    batch: &Batch,
+    loss: LossWeights,
+) -> StepGradients {
     assert!(
         supports(config),
         "the native path has no merged HF branch or channel attention"
@@ -44,22 +51,24 @@ pub fn loss_and_gradients(config: &ModelConfig, weights: &TensorMap, batch: &Bat
     assert!(patch.is_multiple_of(2) && batch.lr.len() == batch.size * lr_len && batch.hr.len() == batch.size * hr_len);
     let net = Net::new(config, weights);
     let count = (batch.size * hr_len) as f32;
-    let per_image: Vec<(f64, f64, TensorMap)> = (0..batch.size)
+    let per_image: Vec<(ImageLosses, TensorMap)> = (0..batch.size)
         .into_par_iter()
         .map(|i| {
             let lr = &batch.lr[i * lr_len..][..lr_len];
             let hr = &batch.hr[i * hr_len..][..hr_len];
-            net.image_gradients(lr, hr, patch, count, hf_weight)
+            net.image_gradients(lr, hr, patch, count, loss)
         })
         .collect();
     let mut total = StepGradients {
         l1: 0.0,
         hf: 0.0,
+        luma: 0.0,
         grads: TensorMap::new(),
     };
-    for (l1, hf, grads) in per_image {
-        total.l1 += l1;
-        total.hf += hf;
+    for (sums, grads) in per_image {
+        total.l1 += sums.l1;
+        total.hf += sums.hf;
+        total.luma += sums.luma;
         for (name, g) in grads {
             match total.grads.get_mut(&name) {
                 Some(sum) => sum.data.iter_mut().zip(&g.data).for_each(|(a, b)| *a += b),
@@ -71,6 +80,8 @@ pub fn loss_and_gradients(config: &ModelConfig, weights: &TensorMap, batch: &Bat
     }
     total.l1 /= count as f64;
     total.hf /= count as f64;
+    // Luma is one value a pixel, RGB three.
+    total.luma /= count as f64 / 3.0;
     for (name, g) in total.grads.iter_mut() {
         g.shape = weights[name].shape.clone();
     }
@@ -481,8 +492,8 @@ impl<'a> Net<'a> {
         hr: &[f32],
         patch: usize,
         count: f32,
-        hf_weight: f32,
-    ) -> (f64, f64, TensorMap) {
+        loss: LossWeights,
+    ) -> (ImageLosses, TensorMap) {
         let grid = Grid {
             h: patch / 2,
             w: patch / 2,
@@ -527,7 +538,7 @@ impl<'a> Net<'a> {
 
         // Loss and its gradient.
         let side = patch * self.config.scale;
-        let (l1, hf, d_sr) = loss_gradient(&sr, hr, side, count, hf_weight);
+        let (sums, d_sr) = loss_gradient(&sr, hr, side, count, loss);
 
         // Backward.
         let d_pre_shuffle = unshuffle_gradient(&d_sr, grid, 2 * self.config.scale);
@@ -551,7 +562,7 @@ impl<'a> Net<'a> {
             }
         }
         self.head.backward(grid, &input, &d_x, None, &mut grads);
-        (l1, hf, grads)
+        (sums, grads)
     }
 }
 
@@ -600,10 +611,19 @@ fn unshuffle_gradient(d_out: &[f32], grid: Grid, r: usize) -> Vec<f32> {
     maps
 }
 
-/// Sums of |SR - HR| and |hf(SR) - hf(HR)| over one image, and the gradient of the batch loss
-/// `l1 / count + hf_weight * hf / count` with respect to SR. The HF difference is
-/// `hf(SR - HR)`, as `x - blur(x)` is linear.
-fn loss_gradient(sr: &[f32], hr: &[f32], side: usize, count: f32, hf_weight: f32) -> (f64, f64, Vec<f32>) {
+/// One image's sums of |SR - HR|, |hf(SR) - hf(HR)| (over its RGB values) and |Y(SR) - Y(HR)|
+/// (over its pixels).
+struct ImageLosses {
+    l1: f64,
+    hf: f64,
+    luma: f64,
+}
+
+/// The sums of one image's losses, and the gradient of the batch loss `l1 / count +
+/// loss.hf * hf / count + loss.luma * luma / (count / 3)` with respect to SR (`count` RGB
+/// values, a third as many pixels). The HF difference is `hf(SR - HR)`, as `x - blur(x)` is
+/// linear; so is the luma difference.
+fn loss_gradient(sr: &[f32], hr: &[f32], side: usize, count: f32, loss: LossWeights) -> (ImageLosses, Vec<f32>) {
     let diff: Vec<f32> = sr.iter().zip(hr).map(|(s, h)| s - h).collect();
     let mut blurred = diff.clone();
     for plane in blurred.chunks_exact_mut(side * side) {
@@ -621,17 +641,30 @@ fn loss_gradient(sr: &[f32], hr: &[f32], side: usize, count: f32, hf_weight: f32
             0.0
         }
     };
-    let d_hf: Vec<f32> = hf_diff.iter().map(|&v| hf_weight * sign(v) / count).collect();
+    let d_hf: Vec<f32> = hf_diff.iter().map(|&v| loss.hf * sign(v) / count).collect();
     let mut d_blur = d_hf.clone();
     for plane in d_blur.chunks_exact_mut(side * side) {
         blur(plane, side, true);
     }
-    let d_sr = diff
+    let mut d_sr: Vec<f32> = diff
         .iter()
         .zip(d_hf.iter().zip(&d_blur))
         .map(|(&d, (&g, &gb))| sign(d) / count + g - gb)
         .collect();
-    (l1, hf, d_sr)
+    let plane = side * side;
+    let luma_of = luma_weights();
+    let mut luma = 0.0;
+    for p in 0..plane {
+        let y: f32 = (0..3).map(|c| luma_of[c] * diff[c * plane + p]).sum();
+        luma += y.abs() as f64;
+        if loss.luma != 0.0 {
+            let d_y = loss.luma * sign(y) / (count / 3.0);
+            for c in 0..3 {
+                d_sr[c * plane + p] += d_y * luma_of[c];
+            }
+        }
+    }
+    (ImageLosses { l1, hf, luma }, d_sr)
 }
 
 /// The 5x5, sigma 1 Gaussian with reflect padding on one square plane, in place, or its
@@ -672,18 +705,18 @@ mod tests {
     use crate::model::init::random_weights;
     use crate::model::network::param_id;
     use crate::model::{Form, Rt4ksr};
-    use crate::train::loss::{hf_loss, l1};
+    use crate::train::loss::losses;
     use burn::optim::GradientsParams;
     use burn::tensor::{Device, Tensor, TensorData};
     use rand::{Rng, SeedableRng};
 
-    /// Burn's autodiff on the same batch: (l1, hf, gradients by tensor name).
+    /// Burn's autodiff on the same batch: (l1, hf, luma, gradients by tensor name).
     fn burn_reference(
         config: &ModelConfig,
         weights: &TensorMap,
         batch: &Batch,
-        hf_weight: f32,
-    ) -> (f64, f64, TensorMap) {
+        loss: LossWeights,
+    ) -> ([f64; 3], TensorMap) {
         let device = Device::flex().autodiff();
         let model_weights = crate::ModelWeights::new(config.clone(), Form::Training, weights.clone(), "test").unwrap();
         let model = Rt4ksr::from_weights(&model_weights, &device);
@@ -691,10 +724,8 @@ mod tests {
         let x = Tensor::<4>::from_data(TensorData::new(batch.lr.clone(), [n, 3, p, p]), &device);
         let y = Tensor::<4>::from_data(TensorData::new(batch.hr.clone(), [n, 3, p * s, p * s]), &device);
         let sr = model.forward(x);
-        let loss_l1 = l1(sr.clone(), y.clone());
-        let loss_hf = hf_loss(sr, y);
-        let loss = loss_l1.clone() + loss_hf.clone() * hf_weight as f64;
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let terms = losses(sr, y, loss);
+        let mut grads = GradientsParams::from_grads(terms.total.backward(), &model);
         let mut out = TensorMap::new();
         for (name, t) in weights {
             let g = if t.shape.len() == 4 {
@@ -706,14 +737,11 @@ mod tests {
                 out.insert(name.clone(), g);
             }
         }
-        (
-            loss_l1.into_scalar::<f32>() as f64,
-            loss_hf.into_scalar::<f32>() as f64,
-            out,
-        )
+        let scalar = |t: Tensor<1>| t.into_scalar::<f32>() as f64;
+        ([scalar(terms.l1), scalar(terms.hf), scalar(terms.luma)], out)
     }
 
-    fn agree_with_burn(config: ModelConfig, patch: usize) {
+    fn agree_with_burn(config: ModelConfig, patch: usize, loss: LossWeights) {
         let batch = 2;
         let s = config.scale;
         let mut weights = random_weights(&config, Form::Training, 7).tensors;
@@ -734,10 +762,15 @@ mod tests {
             size: batch,
             lr_patch: patch,
         };
-        let ours = loss_and_gradients(&config, &weights, &batch, 0.7);
-        let (l1, hf, theirs) = burn_reference(&config, &weights, &batch, 0.7);
+        let ours = loss_and_gradients(&config, &weights, &batch, loss);
+        let ([l1, hf, luma], theirs) = burn_reference(&config, &weights, &batch, loss);
         assert!((ours.l1 - l1).abs() < 1e-5 * l1, "l1 {} vs burn {l1}", ours.l1);
         assert!((ours.hf - hf).abs() < 1e-5 * hf, "hf {} vs burn {hf}", ours.hf);
+        assert!(
+            (ours.luma - luma).abs() < 1e-5 * luma,
+            "luma {} vs burn {luma}",
+            ours.luma
+        );
         let names = |m: &TensorMap| m.keys().cloned().collect::<Vec<_>>();
         assert_eq!(names(&ours.grads), names(&theirs), "the same parameters get gradients");
         for (name, want) in &theirs {
@@ -758,12 +791,19 @@ mod tests {
 
     #[test]
     fn official_configuration_matches_burn_autodiff_at_x2() {
-        agree_with_burn(ModelConfig::official(2), 8);
+        agree_with_burn(ModelConfig::official(2), 8, LossWeights { hf: 0.7, luma: 0.0 });
+    }
+
+    #[test]
+    fn the_luma_loss_matches_burn_autodiff() {
+        // Alone beside L1, and with the HF loss, at both scales the shipped models train.
+        agree_with_burn(ModelConfig::official(2), 8, LossWeights { hf: 0.0, luma: 2.0 });
+        agree_with_burn(ModelConfig::official(3), 6, LossWeights { hf: 0.7, luma: 0.5 });
     }
 
     #[test]
     fn official_configuration_matches_burn_autodiff_at_x3() {
-        agree_with_burn(ModelConfig::official(3), 6);
+        agree_with_burn(ModelConfig::official(3), 6, LossWeights { hf: 0.7, luma: 0.0 });
     }
 
     #[test]
@@ -776,7 +816,7 @@ mod tests {
                 num_blocks: 2,
                 ..ModelConfig::official(2)
             };
-            agree_with_burn(config, 8);
+            agree_with_burn(config, 8, LossWeights { hf: 0.7, luma: 0.0 });
         }
     }
 
@@ -792,10 +832,10 @@ mod tests {
         };
         let on = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| loss_and_gradients(&config, &weights, &batch, 1.0))
+            pool.install(|| loss_and_gradients(&config, &weights, &batch, LossWeights { hf: 1.0, luma: 1.0 }))
         };
         let (one, three) = (on(1), on(3));
-        assert_eq!((one.l1, one.hf), (three.l1, three.hf));
+        assert_eq!((one.l1, one.hf, one.luma), (three.l1, three.hf, three.luma));
         assert_eq!(one.grads, three.grads);
     }
 

@@ -4,7 +4,7 @@
 use super::checkpoint::{Checkpoint, ema_decay_at, ema_update};
 use super::config::{Backward, OptimizerKind, TrainConfig};
 use super::data::{Batch, TrainingSet};
-use super::loss::{hf_loss, l1};
+use super::loss::losses;
 use super::native;
 use crate::eval::{Scores, make_pair};
 use crate::imaging::Image;
@@ -265,15 +265,15 @@ impl Trainer {
             });
             for step in start..end {
                 let batch = rx.recv().map_err(|_| TrainError::DataThreadStopped)?;
-                let (loss_l1, loss_hf, grads) = if native {
-                    let out = native::loss_and_gradients(&c.model, &live, &batch, c.hf_loss_weight as f32);
-                    (out.l1, out.hf, gradients_params(&out.grads, &self.device))
+                let (loss_l1, loss_hf, loss_luma, grads) = if native {
+                    let out = native::loss_and_gradients(&c.model, &live, &batch, c.loss_weights());
+                    (out.l1, out.hf, out.luma, gradients_params(&out.grads, &self.device))
                 } else {
                     self.burn_gradients(&model, batch, &device)
                 };
                 let lr = c.schedule.rate(c.learning_rate, step, c.steps);
                 model = optim.step(lr, model, grads);
-                sum_loss += loss_l1 + loss_hf * c.hf_loss_weight;
+                sum_loss += loss_l1 + loss_hf * c.hf_loss_weight + loss_luma * c.luma_loss_weight;
                 sum_l1 += loss_l1;
                 sum_hf += loss_hf;
                 window_steps += 1;
@@ -353,21 +353,16 @@ impl Trainer {
         })
     }
 
-    /// L1, HF loss and gradients of a batch by burn's autodiff.
-    fn burn_gradients(&self, model: &Rt4ksr, batch: Batch, device: &Device) -> (f64, f64, GradientsParams) {
+    /// L1, HF and luma losses and gradients of a batch by burn's autodiff.
+    fn burn_gradients(&self, model: &Rt4ksr, batch: Batch, device: &Device) -> (f64, f64, f64, GradientsParams) {
         let (p, s) = (batch.lr_patch, self.config.model.scale);
         let lr_in = Tensor::<4>::from_data(TensorData::new(batch.lr, [batch.size, 3, p, p]), device);
         let hr = Tensor::<4>::from_data(TensorData::new(batch.hr, [batch.size, 3, p * s, p * s]), device);
         let sr = model.forward(lr_in);
-        let loss_l1 = l1(sr.clone(), hr.clone());
-        let loss_hf = hf_loss(sr, hr);
-        let loss = loss_l1.clone() + loss_hf.clone() * self.config.hf_loss_weight;
-        let grads = GradientsParams::from_grads(loss.backward(), model);
-        (
-            loss_l1.into_scalar::<f32>() as f64,
-            loss_hf.into_scalar::<f32>() as f64,
-            grads,
-        )
+        let terms = losses(sr, hr, self.config.loss_weights());
+        let grads = GradientsParams::from_grads(terms.total.backward(), model);
+        let scalar = |t: Tensor<1>| t.into_scalar::<f32>() as f64;
+        (scalar(terms.l1), scalar(terms.hf), scalar(terms.luma), grads)
     }
 
     /// The weights to validate and export: the EMA when it is on, else the live ones.
