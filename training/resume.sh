@@ -115,6 +115,10 @@ case "${1:-}" in
   x2-colour)
     x3_long_start
     chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour") ;;
+  # Then x2-colour's end with the luma loss (configs/train_x2_luma.toml).
+  x2-luma)
+    x3_long_start
+    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma:train_x2_luma") ;;
   # x4 again, from x3-long's committed state (the most trained body), the upsample conv
   # resampled.
   x4-from-x3)
@@ -140,7 +144,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-colour2 (in progress: the embedded x3's run, 16,000 steps with more colour pairs, then 6,000 on photos), x3-luma (the same data, 8,000 steps, with a loss on luma, then 4,000 on photos), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-colour2 (in progress: the embedded x3's run, 16,000 steps with more colour pairs, then 6,000 on photos), x3-luma (the same data, 8,000 steps, with a loss on luma, then 4,000 on photos), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (then 6,000 more with the loss on luma), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
