@@ -5,10 +5,19 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
 # The last runs (finished):
+#   x2-luma: configs/train_x2_luma.toml (x2-colour's end, 6,000 steps with 10 % colour-pair and
+#       10 % synthetic crops and the loss on luma): the embedded x2 model (its EMA at the end).
+#   x3-luma: configs/train_x3_luma.toml (x3-colour-photos' end, 8,000 steps on the same data with
+#       the loss on luma), then configs/train_x3_luma_photos.toml (4,000 steps on photos alone
+#       with it): the embedded x3 model (x3-luma-photos' EMA weights at the end).
+#   x3-colour2: configs/train_x3_colour2.toml (x3-colour-photos' end, 16,000 steps on that data
+#       without the luma loss), then train_x3_colour2_photos.toml (6,000 on photos): not shipped
+#       (Set14 28.9765); x3-colour2-luma ran the photos schedule again with the loss on luma
+#       (configs/train_x3_colour2_photos_luma.toml): not shipped, the comparison of the two.
 #   x2-colour: configs/train_x2_colour.toml (x2-from-x3's end, 6,000 steps with 6 % colour-pair
-#       crops): the embedded x2 model (its EMA weights at the end).
+#       crops): the x2 model embedded before, x2-luma's start.
 #   x3-colour-photos: configs/train_x3_colour_photos.toml (x3-colour's end, 6,000 steps on the
-#       training photos and extra/'s): the embedded x3 model (its EMA weights at the end).
+#       training photos and extra/'s): the x3 model embedded before, x3-luma's start.
 #   x3-colour: configs/train_x3_colour.toml (x3-mix-xlong's end, 12,000 steps with 6 % colour-pair
 #       crops): not shipped alone (Set5 32.214, Set14 28.963); x3-colour-photos' start.
 #   x3-mix-xlong: configs/train_x3_mix_xlong.toml (x3-long's committed state at step 229,100,
@@ -98,10 +107,10 @@ case "${1:-}" in
     chain="x3-mix-xlong:train_x3_mix_xlong x3-colour:train_x3_colour"
     [ "$1" = x3-colour-photos ] && chain="$chain x3-colour-photos:train_x3_colour_photos"
     chains=("$chain") ;;
-  # Fifth round (in progress): the embedded x3's run with more colour pairs and synthetic
+  # Fifth round: the then embedded x3's run with more colour pairs and synthetic
   # crops, then photos alone again (configs/train_x3_colour2.toml, train_x3_colour2_photos.toml).
-  # It continues from its committed state in training/state/; from scratch it needs
-  # x3-colour-photos' final state there first (`training/resume.sh x3-colour-photos`).
+  # Finished; its state at step 13,500 is in commit 583188b. From scratch it needs
+  # x3-colour-photos' final state in training/state/ first (`training/resume.sh x3-colour-photos`).
   x3-colour2) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos:train_x3_colour2_photos") ;;
   # The same data, 8,000 steps, with an L1 loss on luma beside L1 on RGB, then photos alone
   # with it (configs/train_x3_luma.toml, train_x3_luma_photos.toml); from scratch it needs
@@ -144,7 +153,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-colour2 (in progress: the embedded x3's run, 16,000 steps with more colour pairs, then 6,000 on photos), x3-luma (the same data, 8,000 steps, with a loss on luma, then 4,000 on photos), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (then 6,000 more with the loss on luma), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-luma (finished: the embedded x3's run, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
