@@ -97,6 +97,25 @@ fn size_claims_are_refused_before_any_allocation() {
 }
 
 #[test]
+fn an_unusable_training_config_is_refused_naming_its_file() {
+    let dir = common::scratch("bad-train-config");
+    let config = dir.join("bad.toml");
+    let run = dir.join("run");
+    let text = format!(
+        "steps = 5\nluma_loss_weight = -1.0\ndata = [\"data\"]\nout_dir = {:?}\n",
+        s(&run)
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = rt4ksr(&["train", "--config", s(&config)]);
+    assert_clean_failure(
+        &out,
+        &format!("{}: hf_loss_weight and luma_loss_weight", config.display()),
+    );
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(!run.exists(), "nothing written for a refused config");
+}
+
+#[test]
 fn a_malicious_pickle_is_refused_and_never_run() {
     // tests/fixtures/code_exec.pth would run `touch /tmp/rt4ksr-pickle-executed` in Python.
     let marker = Path::new("/tmp/rt4ksr-pickle-executed");

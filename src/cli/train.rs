@@ -173,6 +173,8 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let mut config = resolve(&args)?;
     let saved = config.out_dir.join("config.toml");
+    // The file the settings came from, named in a validation error (flags may override it).
+    let mut source = args.config.clone();
     if args.resume && saved.exists() && args.config.is_none() {
         // A resumed run keeps the settings it started with, unless a file is given again.
         let text = std::fs::read_to_string(&saved)?;
@@ -181,8 +183,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         if args.steps.is_some() {
             config.steps = stop;
         }
+        source = Some(saved.clone());
     }
-    config.validate().map_err(|e| anyhow!(e))?;
+    config.validate().map_err(|e| match &source {
+        Some(path) => anyhow!("{}: {e}", path.display()),
+        None => anyhow!(e),
+    })?;
     std::fs::create_dir_all(&config.out_dir).with_context(|| config.out_dir.display().to_string())?;
     rt4ksr::fsutil::write_atomic(&saved, config.to_toml().as_bytes())?;
     let device = rt4ksr::device::open(args.device)?;
