@@ -27,30 +27,42 @@ pub unsafe fn conv_pair(
     let (ci, groups) = (layer.ci, layer.co / GROUP);
     let per_pass = PANELS_PER_PASS / blocks;
     // With the epilogue fused: the sums over the channels of each block, row and phase, carried
-    // across the passes (each pass holds some of the channels).
+    // across the chunks (each holds some of the channels).
     let mut sums = [[_mm512_setzero_ps(); TILE]; 2 * 2];
     let mut first = 0;
     while first < groups {
-        let panels = (groups - first).min(per_pass);
+        // A chunk of up to 24 channels, point by point: each point's inputs (two rows over the
+        // blocks) serve every pass of the chunk while they are in L1, where a pass over all the
+        // points before the next read them again from L2 (4 % a frame at x3, 2 % at x2).
+        let chunk = (groups - first).min(PANELS_PER_PASS);
         for (v, &(a, b, add)) in VERTICAL_INPUT.iter().enumerate() {
             let inputs = [rows[a], rows[b]];
             let panel = &weights[v * POINTS * groups * ci * GROUP..];
-            let products = &mut scratch[v * POINTS * panels * GROUP * blocks * BLOCK..];
-            macro_rules! products_at {
-                ($($p:literal, $nb:literal);*) => {
-                    match (panels, blocks, add) {
-                        $(
-                            ($p, $nb, true) => products_at::<$p, $nb, true>(panel, inputs, ci, groups, first, products),
-                            ($p, $nb, false) => products_at::<$p, $nb, false>(panel, inputs, ci, groups, first, products),
-                        )*
-                        _ => unreachable!("{panels} panels over {blocks} blocks"),
+            for m in 0..POINTS {
+                let mut done = 0;
+                while done < chunk {
+                    let panels = (chunk - done).min(per_pass);
+                    let products = &mut scratch[((v * POINTS + m) * chunk + done) * GROUP * blocks * BLOCK..];
+                    let g = first + done;
+                    macro_rules! products_at {
+                        ($($p:literal, $nb:literal);*) => {
+                            match (panels, blocks, add) {
+                                $(
+                                    ($p, $nb, true) => products_at::<$p, $nb, true>(panel, inputs, ci, groups, g, m, products),
+                                    ($p, $nb, false) => products_at::<$p, $nb, false>(panel, inputs, ci, groups, g, m, products),
+                                )*
+                                _ => unreachable!("{panels} panels over {blocks} blocks"),
+                            }
+                        };
                     }
-                };
+                    // SAFETY (every arm): bounds asserted by the dispatch (rows hold blocks *
+                    // POINTS * ci * BLOCK, the panels ci * GROUP each, scratch SCRATCH_LEN).
+                    unsafe { products_at!(4, 1; 3, 1; 2, 1; 1, 1; 2, 2; 1, 2) }
+                    done += panels;
+                }
             }
-            // SAFETY (every arm): bounds asserted by the dispatch (rows hold blocks * POINTS *
-            // ci * BLOCK, the panels ci * GROUP each, scratch SCRATCH_LEN).
-            unsafe { products_at!(4, 1; 3, 1; 2, 1; 1, 1; 2, 2; 1, 2) }
         }
+        let panels = chunk;
         let pass = (panels * GROUP, first * GROUP, blocks);
         match &mut out {
             // SAFETY: the products of this pass were written just above; `out` holds 2 * blocks
@@ -88,11 +100,11 @@ pub unsafe fn conv_pair(
     }
 }
 
-/// The products of panels `first..first + P` of one vertical point at every point, over `NB`
-/// blocks of tiles, into `scratch[((m * P * GROUP + channel of the pass) * NB + block) *
-/// BLOCK..]`. The vertical point's input is made as it is read, `rows[0]` plus (`ADD`) or minus
-/// `rows[1]` (B^T of F(2,3)): one add per 24 FMAs, where writing the four inputs out first cost
-/// a sixth of the convolution's time.
+/// The products of panels `first..first + P` of one vertical point at point `m`, over `NB`
+/// blocks of tiles, into `scratch[((channel of the panels) * NB + block) * BLOCK..]`. The
+/// vertical point's input is made as it is read, `rows[0]` plus (`ADD`) or minus `rows[1]` (B^T
+/// of F(2,3)): one add per 24 FMAs, where writing the four inputs out first cost a sixth of the
+/// convolution's time.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 // Index loops on purpose: with the accumulators stored at the end through an iterator (as
@@ -105,42 +117,41 @@ unsafe fn products_at<const P: usize, const NB: usize, const ADD: bool>(
     ci: usize,
     groups: usize,
     first: usize,
+    m: usize,
     scratch: &mut [f32],
 ) {
     // Blocks of tiles lie one after another in a transformed row.
     let block_stride = POINTS * ci * BLOCK;
-    for m in 0..POINTS {
-        let mut acc = [[[_mm512_setzero_ps(); NB]; GROUP]; P];
-        // SAFETY (whole loop): see `conv_pair`.
-        unsafe {
-            let panels: [*const f32; P] =
-                std::array::from_fn(|g| weights.as_ptr().add((m * groups + first + g) * ci * GROUP));
-            let (first_row, second_row) = (
-                rows[0].as_ptr().add(m * ci * BLOCK),
-                rows[1].as_ptr().add(m * ci * BLOCK),
-            );
-            for i in 0..ci {
-                let v: [__m512; NB] = std::array::from_fn(|b| {
-                    let at = b * block_stride + i * BLOCK;
-                    let (x, y) = (_mm512_loadu_ps(first_row.add(at)), _mm512_loadu_ps(second_row.add(at)));
-                    if ADD { _mm512_add_ps(x, y) } else { _mm512_sub_ps(x, y) }
-                });
-                for g in 0..P {
-                    let w = panels[g].add(i * GROUP);
-                    for c in 0..GROUP {
-                        let weight = _mm512_set1_ps(*w.add(c));
-                        for b in 0..NB {
-                            acc[g][c][b] = _mm512_fmadd_ps(weight, v[b], acc[g][c][b]);
-                        }
+    let mut acc = [[[_mm512_setzero_ps(); NB]; GROUP]; P];
+    // SAFETY (whole body): see `conv_pair`.
+    unsafe {
+        let panels: [*const f32; P] =
+            std::array::from_fn(|g| weights.as_ptr().add((m * groups + first + g) * ci * GROUP));
+        let (first_row, second_row) = (
+            rows[0].as_ptr().add(m * ci * BLOCK),
+            rows[1].as_ptr().add(m * ci * BLOCK),
+        );
+        for i in 0..ci {
+            let v: [__m512; NB] = std::array::from_fn(|b| {
+                let at = b * block_stride + i * BLOCK;
+                let (x, y) = (_mm512_loadu_ps(first_row.add(at)), _mm512_loadu_ps(second_row.add(at)));
+                if ADD { _mm512_add_ps(x, y) } else { _mm512_sub_ps(x, y) }
+            });
+            for g in 0..P {
+                let w = panels[g].add(i * GROUP);
+                for c in 0..GROUP {
+                    let weight = _mm512_set1_ps(*w.add(c));
+                    for b in 0..NB {
+                        acc[g][c][b] = _mm512_fmadd_ps(weight, v[b], acc[g][c][b]);
                     }
                 }
             }
-            let out = scratch.as_mut_ptr().add(m * P * GROUP * NB * BLOCK);
-            for g in 0..P {
-                for c in 0..GROUP {
-                    for b in 0..NB {
-                        _mm512_storeu_ps(out.add(((g * GROUP + c) * NB + b) * BLOCK), acc[g][c][b]);
-                    }
+        }
+        let out = scratch.as_mut_ptr();
+        for g in 0..P {
+            for c in 0..GROUP {
+                for b in 0..NB {
+                    _mm512_storeu_ps(out.add(((g * GROUP + c) * NB + b) * BLOCK), acc[g][c][b]);
                 }
             }
         }

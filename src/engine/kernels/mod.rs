@@ -42,12 +42,12 @@ const CHANNELS_PER_PASS: usize = 96;
 const PAIR_CHANNELS_PER_PASS: usize = 24;
 
 /// Floats of scratch [`conv_block`] and [`conv_pair`] need: a pass's products at every point
-/// (and vertical point). Passed in, as zeroing a stack array per call showed up as a memset in
-/// profiles.
-pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS {
+/// (and vertical point), over the blocks of a call (AVX-512: 24 channels over two blocks).
+/// Passed in, as zeroing a stack array per call showed up as a memset in profiles.
+pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > 2 * VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS {
     POINTS * CHANNELS_PER_PASS * BLOCK
 } else {
-    VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK
+    2 * VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK
 };
 
 /// Where a convolution writes a layer's output.
