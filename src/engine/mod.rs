@@ -125,6 +125,7 @@ impl Workspace {
         // A whole number of cache lines, so that every band's rows start on one.
         let band_len = (3 * step * g.row_len(INPUT_CHANNELS)
             + ring_layers * 3 * step * g.row_len(features)
+            + SPLIT_SHIFT
             + (INPUT_CHANNELS + step * features) * TILE * g.pitch())
         .next_multiple_of(16);
         let layout = (features, ring_layers, step);
@@ -426,7 +427,7 @@ impl FastEngine {
         let input_len = g.row_len(INPUT_CHANNELS);
         let (input, band) = band.split_at_mut(3 * step * input_len);
         let (rings, band) = band.split_at_mut((n - 1) * ring_len);
-        let (input_split, splits) = band.split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
+        let (input_split, splits) = band[SPLIT_SHIFT..].split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
         // The calls whose epilogue is not fused (the last layer's among them) go through `blocks`.
         let unfused_per_call = kernels::blocks_per_call(self.isa.path(), false);
@@ -670,6 +671,10 @@ fn input_lines_len(input: Input) -> usize {
     }
 }
 
+/// Floats before a band's phase-split rows: its rings end on a cache line, and stored tile 1
+/// (the first of the row) then starts one.
+const SPLIT_SHIFT: usize = 15;
+
 /// The feature map of a frame: `h` x `w` pixels at half the LR resolution, rows cut into
 /// `tiles` Winograd tiles (rounded up to whole blocks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -688,9 +693,12 @@ impl Geometry {
         }
     }
 
-    /// Stored tiles per phase of a phase-split row (one zero tile on each side).
+    /// Stored tiles per phase of a phase-split row (one zero tile on each side, then up to the
+    /// next cache line: with [`SPLIT_SHIFT`], every phase's first tile starts a line, so that the
+    /// epilogue's 64-byte stores and the transform's loads of blocks never straddle two).
     fn pitch(&self) -> usize {
-        self.tiles + 2
+        let lines = (self.tiles + 2).div_ceil(16);
+        16 * (lines | 1)
     }
 
     /// Values in a transformed row of `channels` channels.
