@@ -327,3 +327,34 @@ fn the_command_takes_the_backward_pass_as_a_flag() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("native"), "{stderr}");
 }
+
+#[test]
+fn the_command_trains_on_8_bit_lr_patches_when_asked() {
+    let dir = common::scratch("train-lr-8bit");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 1);
+    let train = |extra: &[&str], out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
+            .args(["train", "--data", dir.join("data").to_str().unwrap()])
+            .args(["-o", dir.join(out).to_str().unwrap()])
+            .args(["--feature-channels", "6", "--num-blocks", "1", "--batch-size", "2"])
+            .args(["--lr-patch", "8", "--steps", "2", "--log-every", "1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = train(&["--lr-8bit"], "quantized");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let saved = std::fs::read_to_string(dir.join("quantized/config.toml")).unwrap();
+    assert!(saved.contains("lr_8bit = true"), "{saved}");
+    let output = train(&[], "plain");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let saved = std::fs::read_to_string(dir.join("plain/config.toml")).unwrap();
+    assert!(!saved.contains("lr_8bit"), "{saved}");
+    // Same seed and crops, other LR: the first step's loss differs.
+    let first_loss = |out: &str| {
+        let log = std::fs::read_to_string(dir.join(out).join("log.csv")).unwrap();
+        log.lines().nth(1).unwrap().split(',').nth(1).unwrap().to_string()
+    };
+    assert_ne!(first_loss("quantized"), first_loss("plain"));
+}

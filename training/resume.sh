@@ -126,6 +126,12 @@ case "${1:-}" in
   x3-luma-mix) chains=("x3-luma:train_x3_luma x3-luma-mix:train_x3_luma_mix") ;;
   # The same with the luma loss at twice its weight (configs/train_x3_luma_mix_w2.toml).
   x3-luma-mix-w2) chains=("x3-luma:train_x3_luma x3-luma-mix-w2:train_x3_luma_mix_w2") ;;
+  # And at four times its weight (configs/train_x3_luma_mix_w4.toml).
+  x3-luma-mix-w4) chains=("x3-luma:train_x3_luma x3-luma-mix-w4:train_x3_luma_mix_w4") ;;
+  # And at eight times (configs/train_x3_luma_mix_w8.toml).
+  x3-luma-mix-w8) chains=("x3-luma:train_x3_luma x3-luma-mix-w8:train_x3_luma_mix_w8") ;;
+  # x3-luma-mix-w4 on 8-bit LR patches (configs/train_x3_luma_mix_w4_8bit.toml).
+  x3-luma-mix-w4-8bit) chains=("x3-luma:train_x3_luma x3-luma-mix-w4-8bit:train_x3_luma_mix_w4_8bit") ;;
   # x3-colour2's photos schedule again from the same state with the luma loss: the two ends
   # differ by it alone (configs/train_x3_colour2_photos_luma.toml).
   x3-colour2-luma) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos-luma:train_x3_colour2_photos_luma") ;;
@@ -138,6 +144,14 @@ case "${1:-}" in
   x2-luma)
     x3_long_start
     chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma:train_x2_luma") ;;
+  # The same with the luma loss at twice its weight (configs/train_x2_luma_w2.toml).
+  x2-luma-w2)
+    x3_long_start
+    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma-w2:train_x2_luma_w2") ;;
+  # And at four times (configs/train_x2_luma_w4.toml).
+  x2-luma-w4)
+    x3_long_start
+    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma-w4:train_x2_luma_w4") ;;
   # x4 again, from x3-long's committed state (the most trained body), the upsample conv
   # resampled.
   x4-from-x3)
@@ -147,6 +161,10 @@ case "${1:-}" in
   x4-luma)
     x3_long_start
     chains=("x4-from-x3-long:train_x4_from_x3_long x4-luma:train_x4_luma") ;;
+  # The same with the luma loss at twice its weight (configs/train_x4_luma_w2.toml).
+  x4-luma-w2)
+    x3_long_start
+    chains=("x4-from-x3-long:train_x4_from_x3_long x4-luma-w2:train_x4_luma_w2") ;;
   # x2 the same way, from x3-long's committed state, on x2-mix's data.
   x2-from-x3)
     x3_long_start
@@ -167,7 +185,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4 and x3-luma-mix-w8 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four or eight times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac

@@ -64,6 +64,9 @@ pub struct TrainArgs {
     /// Weight of an L1 loss on luma (the Y that Y-PSNR measures) next to L1 on RGB.
     #[arg(long)]
     luma_loss_weight: Option<f64>,
+    /// LR patches clamped and rounded to 8 bits, as a saved image's (`lr_8bit = true`).
+    #[arg(long)]
+    lr_8bit: bool,
     #[arg(long)]
     grad_clip: Option<f64>,
     #[arg(long)]
@@ -133,6 +136,9 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         checkpoint_every,
         log_every
     );
+    if args.lr_8bit {
+        c.lr_8bit = true;
+    }
     if args.val_data.is_some() {
         c.val_data = args.val_data.clone();
     }

@@ -55,6 +55,11 @@ pub struct TrainConfig {
     /// 0, the default, leaves it out.
     #[serde(skip_serializing_if = "is_zero")]
     pub luma_loss_weight: f64,
+    /// LR patches clamped to 0..1 and rounded to 8 bits, as in a saved image, in `rt4ksr eval`
+    /// and in what users upscale; false, the default (and every run before the option), keeps
+    /// them as the bicubic makes them, with the over- and undershoots of sharp edges.
+    #[serde(skip_serializing_if = "is_false")]
+    pub lr_8bit: bool,
     /// Clip the gradient norm of each parameter to this value.
     pub grad_clip: Option<f64>,
     /// Exponential moving average of the weights (e.g. 0.999); validation and export use it.
@@ -89,6 +94,7 @@ impl Default for TrainConfig {
             },
             hf_loss_weight: 1.0,
             luma_loss_weight: 0.0,
+            lr_8bit: false,
             grad_clip: None,
             ema_decay: None,
             seed: 2023,
@@ -124,6 +130,10 @@ pub enum TrainConfigError {
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+fn is_false(v: &bool) -> bool {
+    !v
 }
 
 impl TrainConfig {
@@ -227,6 +237,14 @@ mod tests {
         };
         assert!(luma.validate().is_ok() && luma.to_toml().contains("luma_loss_weight = 0.5"));
         assert_eq!(TrainConfig::from_toml(&luma.to_toml()).unwrap(), luma);
+        // 8-bit LR patches likewise.
+        assert!(!c.to_toml().contains("lr_8bit"));
+        let quantized = TrainConfig {
+            lr_8bit: true,
+            ..c.clone()
+        };
+        assert!(quantized.to_toml().contains("lr_8bit = true"));
+        assert_eq!(TrainConfig::from_toml(&quantized.to_toml()).unwrap(), quantized);
         for weights in [vec![1.0], vec![0.0, 0.0], vec![1.0, f64::NAN], vec![1.0, -0.5]] {
             let bad = TrainConfig {
                 data_weights: weights.clone(),

@@ -124,8 +124,9 @@ impl TrainingSet {
         }
     }
 
-    /// The batch of training step `step`.
-    pub fn batch(&self, seed: u64, step: u64, size: usize, lr_patch: usize, scale: usize) -> Batch {
+    /// The batch of training step `step`; `lr_8bit`: its LR patches clamped and rounded to 8
+    /// bits, as a saved image's.
+    pub fn batch(&self, seed: u64, step: u64, size: usize, lr_patch: usize, scale: usize, lr_8bit: bool) -> Batch {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let hr_patch = lr_patch * scale;
         let mut lr = Vec::with_capacity(size * 3 * lr_patch * lr_patch);
@@ -138,7 +139,11 @@ impl TrainingSet {
             let crop = crop.to_unit_f64();
             let small = resize::downscale(&crop, scale);
             hr.extend(crop.data.iter().map(|&v| v as f32));
-            lr.extend(small.data.iter().map(|&v| v as f32));
+            if lr_8bit {
+                lr.extend(small.quantize_u8().data.iter().map(|&v| v as f32 / 255.0));
+            } else {
+                lr.extend(small.data.iter().map(|&v| v as f32));
+            }
         }
         Batch { lr, hr, size, lr_patch }
     }
@@ -199,13 +204,40 @@ mod tests {
             skipped: vec![],
             sampler: Sampler::Uniform,
         };
-        let a = set.batch(7, 3, 2, 4, 2);
-        let b = set.batch(7, 3, 2, 4, 2);
-        let c = set.batch(7, 4, 2, 4, 2);
+        let a = set.batch(7, 3, 2, 4, 2, false);
+        let b = set.batch(7, 3, 2, 4, 2, false);
+        let c = set.batch(7, 4, 2, 4, 2, false);
         assert_eq!(a.lr, b.lr);
         assert_ne!(a.hr, c.hr);
         assert_eq!(a.lr.len(), 2 * 3 * 4 * 4);
         assert_eq!(a.hr.len(), 2 * 3 * 8 * 8);
+    }
+
+    #[test]
+    fn lr_8bit_batches_are_the_same_crops_with_their_lr_as_a_saved_image() {
+        // Black and white stripes: the bicubic over- and undershoots at every edge.
+        let stripes = Image::new(
+            3,
+            24,
+            24,
+            (0..3 * 24 * 24).map(|i| if i % 24 < 12 { 0 } else { 255 }).collect(),
+        );
+        let set = TrainingSet {
+            images: vec![stripes],
+            folders: vec![0],
+            skipped: vec![],
+            sampler: Sampler::Uniform,
+        };
+        let (plain, quantized) = (set.batch(5, 0, 4, 6, 3, false), set.batch(5, 0, 4, 6, 3, true));
+        assert_eq!(plain.hr, quantized.hr);
+        assert!(
+            plain.lr.iter().any(|v| !(0.0..=1.0).contains(v)),
+            "the edges' overshoots"
+        );
+        for (&p, &q) in plain.lr.iter().zip(&quantized.lr) {
+            let level = (p.clamp(0.0, 1.0) * 255.0).round_ties_even();
+            assert_eq!(q, level / 255.0, "{p} -> {q}");
+        }
     }
 
     #[test]
@@ -223,7 +255,7 @@ mod tests {
             let crops = 40 * 16;
             let black: usize = (0..40)
                 .map(|step| {
-                    let b = set.batch(1, step, 16, 2, 2);
+                    let b = set.batch(1, step, 16, 2, 2, false);
                     b.hr.chunks(3 * 4 * 4).filter(|crop| crop[0] == 0.0).count()
                 })
                 .sum();
