@@ -304,21 +304,25 @@ fn the_native_backward_pass_refuses_what_it_does_not_cover() {
     );
 }
 
+/// `rt4ksr train` of a tiny model for two steps on `dir/data` into `dir/out`, with `extra`
+/// arguments.
+fn train_tiny(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
+        .args(["train", "--data", dir.join("data").to_str().unwrap()])
+        .args(["-o", dir.join(out).to_str().unwrap()])
+        .args(["--feature-channels", "6", "--num-blocks", "1", "--batch-size", "2"])
+        .args(["--lr-patch", "8", "--steps", "2", "--log-every", "1"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_command_takes_the_backward_pass_as_a_flag() {
     let dir = common::scratch("train-backward-flag");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 1);
-    let train = |extra: &[&str], out: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
-            .args(["train", "--data", dir.join("data").to_str().unwrap()])
-            .args(["-o", dir.join(out).to_str().unwrap()])
-            .args(["--feature-channels", "6", "--num-blocks", "1", "--batch-size", "1"])
-            .args(["--lr-patch", "8", "--steps", "2"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let train = |extra: &[&str], out: &str| train_tiny(&dir, out, extra);
     let output = train(&["--backward", "burn"], "burn");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = std::fs::read_to_string(dir.join("burn/config.toml")).unwrap();
@@ -333,16 +337,7 @@ fn the_command_trains_on_8_bit_lr_patches_when_asked() {
     let dir = common::scratch("train-lr-8bit");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 1);
-    let train = |extra: &[&str], out: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
-            .args(["train", "--data", dir.join("data").to_str().unwrap()])
-            .args(["-o", dir.join(out).to_str().unwrap()])
-            .args(["--feature-channels", "6", "--num-blocks", "1", "--batch-size", "2"])
-            .args(["--lr-patch", "8", "--steps", "2", "--log-every", "1"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let train = |extra: &[&str], out: &str| train_tiny(&dir, out, extra);
     let output = train(&["--lr-8bit"], "quantized");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = std::fs::read_to_string(dir.join("quantized/config.toml")).unwrap();
