@@ -353,3 +353,23 @@ fn the_command_trains_on_8_bit_lr_patches_when_asked() {
     };
     assert_ne!(first_loss("quantized"), first_loss("plain"));
 }
+
+#[test]
+fn the_command_turns_a_share_of_the_crops_negative_when_asked() {
+    let dir = common::scratch("train-invert");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    make_images(&dir.join("data"), 1);
+    let output = train_tiny(&dir, "negative", &["--invert-fraction", "0.5"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let saved = std::fs::read_to_string(dir.join("negative/config.toml")).unwrap();
+    assert!(saved.contains("invert_fraction = 0.5"), "{saved}");
+    let output = train_tiny(&dir, "bad", &["--invert-fraction", "2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("invert_fraction must be between 0 and 1")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

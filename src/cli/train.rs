@@ -67,6 +67,9 @@ pub struct TrainArgs {
     /// LR patches clamped and rounded to 8 bits, as a saved image's (`lr_8bit = true`).
     #[arg(long)]
     lr_8bit: bool,
+    /// The share of crops turned negative (255 - v) before their LR is made, 0 to 1.
+    #[arg(long)]
+    invert_fraction: Option<f64>,
     #[arg(long)]
     grad_clip: Option<f64>,
     #[arg(long)]
@@ -138,6 +141,9 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     );
     if args.lr_8bit {
         c.lr_8bit = true;
+    }
+    if let Some(f) = args.invert_fraction {
+        c.invert_fraction = f;
     }
     if args.val_data.is_some() {
         c.val_data = args.val_data.clone();

@@ -1,5 +1,6 @@
 //! A training run's settings, read from TOML; every field can also be set on the command line.
 
+use super::data::CropOptions;
 use super::loss::LossWeights;
 use super::schedule::Schedule;
 use crate::model::ModelConfig;
@@ -60,6 +61,10 @@ pub struct TrainConfig {
     /// them as the bicubic makes them, with the over- and undershoots of sharp edges.
     #[serde(skip_serializing_if = "is_false")]
     pub lr_8bit: bool,
+    /// The share of crops turned negative (255 - v) before their LR is made, 0 to 1; 0, the
+    /// default, leaves them as they are.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub invert_fraction: f64,
     /// Clip the gradient norm of each parameter to this value.
     pub grad_clip: Option<f64>,
     /// Exponential moving average of the weights (e.g. 0.999); validation and export use it.
@@ -95,6 +100,7 @@ impl Default for TrainConfig {
             hf_loss_weight: 1.0,
             luma_loss_weight: 0.0,
             lr_8bit: false,
+            invert_fraction: 0.0,
             grad_clip: None,
             ema_decay: None,
             seed: 2023,
@@ -126,6 +132,8 @@ pub enum TrainConfigError {
     EmaDecay,
     #[error("hf_loss_weight and luma_loss_weight must be finite and 0 or more")]
     LossWeights,
+    #[error("invert_fraction must be between 0 and 1")]
+    InvertFraction,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -176,7 +184,18 @@ impl TrainConfig {
         {
             return Err(TrainConfigError::LossWeights);
         }
+        if !(0.0..=1.0).contains(&self.invert_fraction) {
+            return Err(TrainConfigError::InvertFraction);
+        }
         Ok(())
+    }
+
+    /// How the batches' crops are made.
+    pub fn crop_options(&self) -> CropOptions {
+        CropOptions {
+            lr_8bit: self.lr_8bit,
+            invert_fraction: self.invert_fraction,
+        }
     }
 
     /// The weights of the losses next to L1 on RGB.
@@ -245,6 +264,20 @@ mod tests {
         };
         assert!(quantized.to_toml().contains("lr_8bit = true"));
         assert_eq!(TrainConfig::from_toml(&quantized.to_toml()).unwrap(), quantized);
+        // And inverted crops, whose share must be one.
+        assert!(!c.to_toml().contains("invert_fraction"));
+        let inverted = TrainConfig {
+            invert_fraction: 0.5,
+            ..c.clone()
+        };
+        assert!(inverted.validate().is_ok() && inverted.to_toml().contains("invert_fraction = 0.5"));
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let bad = TrainConfig {
+                invert_fraction: bad,
+                ..c.clone()
+            };
+            assert!(matches!(bad.validate(), Err(TrainConfigError::InvertFraction)));
+        }
         for weights in [vec![1.0], vec![0.0, 0.0], vec![1.0, f64::NAN], vec![1.0, -0.5]] {
             let bad = TrainConfig {
                 data_weights: weights.clone(),

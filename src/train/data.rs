@@ -124,9 +124,16 @@ impl TrainingSet {
         }
     }
 
-    /// The batch of training step `step`; `lr_8bit`: its LR patches clamped and rounded to 8
-    /// bits, as a saved image's.
-    pub fn batch(&self, seed: u64, step: u64, size: usize, lr_patch: usize, scale: usize, lr_8bit: bool) -> Batch {
+    /// The batch of training step `step`, its crops made as `options` says.
+    pub fn batch(
+        &self,
+        seed: u64,
+        step: u64,
+        size: usize,
+        lr_patch: usize,
+        scale: usize,
+        options: CropOptions,
+    ) -> Batch {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let hr_patch = lr_patch * scale;
         let mut lr = Vec::with_capacity(size * 3 * lr_patch * lr_patch);
@@ -135,11 +142,16 @@ impl TrainingSet {
             let img = self.pick(&mut rng);
             let top = rng.random_range(0..=img.height - hr_patch);
             let left = rng.random_range(0..=img.width - hr_patch);
-            let crop = augment(&img.crop(top, left, hr_patch, hr_patch), rng.random_range(0..8));
+            let mut crop = augment(&img.crop(top, left, hr_patch, hr_patch), rng.random_range(0..8));
+            // Drawn only where inversion is on, so that the batches of runs without it stay
+            // those they were.
+            if options.invert_fraction > 0.0 && rng.random::<f64>() < options.invert_fraction {
+                crop = crop.map(|v| 255 - v);
+            }
             let crop = crop.to_unit_f64();
             let small = resize::downscale(&crop, scale);
             hr.extend(crop.data.iter().map(|&v| v as f32));
-            if lr_8bit {
+            if options.lr_8bit {
                 lr.extend(small.quantize_u8().data.iter().map(|&v| v as f32 / 255.0));
             } else {
                 lr.extend(small.data.iter().map(|&v| v as f32));
@@ -147,6 +159,16 @@ impl TrainingSet {
         }
         Batch { lr, hr, size, lr_patch }
     }
+}
+
+/// How a batch's crops are made, beyond what the seed and step choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CropOptions {
+    /// LR patches clamped and rounded to 8 bits, as a saved image's.
+    pub lr_8bit: bool,
+    /// The share of crops whose intensities are inverted (255 - v) before their LR is made (the
+    /// bicubic commutes with it): dark scenes with bright edges as often as the reverse.
+    pub invert_fraction: f64,
 }
 
 /// One of the 8 symmetries of the square: bit 0 flips left-right, bit 1 flips top-bottom,
@@ -204,13 +226,49 @@ mod tests {
             skipped: vec![],
             sampler: Sampler::Uniform,
         };
-        let a = set.batch(7, 3, 2, 4, 2, false);
-        let b = set.batch(7, 3, 2, 4, 2, false);
-        let c = set.batch(7, 4, 2, 4, 2, false);
+        let a = set.batch(7, 3, 2, 4, 2, CropOptions::default());
+        let b = set.batch(7, 3, 2, 4, 2, CropOptions::default());
+        let c = set.batch(7, 4, 2, 4, 2, CropOptions::default());
         assert_eq!(a.lr, b.lr);
         assert_ne!(a.hr, c.hr);
         assert_eq!(a.lr.len(), 2 * 3 * 4 * 4);
         assert_eq!(a.hr.len(), 2 * 3 * 8 * 8);
+    }
+
+    #[test]
+    fn inverted_crops_are_the_crops_turned_negative_and_none_leaves_the_batches_alone() {
+        let ramp = Image::new(3, 24, 24, (0..3 * 24 * 24).map(|i| (i % 200) as u8).collect());
+        let set = TrainingSet {
+            images: vec![ramp],
+            folders: vec![0],
+            skipped: vec![],
+            sampler: Sampler::Uniform,
+        };
+        let plain = set.batch(9, 2, 3, 4, 2, CropOptions::default());
+        let with = |invert_fraction| {
+            set.batch(
+                9,
+                2,
+                3,
+                4,
+                2,
+                CropOptions {
+                    invert_fraction,
+                    ..CropOptions::default()
+                },
+            )
+        };
+        // No inversion draws nothing more: the same batch.
+        assert_eq!(with(0.0).hr, plain.hr);
+        // The first crop is chosen before its draw: the same crop, negative, LR and HR.
+        let inverted = with(1.0);
+        let first = 3 * 8 * 8;
+        for (&p, &q) in plain.hr[..first].iter().zip(&inverted.hr[..first]) {
+            assert!((p + q - 1.0).abs() < 1e-6, "{p} {q}");
+        }
+        for (&p, &q) in plain.lr[..3 * 4 * 4].iter().zip(&inverted.lr[..3 * 4 * 4]) {
+            assert!((p + q - 1.0).abs() < 1e-5, "{p} {q}");
+        }
     }
 
     #[test]
@@ -228,7 +286,14 @@ mod tests {
             skipped: vec![],
             sampler: Sampler::Uniform,
         };
-        let (plain, quantized) = (set.batch(5, 0, 4, 6, 3, false), set.batch(5, 0, 4, 6, 3, true));
+        let quantize = CropOptions {
+            lr_8bit: true,
+            ..CropOptions::default()
+        };
+        let (plain, quantized) = (
+            set.batch(5, 0, 4, 6, 3, CropOptions::default()),
+            set.batch(5, 0, 4, 6, 3, quantize),
+        );
         assert_eq!(plain.hr, quantized.hr);
         assert!(
             plain.lr.iter().any(|v| !(0.0..=1.0).contains(v)),
@@ -255,7 +320,7 @@ mod tests {
             let crops = 40 * 16;
             let black: usize = (0..40)
                 .map(|step| {
-                    let b = set.batch(1, step, 16, 2, 2, false);
+                    let b = set.batch(1, step, 16, 2, 2, CropOptions::default());
                     b.hr.chunks(3 * 4 * 4).filter(|crop| crop[0] == 0.0).count()
                 })
                 .sum();

@@ -256,7 +256,7 @@ impl Trainer {
                 for step in start..end {
                     let patch = c.lr_patches[(step % c.lr_patches.len() as u64) as usize];
                     if tx
-                        .send(set.batch(c.seed, step, c.batch_size, patch, c.model.scale, c.lr_8bit))
+                        .send(set.batch(c.seed, step, c.batch_size, patch, c.model.scale, c.crop_options()))
                         .is_err()
                     {
                         break;
