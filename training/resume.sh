@@ -5,17 +5,25 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
 # The last runs (finished):
+#   x2-luma-w2, x4-luma-w2: x2-luma and x4-luma below with the luma loss at twice its weight
+#       (configs/train_x2_luma_w2.toml, train_x4_luma_w2.toml): the embedded x2 and x4 models
+#       (their EMA at the end). x2-luma-w4 (four times) was stopped at step 300.
+#   x3-luma-mix-w16-inv: x3-luma, then x3-luma-mix-w2's schedule below with the luma loss at
+#       sixteen times its weight and a quarter of the crops negative
+#       (configs/train_x3_luma_mix_w16_inv.toml): the embedded x3 model (its EMA at the end).
+#       x3-luma-mix-w4, -w8, -w16 (four, eight and sixteen times, no negative crops) and
+#       x3-luma-mix-w4-8bit (four times, 8-bit LR patches): finished, not shipped.
 #   x2-luma: configs/train_x2_luma.toml (x2-colour's end, 6,000 steps with 10 % colour-pair and
-#       10 % synthetic crops and the loss on luma): the embedded x2 model (its EMA at the end).
+#       10 % synthetic crops and the loss on luma): the x2 model embedded before (its EMA at the end).
 #   x3-luma-mix: configs/train_x3_luma.toml (x3-colour-photos' end, 8,000 steps with 10 %
 #       colour-pair and 10 % synthetic crops and the loss on luma), then
 #       configs/train_x3_luma_mix.toml (4,000 steps with 6 % and 8 % of them and the loss on luma):
 #       embedded for one commit. x3-luma-mix-w2: the same with the luma loss at twice its weight
-#       (configs/train_x3_luma_mix_w2.toml): the embedded x3 model (its EMA weights at the end).
+#       (configs/train_x3_luma_mix_w2.toml): the x3 model embedded before (its EMA at the end).
 #       `x3-luma` runs train_x3_luma_photos.toml after x3-luma instead (photos alone; embedded
 #       for one commit).
-#   x4-luma: configs/train_x4_luma.toml (x4-from-x3's end, 6,000 steps as x2-luma): the embedded
-#       x4 model (its EMA at the end).
+#   x4-luma: configs/train_x4_luma.toml (x4-from-x3's end, 6,000 steps as x2-luma): the x4
+#       model embedded before (its EMA at the end).
 #   x3-colour2: configs/train_x3_colour2.toml (x3-colour-photos' end, 16,000 steps on that data
 #       without the luma loss), then train_x3_colour2_photos.toml (6,000 on photos): not shipped
 #       (Set14 28.9765); x3-colour2-luma ran the photos schedule again with the loss on luma
