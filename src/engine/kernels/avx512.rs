@@ -62,8 +62,7 @@ pub unsafe fn conv_pair(
                 }
             }
         }
-        let panels = chunk;
-        let pass = (panels * GROUP, first * GROUP, blocks);
+        let pass = (chunk * GROUP, first * GROUP, blocks);
         match &mut out {
             // SAFETY: the products of this pass were written just above; `out` holds 2 * blocks
             // blocks of TILE * co * BLOCK values (asserted by the dispatch).
@@ -85,7 +84,7 @@ pub unsafe fn conv_pair(
                 })
             },
         }
-        first += panels;
+        first += chunk;
     }
     if let ConvOutput::Split { rows, row_len, pitch } = out {
         for b in 0..blocks {
