@@ -322,12 +322,11 @@ fn the_command_takes_the_backward_pass_as_a_flag() {
     let dir = common::scratch("train-backward-flag");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 1);
-    let train = |extra: &[&str], out: &str| train_tiny(&dir, out, extra);
-    let output = train(&["--backward", "burn"], "burn");
+    let output = train_tiny(&dir, "burn", &["--backward", "burn"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = std::fs::read_to_string(dir.join("burn/config.toml")).unwrap();
     assert!(saved.contains("backward = \"burn\""), "{saved}");
-    let output = train(&["--backward", "sideways"], "bad");
+    let output = train_tiny(&dir, "bad", &["--backward", "sideways"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("native"), "{stderr}");
 }
@@ -337,12 +336,11 @@ fn the_command_trains_on_8_bit_lr_patches_when_asked() {
     let dir = common::scratch("train-lr-8bit");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 1);
-    let train = |extra: &[&str], out: &str| train_tiny(&dir, out, extra);
-    let output = train(&["--lr-8bit"], "quantized");
+    let output = train_tiny(&dir, "quantized", &["--lr-8bit"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = std::fs::read_to_string(dir.join("quantized/config.toml")).unwrap();
     assert!(saved.contains("lr_8bit = true"), "{saved}");
-    let output = train(&[], "plain");
+    let output = train_tiny(&dir, "plain", &[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = std::fs::read_to_string(dir.join("plain/config.toml")).unwrap();
     assert!(!saved.contains("lr_8bit"), "{saved}");

@@ -130,20 +130,12 @@ case "${1:-}" in
   # with it (configs/train_x3_luma.toml, train_x3_luma_photos.toml); from scratch it needs
   # x3-colour-photos' final state in training/state/ too.
   x3-luma) chains=("x3-luma:train_x3_luma x3-luma-photos:train_x3_luma_photos") ;;
-  # x3-luma's end with a few synthetic crops kept (configs/train_x3_luma_mix.toml).
-  x3-luma-mix) chains=("x3-luma:train_x3_luma x3-luma-mix:train_x3_luma_mix") ;;
-  # The same with the luma loss at twice its weight (configs/train_x3_luma_mix_w2.toml).
-  x3-luma-mix-w2) chains=("x3-luma:train_x3_luma x3-luma-mix-w2:train_x3_luma_mix_w2") ;;
-  # And at four times its weight (configs/train_x3_luma_mix_w4.toml).
-  x3-luma-mix-w4) chains=("x3-luma:train_x3_luma x3-luma-mix-w4:train_x3_luma_mix_w4") ;;
-  # And at eight and sixteen times (configs/train_x3_luma_mix_w8.toml, _w16.toml).
-  x3-luma-mix-w8) chains=("x3-luma:train_x3_luma x3-luma-mix-w8:train_x3_luma_mix_w8") ;;
-  x3-luma-mix-w16) chains=("x3-luma:train_x3_luma x3-luma-mix-w16:train_x3_luma_mix_w16") ;;
-  # x3-luma-mix-w16 with a quarter of its crops turned negative
-  # (configs/train_x3_luma_mix_w16_inv.toml).
-  x3-luma-mix-w16-inv) chains=("x3-luma:train_x3_luma x3-luma-mix-w16-inv:train_x3_luma_mix_w16_inv") ;;
-  # x3-luma-mix-w4 on 8-bit LR patches (configs/train_x3_luma_mix_w4_8bit.toml).
-  x3-luma-mix-w4-8bit) chains=("x3-luma:train_x3_luma x3-luma-mix-w4-8bit:train_x3_luma_mix_w4_8bit") ;;
+  # x3-luma's end with a few synthetic crops kept (configs/train_x3_luma_mix.toml); the same
+  # with the luma loss at 2, 4, 8 and 16 times its weight (_w2 ... _w16), at 4 on 8-bit LR
+  # patches (_w4_8bit), at 16 with a quarter of the crops negative (_w16_inv). Each run's
+  # config is its name with underscores: configs/train_x3_luma_mix_w16_inv.toml.
+  x3-luma-mix | x3-luma-mix-w2 | x3-luma-mix-w4 | x3-luma-mix-w8 | x3-luma-mix-w16 | x3-luma-mix-w4-8bit | x3-luma-mix-w16-inv)
+    chains=("x3-luma:train_x3_luma $1:train_${1//-/_}") ;;
   # x3-colour2's photos schedule again from the same state with the luma loss: the two ends
   # differ by it alone (configs/train_x3_colour2_photos_luma.toml).
   x3-colour2-luma) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos-luma:train_x3_colour2_photos_luma") ;;
@@ -152,31 +144,21 @@ case "${1:-}" in
   x2-colour)
     x3_long_start
     chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour") ;;
-  # Then x2-colour's end with the luma loss (configs/train_x2_luma.toml).
-  x2-luma)
+  # Then x2-colour's end with the luma loss (configs/train_x2_luma.toml), and at twice and four
+  # times its weight (configs/train_x2_luma_w2.toml, _w4.toml).
+  x2-luma | x2-luma-w2 | x2-luma-w4)
     x3_long_start
-    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma:train_x2_luma") ;;
-  # The same with the luma loss at twice its weight (configs/train_x2_luma_w2.toml).
-  x2-luma-w2)
-    x3_long_start
-    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma-w2:train_x2_luma_w2") ;;
-  # And at four times (configs/train_x2_luma_w4.toml).
-  x2-luma-w4)
-    x3_long_start
-    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour x2-luma-w4:train_x2_luma_w4") ;;
+    chains=("x2-from-x3-long:train_x2_from_x3_long x2-colour:train_x2_colour $1:train_${1//-/_}") ;;
   # x4 again, from x3-long's committed state (the most trained body), the upsample conv
   # resampled.
   x4-from-x3)
     x3_long_start
     chains=("x4-from-x3-long:train_x4_from_x3_long") ;;
-  # Then its end with the luma loss (configs/train_x4_luma.toml).
-  x4-luma)
+  # Then its end with the luma loss (configs/train_x4_luma.toml), and at twice its weight
+  # (configs/train_x4_luma_w2.toml).
+  x4-luma | x4-luma-w2)
     x3_long_start
-    chains=("x4-from-x3-long:train_x4_from_x3_long x4-luma:train_x4_luma") ;;
-  # The same with the luma loss at twice its weight (configs/train_x4_luma_w2.toml).
-  x4-luma-w2)
-    x3_long_start
-    chains=("x4-from-x3-long:train_x4_from_x3_long x4-luma-w2:train_x4_luma_w2") ;;
+    chains=("x4-from-x3-long:train_x4_from_x3_long $1:train_${1//-/_}") ;;
   # x2 the same way, from x3-long's committed state, on x2-mix's data.
   x2-from-x3)
     x3_long_start
