@@ -52,10 +52,11 @@ fn tiled_output_equals_untiled_output() {
             let tiled = upscale_rgb(engine, &img, budget, |done, _| seen = done).unwrap();
             assert_eq!(seen, tiles.len());
             // Not bit-exact for the fast engine: its Winograd tiles round a pixel's sum
-            // differently at each of the 4 positions in a tile, and a tile edge moves that
-            // position. A missing halo pixel would be off by far more.
+            // differently at each of the 4 positions in a tile (4 x 4 on the AVX2 path, F(4,3)
+            // both ways: up to 1.4e-5 apart here, each within 1e-5 of burn's), and a tile edge
+            // moves that position. A missing halo pixel would be off by far more.
             let diff = whole.max_abs_diff(&tiled);
-            assert!(diff <= 1e-5, "{}: {h}x{w} tiled differs by {diff:e}", config.summary());
+            assert!(diff <= 3e-5, "{}: {h}x{w} tiled differs by {diff:e}", config.summary());
             assert_eq!((tiled.height, tiled.width), (h * config.scale, w * config.scale));
         }
     }

@@ -3,14 +3,15 @@
 //! Why not burn for this: a 3x3 24->24 conv runs at ~12 GMAC/s in burn-flex on this machine
 //! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a Winograd convolution (see
 //! [`winograd`]): F(4,3) along the rows (half the multiply-accumulates; the portable and AMX
-//! paths, one output row at a time) and on the AVX2 and AVX-512 paths F(2,3) down the columns
-//! as well (two output rows at a time, a third of the multiply-accumulates), vectorised over 16
-//! tiles of a row and blocked over 6 output channels (12 AVX2 accumulators), with the activation and the
-//! next block's LayerNorm fused into its epilogue, the pixel unshuffle folded into the input
-//! packing and the pixel shuffle into the last layer's stores. The frame is cut into one band
-//! of rows per core, and each band streams its rows through all layers with rings of three steps
-//! (of one or two rows), so
-//! the features never leave the cache; the buffers live in a reusable [`Workspace`], and the
+//! paths, one output row at a time), on the AVX-512 path F(2,3) down the columns as well (two
+//! output rows at a time, a third of the multiply-accumulates) and on the AVX2 path F(4,3) down
+//! the columns (four output rows at a time, a quarter), vectorised over 16 tiles of a row and
+//! blocked over 6 output channels (12 AVX2 accumulators), with the activation and the next
+//! block's LayerNorm fused into its epilogue, the pixel unshuffle folded into the input packing
+//! and the pixel shuffle into the last layer's stores. The frame is cut into one band of rows
+//! per core, and each band streams its rows through all layers in rings of a few rows (two
+//! steps and one row; a step: the one, two or four rows a path computes at a time), so the
+//! features never leave the cache; the buffers live in a reusable [`Workspace`], and the
 //! dead HF branch is never computed.
 
 pub mod isa;
@@ -80,8 +81,8 @@ pub struct FastEngine {
 }
 
 /// Buffers for one frame size, reused from frame to frame: a transformed zero row (the padding
-/// above and below), and per band of rows, rings of three steps (a step: the one or two rows a
-/// path computes at a time) for the transformed input and every layer's output, plus the
+/// above and below), and per band of rows, rings of [`ring_rows`] rows (a step: the one, two or
+/// four rows a path computes at a time) for the transformed input and every layer's output, plus the
 /// phase-split rows of a step that a layer writes before they are transformed.
 #[derive(Default)]
 pub struct Workspace {
@@ -123,8 +124,8 @@ impl CacheAligned {
 impl Workspace {
     fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize, step: usize) {
         // A whole number of cache lines, so that every band's rows start on one.
-        let band_len = (3 * step * g.row_len(INPUT_CHANNELS)
-            + ring_layers * 3 * step * g.row_len(features)
+        let band_len = (ring_rows(step) * g.row_len(INPUT_CHANNELS)
+            + ring_layers * ring_rows(step) * g.row_len(features)
             + SPLIT_SHIFT
             + (INPUT_CHANNELS + step * features) * TILE * g.pitch())
         .next_multiple_of(16);
@@ -399,8 +400,8 @@ impl FastEngine {
     }
 
     /// Computes the final rows of steps `a..b` of the frame (a step: the rows the path computes
-    /// at a time, [`kernels::rows_per_step`]), streaming every layer through rings of three
-    /// steps: at step t, layer k computes its step t - k, when that step lies in the steps the
+    /// at a time, [`kernels::rows_per_step`]), streaming every layer through rings of
+    /// [`ring_rows`] rows: at step t, layer k computes its step t - k, when that step lies in the steps the
     /// band needs from it (its own steps widened by one per later layer).
     #[allow(clippy::too_many_arguments)]
     fn stream_band(
@@ -419,13 +420,13 @@ impl FastEngine {
         let row_len = g.row_len(f);
         let step = kernels::rows_per_step(self.isa.path());
         let steps = g.h.div_ceil(step) as isize;
-        let ring_len = 3 * step * row_len;
+        let ring_len = ring_rows(step) * row_len;
         let split_len = f * TILE * g.pitch();
         // The transformed input's ring, the layers' rings, the phase-split rows of the input's
         // unshuffle (only its pixels inside the frame are ever written: the rest stays zero),
         // then those of a layer's step.
         let input_len = g.row_len(INPUT_CHANNELS);
-        let (input, band) = band.split_at_mut(3 * step * input_len);
+        let (input, band) = band.split_at_mut(ring_rows(step) * input_len);
         let (rings, band) = band.split_at_mut((n - 1) * ring_len);
         let (input_split, splits) = band[SPLIT_SHIFT..].split_at_mut(INPUT_CHANNELS * TILE * g.pitch());
         let max_co = self.layers.iter().map(|l| l.co).max().unwrap_or(0);
@@ -437,12 +438,13 @@ impl FastEngine {
         // microbenchmark here). Single-thread pairs, x3: AVX-512 5-8 % and AMX 7-8 % faster.
         let mut blocks = CacheAligned::zeros(unfused_per_call * step * TILE * max_co * BLOCK);
         let blocks = blocks.as_mut_slice();
-        let mut scratch = CacheAligned::zeros(kernels::SCRATCH_LEN);
+        let max_ci = self.layers.iter().map(|l| l.ci).max().unwrap_or(0);
+        let mut scratch = CacheAligned::zeros(kernels::scratch_len(max_ci));
         let scratch = scratch.as_mut_slice();
         let mut lines = store::StoreLines::new();
         let mut input_lines = vec![0f32; input_lines_len(rgb)];
         // Which of its ring's rows row y of the input or of a layer's output is.
-        let ring_slot = |y: usize| (y / step) % 3 * step + y % step;
+        let ring_slot = |y: usize| y % ring_rows(step);
         let ring_row = |y: usize| ring_slot(y) * row_len;
         let reach = |k: usize| (n - 1 - k) as isize;
         let window = |k: usize| ((a as isize - reach(k)).max(0), (b as isize + reach(k)).min(steps));
@@ -511,12 +513,18 @@ impl FastEngine {
                         kernels::conv_epilogue(self.isa, layer, &rows[..step + 2], count, split, layout, scratch);
                         continue;
                     }
-                    if step == 1 {
-                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
-                        kernels::conv_block(self.isa, layer, rows, count, blocks, scratch);
-                    } else {
-                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
-                        kernels::conv_pair(self.isa, layer, rows, count, blocks, scratch);
+                    let rows: [&[f32]; 6] = std::array::from_fn(|r| inputs(top - 1 + r as isize));
+                    match step {
+                        1 => kernels::conv_block(self.isa, layer, [rows[0], rows[1], rows[2]], count, blocks, scratch),
+                        2 => kernels::conv_pair(
+                            self.isa,
+                            layer,
+                            [rows[0], rows[1], rows[2], rows[3]],
+                            count,
+                            blocks,
+                            scratch,
+                        ),
+                        _ => kernels::conv_quad(self.isa, layer, rows, count, blocks, scratch),
                     }
                     // Block b of the call, row j of the step, at (b * step + j) * block_len.
                     for (index, block) in blocks.chunks_exact_mut(block_len).take(count * step).enumerate() {
@@ -568,6 +576,14 @@ impl FastEngine {
             }
         }
     }
+}
+
+/// Rows of a ring of transformed rows (the input's or a layer's output) for steps of `step`
+/// rows: when a layer computes its step u (rows u * step .. + step, from the rows one above to
+/// one below them), the layer before has just written its step u + 1, so that the rows from
+/// u * step - 1 to (u + 2) * step - 1 are in use; the next step written replaces the oldest.
+fn ring_rows(step: usize) -> usize {
+    2 * step + 1
 }
 
 /// The LR frame the network reads: float planes, interleaved 8-bit RGB scaled as it is read,

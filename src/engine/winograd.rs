@@ -1,11 +1,12 @@
 //! Winograd F(4,3) along rows: the 3x3 convolutions as three 1-D row convolutions (one per
 //! kernel row), each computing 4 output pixels from 6 inputs with 6 multiplications instead of
 //! 12: half the multiply-accumulates of the direct convolution, one output row at a time (the
-//! portable and AMX paths). The AVX2 and AVX-512 paths add F(2,3) down the columns
-//! ([`ROW_PAIR`]): two output rows from four transformed input rows with 4 x 6 products per tile
-//! instead of 2 x 3 x 6, a third of the direct multiply-accumulates, the engine streaming pairs
-//! of rows instead of rows. Both are well conditioned (interpolation points 0, 1, -1 and
-//! infinity down the columns): measured against the official outputs, 4e-6 at most either way.
+//! portable and AMX paths). The AVX-512 path adds F(2,3) down the columns ([`ROW_PAIR`]): two
+//! output rows from four transformed input rows with 4 x 6 products per tile instead of
+//! 2 x 3 x 6, a third of the direct multiply-accumulates, the engine streaming pairs of rows
+//! instead of rows; the AVX2 path F(4,3) down the columns ([`ROW_QUAD`]): four output rows from
+//! six with 6 x 6 products, a quarter. Measured against the official outputs: 4e-6 at most with
+//! F(2,3), 6e-6 with F(4,3) both ways.
 //!
 //! Interpolation points 0, 1, -1, 2, -2 and infinity (Lavin & Gray, 2016). A feature row is
 //! kept in two layouts:
@@ -79,6 +80,19 @@ pub fn kernel_points_2d(taps: &[f32]) -> [[f64; POINTS]; VERTICAL_POINTS] {
     G_VERTICAL.map(|g| std::array::from_fn(|m| (0..3).map(|ky| g[ky] * rows[ky][m]).sum()))
 }
 
+/// Output rows per step of the AVX2 path: F(4,3) down the columns as well as along the rows,
+/// four output rows from six transformed input rows with 6 x 6 products per tile instead of
+/// 2 x 4 x 6 in two pairs: a quarter fewer multiply-accumulates than [`ROW_PAIR`]. The vertical
+/// points are the rows' ([`input_points`] on a column, [`output_pixels`] back).
+pub const ROW_QUAD: usize = TILE;
+
+/// The 6 x 6 transformed values of a 3x3 kernel (`taps[ky * 3 + kx]`) for [`ROW_QUAD`]:
+/// `[v][m]`, G applied down the columns to the rows' points, in f64.
+pub fn kernel_points_quad(taps: &[f32]) -> [[f64; POINTS]; POINTS] {
+    let rows: [[f64; POINTS]; 3] = std::array::from_fn(|ky| kernel_row_points(&taps[ky * 3..][..3]));
+    G.map(|g| std::array::from_fn(|m| (0..3).map(|ky| g[ky] * rows[ky][m]).sum()))
+}
+
 /// The two output rows from the 4 vertical products (A^T of F(2,3)).
 #[inline(always)]
 pub fn vertical_outputs(m: [f32; VERTICAL_POINTS]) -> [f32; ROW_PAIR] {
@@ -112,6 +126,28 @@ mod tests {
         let columns: [[f32; ROW_PAIR]; POINTS] = std::array::from_fn(|m| vertical_outputs(products.map(|p| p[m])));
         for r in 0..ROW_PAIR {
             let got = output_pixels(columns.map(|c| c[r]));
+            for (x, y) in got.into_iter().enumerate() {
+                let want: f32 = (0..9).map(|k| taps[k] * d[r + k / 3][x + k % 3]).sum();
+                assert!((y - want).abs() < 1e-5, "row {r} pixel {x}: {y} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_quad_tile_equals_the_direct_convolution() {
+        // A 6 x 6 input window (rows r - 1 .. r + 4, pixels 4t - 1 .. 4t + 5) to the 4 x 4
+        // outputs of rows r .. r + 4 and pixels 4t .. 4t + 4, F(4,3) both ways.
+        let taps = [0.3f32, -1.25, 0.7, 2.0, 0.5, -0.25, 1.5, -0.75, 0.125];
+        let d: [[f32; 6]; 6] =
+            std::array::from_fn(|y| std::array::from_fn(|x| ((y * 7 + x * 3) % 11) as f32 / 5.0 - 1.0));
+        let rows = d.map(input_points);
+        let columns: [[f32; POINTS]; POINTS] = std::array::from_fn(|m| input_points(rows.map(|r| r[m])));
+        let u = kernel_points_quad(&taps);
+        let products: [[f32; POINTS]; POINTS] =
+            std::array::from_fn(|v| std::array::from_fn(|m| u[v][m] as f32 * columns[m][v]));
+        let outputs: [[f32; ROW_QUAD]; POINTS] = std::array::from_fn(|m| output_pixels(products.map(|p| p[m])));
+        for r in 0..ROW_QUAD {
+            let got = output_pixels(outputs.map(|c| c[r]));
             for (x, y) in got.into_iter().enumerate() {
                 let want: f32 = (0..9).map(|k| taps[k] * d[r + k / 3][x + k % 3]).sum();
                 assert!((y - want).abs() < 1e-5, "row {r} pixel {x}: {y} vs {want}");

@@ -2,100 +2,180 @@
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
 use super::super::store::{self, LINE, Segment, Shared, StoreLines, YuvPlanes};
-use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
-use super::{BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
+use super::super::winograd::{POINTS, ROW_QUAD, TILE};
+use super::{
+    BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS, QUAD_POINT_PRODUCTS, QUAD_SUMS,
+};
 use crate::model::Activation;
 use std::arch::x86_64::*;
 
 /// Groups computed point by point before the output transform: the point's weight panels
-/// (ci * 24 floats) and input slices stay in L1 while all groups use them.
+/// (ci * 24 floats) and vertical points stay in L1 while all groups use them.
 const GROUPS_PER_CHUNK: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
-/// Two output rows from four input rows over `blocks` blocks of tiles (see
-/// [`super::conv_pair`]), block by block.
+/// Four output rows from six input rows over `blocks` blocks of tiles (see
+/// [`super::conv_quad`]), block by block.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn conv_pair(
+pub unsafe fn conv_quad(
     layer: &Layer,
     weights: &[f32],
-    rows: [&[f32]; 4],
+    rows: [&[f32]; POINTS],
     blocks: usize,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
-    let (input_len, output_len) = (POINTS * layer.ci * BLOCK, 2 * TILE * layer.co * BLOCK);
+    let (input_len, output_len) = (POINTS * layer.ci * BLOCK, ROW_QUAD * TILE * layer.co * BLOCK);
     for b in 0..blocks {
         let rows = rows.map(|row| &row[b * input_len..]);
         // SAFETY: the caller's bounds, block b's part of them.
-        unsafe { conv_pair_block(layer, weights, rows, &mut out[b * output_len..], scratch) };
+        unsafe { conv_quad_block(layer, weights, rows, &mut out[b * output_len..], scratch) };
     }
 }
 
-/// Two output rows from four input rows over one block of tiles.
+/// Four output rows from six input rows over one block of tiles: per chunk of 24 output
+/// channels and point, the point's six vertical points (B^T of F(4,3) down the columns), their
+/// products, and A^T down the columns while the products are in L1; at the chunk's end A^T
+/// along the rows.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn conv_pair_block(layer: &Layer, weights: &[f32], rows: [&[f32]; 4], blocks: &mut [f32], scratch: &mut [f32]) {
+unsafe fn conv_quad_block(
+    layer: &Layer,
+    weights: &[f32],
+    rows: [&[f32]; POINTS],
+    blocks: &mut [f32],
+    scratch: &mut [f32],
+) {
     let (ci, co) = (layer.ci, layer.co);
     let groups = co / GROUP;
-    let (products, out) = (scratch.as_mut_ptr(), blocks.as_mut_ptr());
-    // Per vertical point, point, group of the chunk and channel: 16 tiles, in `scratch`.
-    let at = |v: usize, m: usize, gi: usize, c: usize| (((v * POINTS + m) * GROUPS_PER_CHUNK + gi) * GROUP + c) * BLOCK;
+    // The column outputs of a chunk (`[row][point][channel][16 tiles]`), one point's products
+    // (`[v][channel][16 tiles]`), then the vertical points (`[point][v][ci][16 tiles]`), made
+    // by the first chunk point by point (used at once, from L1) and read again by the others.
+    let (sums, scratch) = scratch.split_at_mut(QUAD_SUMS);
+    let (products, columns) = scratch.split_at_mut(QUAD_POINT_PRODUCTS);
+    let (sums, products, columns, out) = (
+        sums.as_mut_ptr(),
+        products.as_mut_ptr(),
+        columns.as_mut_ptr(),
+        blocks.as_mut_ptr(),
+    );
+    let chunk_channels = GROUPS_PER_CHUNK * GROUP;
     for chunk in (0..groups).step_by(GROUPS_PER_CHUNK) {
         let chunk_groups = GROUPS_PER_CHUNK.min(groups - chunk);
-        for (v, &(a, b, add)) in VERTICAL_INPUT.iter().enumerate() {
-            for m in 0..POINTS {
+        for m in 0..POINTS {
+            // SAFETY: point m's vertical points, inside the scratch (asserted by the caller).
+            let columns = unsafe { columns.add(m * POINTS * ci * BLOCK) };
+            for i in (0..ci).filter(|_| chunk == 0) {
+                for half in [0, 8] {
+                    // SAFETY: the rows hold POINTS * ci * BLOCK values, the vertical points
+                    // POINTS * POINTS * ci * BLOCK (asserted by the caller).
+                    unsafe {
+                        let d = rows.map(|row| _mm256_loadu_ps(row.as_ptr().add((m * ci + i) * BLOCK + half)));
+                        for (v, x) in input_points8(d).into_iter().enumerate() {
+                            _mm256_storeu_ps(columns.add((v * ci + i) * BLOCK + half), x);
+                        }
+                    }
+                }
+            }
+            // The next point's inputs (the next block's first after the last point), a few
+            // lines after each group's products: read from L2 or beyond, they held the
+            // vertical points' loop up when left to the hardware's prefetcher.
+            let next_lines = POINTS * ci;
+            let per_call = next_lines.div_ceil(POINTS * chunk_groups);
+            let mut next_line = 0;
+            for v in 0..POINTS {
                 for gi in 0..chunk_groups {
+                    if chunk == 0 {
+                        for line in next_line..(next_line + per_call).min(next_lines) {
+                            let (r, l) = (line / ci, line % ci);
+                            let at = rows[r].as_ptr().wrapping_add(((m + 1) * ci + l) * BLOCK);
+                            // A prefetch reads nothing and never faults (safe, the address
+                            // made with wrapping_add).
+                            _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+                        }
+                        next_line += per_call;
+                    }
                     // SAFETY: bounds asserted by the caller; the panel holds ci * GROUP weights,
-                    // the rows POINTS * ci * BLOCK values.
+                    // the vertical point ci * BLOCK values.
                     let (lo, hi) = unsafe {
                         let panel = weights
                             .as_ptr()
                             .add((((v * POINTS + m) * groups) + chunk + gi) * ci * GROUP);
-                        let inputs = [
-                            rows[a].as_ptr().add(m * ci * BLOCK),
-                            rows[b].as_ptr().add(m * ci * BLOCK),
-                        ];
-                        if add {
-                            group_products::<true>(panel, inputs, ci)
-                        } else {
-                            group_products::<false>(panel, inputs, ci)
-                        }
+                        group_products(panel, columns.add(v * ci * BLOCK), ci)
                     };
                     for c in 0..GROUP {
-                        // SAFETY: inside `scratch` (SCRATCH_LEN, asserted by the caller).
+                        let at = (v * chunk_channels + gi * GROUP + c) * BLOCK;
+                        // SAFETY: inside this point's products (asserted by the caller).
                         unsafe {
-                            _mm256_storeu_ps(products.add(at(v, m, gi, c)), lo[c]);
-                            _mm256_storeu_ps(products.add(at(v, m, gi, c) + 8), hi[c]);
+                            _mm256_storeu_ps(products.add(at), lo[c]);
+                            _mm256_storeu_ps(products.add(at + 8), hi[c]);
+                        }
+                    }
+                }
+            }
+            for c in 0..chunk_groups * GROUP {
+                for half in [0, 8] {
+                    // SAFETY: the products written above; the sums inside QUAD_SUMS.
+                    unsafe {
+                        let p = std::array::from_fn(|v| {
+                            _mm256_loadu_ps(products.add((v * chunk_channels + c) * BLOCK + half))
+                        });
+                        for (row, y) in output_points8(p).into_iter().enumerate() {
+                            _mm256_storeu_ps(sums.add(((row * POINTS + m) * chunk_channels + c) * BLOCK + half), y);
                         }
                     }
                 }
             }
         }
-        // A^T of F(2,3), then of F(4,3): the 4 x 6 products of each channel to its 4 pixels
-        // in each row.
-        for gi in 0..chunk_groups {
-            for c in 0..GROUP {
-                let channel = (chunk + gi) * GROUP + c;
-                let bias = _mm256_set1_ps(layer.bias[channel]);
-                for half in 0..2 {
-                    // SAFETY: written above for every point of this group.
-                    let s = |v: usize, m: usize| unsafe { _mm256_loadu_ps(products.add(at(v, m, gi, c) + half * 8)) };
-                    let mut top = [_mm256_setzero_ps(); POINTS];
-                    let mut bottom = [_mm256_setzero_ps(); POINTS];
-                    for m in 0..POINTS {
-                        let (s1, s2) = (s(1, m), s(2, m));
-                        top[m] = _mm256_add_ps(_mm256_add_ps(s(0, m), s1), s2);
-                        bottom[m] = _mm256_sub_ps(_mm256_sub_ps(s1, s2), s(3, m));
-                    }
-                    for (row, m) in [top, bottom].into_iter().enumerate() {
-                        for (phase, y) in row_pixels(m, bias).into_iter().enumerate() {
-                            let at = (row * TILE * co + phase * co + channel) * BLOCK + half * 8;
-                            // SAFETY: inside `blocks` (two blocks, asserted by the caller).
-                            unsafe { _mm256_storeu_ps(out.add(at), y) };
+        // A^T of F(4,3) along the rows: each row's 6 column outputs of a channel to its 4 pixels.
+        for c in 0..chunk_groups * GROUP {
+            let channel = chunk * GROUP + c;
+            let bias = _mm256_set1_ps(layer.bias[channel]);
+            for row in 0..ROW_QUAD {
+                for half in [0, 8] {
+                    // SAFETY: written above for every point; the stores inside `blocks` (four
+                    // blocks, asserted by the caller).
+                    unsafe {
+                        let points = std::array::from_fn(|m| {
+                            _mm256_loadu_ps(sums.add(((row * POINTS + m) * chunk_channels + c) * BLOCK + half))
+                        });
+                        for (phase, y) in row_pixels(points, bias).into_iter().enumerate() {
+                            _mm256_storeu_ps(out.add((row * TILE * co + phase * co + channel) * BLOCK + half), y);
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// B^T of F(4,3) on 8 tiles: six inputs to their six points ([`input_points`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn input_points8([d0, d1, d2, d3, d4, d5]: [__m256; 6]) -> [__m256; POINTS] {
+    let k = |v: f32| _mm256_set1_ps(v);
+    let (d4_d2, d4_d3) = (_mm256_sub_ps(d4, d2), _mm256_sub_ps(d4, d3));
+    let (d1_d2, d3_d1) = (_mm256_sub_ps(d1, d2), _mm256_sub_ps(d3, d1));
+    [
+        _mm256_fmadd_ps(k(4.0), d0, _mm256_fmadd_ps(k(-5.0), d2, d4)),
+        _mm256_fmadd_ps(k(-4.0), _mm256_add_ps(d1, d2), _mm256_add_ps(d3, d4)),
+        _mm256_fmadd_ps(k(4.0), d1_d2, d4_d3),
+        _mm256_fmadd_ps(k(2.0), d3_d1, d4_d2),
+        _mm256_fmadd_ps(k(-2.0), d3_d1, d4_d2),
+        _mm256_fmadd_ps(k(4.0), d1, _mm256_fmadd_ps(k(-5.0), d3, d5)),
+    ]
+}
+
+/// A^T of F(4,3) on 8 tiles: six products to their four outputs ([`output_pixels`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn output_points8(m: [__m256; POINTS]) -> [__m256; TILE] {
+    let (s12, d12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
+    let (s34, d34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
+    [
+        _mm256_add_ps(m[0], _mm256_add_ps(s12, s34)),
+        _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, d12),
+        _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, s12),
+        _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(d12, m[5])),
+    ]
 }
 
 /// A^T of F(4,3) plus bias: a channel's 6 products at 8 tiles to its 4 pixels.
@@ -113,29 +193,19 @@ fn row_pixels(m: [__m256; POINTS], bias: __m256) -> [__m256; TILE] {
 }
 
 /// One group's products at one vertical point and point: 6 channels x 16 tiles (12
-/// accumulators) over K = ci. The vertical point's input is made as it is read, `inputs[0]`
-/// plus (`ADD`) or minus `inputs[1]` (B^T of F(2,3)): two adds per 12 FMAs, where writing the
-/// four inputs out first cost a sixth of the convolution's time.
+/// accumulators) over K = ci.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn group_products<const ADD: bool>(
-    panel: *const f32,
-    inputs: [*const f32; 2],
-    ci: usize,
-) -> ([__m256; GROUP], [__m256; GROUP]) {
+unsafe fn group_products(panel: *const f32, input: *const f32, ci: usize) -> ([__m256; GROUP], [__m256; GROUP]) {
     let mut lo = [_mm256_setzero_ps(); GROUP];
     let mut hi = [_mm256_setzero_ps(); GROUP];
-    // SAFETY: the caller passes a panel of ci * GROUP weights and rows of ci * BLOCK values.
+    // SAFETY: the caller passes a panel of ci * GROUP weights and ci * BLOCK values.
     unsafe {
-        let input = |half: usize, i: usize| {
-            let (x, y) = (
-                _mm256_loadu_ps(inputs[0].add(i * BLOCK + half * 8)),
-                _mm256_loadu_ps(inputs[1].add(i * BLOCK + half * 8)),
-            );
-            if ADD { _mm256_add_ps(x, y) } else { _mm256_sub_ps(x, y) }
-        };
         for i in 0..ci {
-            let (v0, v1) = (input(0, i), input(1, i));
+            let (v0, v1) = (
+                _mm256_loadu_ps(input.add(i * BLOCK)),
+                _mm256_loadu_ps(input.add(i * BLOCK + 8)),
+            );
             let wk = panel.add(i * GROUP);
             for c in 0..GROUP {
                 let w = _mm256_broadcast_ss(&*wk.add(c));
@@ -244,7 +314,6 @@ pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &
 /// As the portable transform, 8 tiles at a time.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
-    let k = |v: f32| _mm256_set1_ps(v);
     for b in 0..tiles / BLOCK {
         for c in 0..channels {
             // SAFETY: the reads stay inside channel c (stored tiles up to b * 16 + 17 < pitch)
@@ -253,22 +322,12 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
                 let phase = |i: usize, first: usize| src.as_ptr().add((c * TILE + i) * pitch + first + b * BLOCK);
                 let out = dst.as_mut_ptr().add(b * POINTS * channels * BLOCK + c * BLOCK);
                 for half in [0, 8] {
-                    let d0 = _mm256_loadu_ps(phase(3, 0).add(half));
-                    let d1 = _mm256_loadu_ps(phase(0, 1).add(half));
-                    let d2 = _mm256_loadu_ps(phase(1, 1).add(half));
-                    let d3 = _mm256_loadu_ps(phase(2, 1).add(half));
-                    let d4 = _mm256_loadu_ps(phase(3, 1).add(half));
-                    let d5 = _mm256_loadu_ps(phase(0, 2).add(half));
-                    let (d4_d2, d4_d3) = (_mm256_sub_ps(d4, d2), _mm256_sub_ps(d4, d3));
-                    let (d1_d2, d3_d1) = (_mm256_sub_ps(d1, d2), _mm256_sub_ps(d3, d1));
-                    let points = [
-                        _mm256_fmadd_ps(k(4.0), d0, _mm256_fmadd_ps(k(-5.0), d2, d4)),
-                        _mm256_fmadd_ps(k(-4.0), _mm256_add_ps(d1, d2), _mm256_add_ps(d3, d4)),
-                        _mm256_fmadd_ps(k(4.0), d1_d2, d4_d3),
-                        _mm256_fmadd_ps(k(2.0), d3_d1, d4_d2),
-                        _mm256_fmadd_ps(k(-2.0), d3_d1, d4_d2),
-                        _mm256_fmadd_ps(k(4.0), d1, _mm256_fmadd_ps(k(-5.0), d3, d5)),
-                    ];
+                    // Pixels 4t - 1 .. 4t + 5 of 8 tiles: phase 3 of the tile before, the
+                    // tile's four phases, phase 0 of the tile after.
+                    let points = input_points8(
+                        [(3, 0), (0, 1), (1, 1), (2, 1), (3, 1), (0, 2)]
+                            .map(|(i, first)| _mm256_loadu_ps(phase(i, first).add(half))),
+                    );
                     for (m, v) in points.into_iter().enumerate() {
                         _mm256_storeu_ps(out.add(m * channels * BLOCK + half), v);
                     }

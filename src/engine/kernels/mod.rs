@@ -9,9 +9,11 @@
 //! - [`conv_block`] (portable and AMX paths, one output row at a time, over one or two blocks):
 //!   the 6 point products of every output channel and the output transform, written phase by
 //!   phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel `4 * (t0 + p) + phase`;
-//! - [`conv_pair`] (AVX2 and AVX-512, two output rows at a time): the same for two rows from
-//!   four, by F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), into two
-//!   blocks of that layout;
+//! - [`conv_pair`] (AVX-512, two output rows at a time): the same for two rows from four, by
+//!   F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), into two blocks of
+//!   that layout;
+//! - [`conv_quad`] (AVX2, four output rows at a time): four rows from six, by F(4,3) down the
+//!   columns (6 x 6 products per tile), into four blocks of that layout;
 //! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row;
 //! - [`conv_epilogue`] (AMX and AVX-512, the layers before the last): the convolution and the
 //!   epilogue in one, straight into the phase-split rows, with no block between them.
@@ -37,9 +39,13 @@ pub const GROUP: usize = 6;
 /// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks,
 /// twice: the pass and the one before it, see [`amx::conv_blocks`]).
 const CHANNELS_PER_PASS: usize = 96;
-/// Output channels of one pass of [`conv_pair`] (AVX2: 4 panels one after another; AVX-512:
-/// 4 panels at once).
+/// Output channels of one pass of [`conv_pair`] and [`conv_quad`] (AVX2: 4 panels one after
+/// another; AVX-512: 4 panels at once).
 const PAIR_CHANNELS_PER_PASS: usize = 24;
+/// Floats of the products of one point of a pass of [`conv_quad`] (6 vertical points of 24
+/// channels of a block), and of its column outputs (4 rows of 6 points).
+const QUAD_POINT_PRODUCTS: usize = POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
+const QUAD_SUMS: usize = TILE * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
 
 /// Floats of scratch [`conv_block`] and [`conv_pair`] need: a pass's products at every point
 /// (and vertical point), over the blocks of a call (AVX-512: 24 channels over two blocks).
@@ -64,11 +70,19 @@ pub enum ConvOutput<'a> {
     },
 }
 
-/// Output rows a path computes at a time: two for the paths with [`conv_pair`].
+/// Floats of scratch a convolution of `ci` input channels needs: [`SCRATCH_LEN`], and for
+/// [`conv_quad`] a pass's column outputs, one point's products and the block's vertical points.
+pub fn scratch_len(ci: usize) -> usize {
+    SCRATCH_LEN.max(QUAD_SUMS + QUAD_POINT_PRODUCTS + POINTS * POINTS * ci * BLOCK)
+}
+
+/// Output rows a path computes at a time: two for the path with [`conv_pair`], four for the
+/// path with [`conv_quad`].
 pub fn rows_per_step(path: Path) -> usize {
     match path {
         Path::Portable | Path::AmxBf16 => 1,
-        Path::Avx2 | Path::Avx512 => super::winograd::ROW_PAIR,
+        Path::Avx512 => super::winograd::ROW_PAIR,
+        Path::Avx2 => super::winograd::ROW_QUAD,
     }
 }
 
@@ -148,7 +162,7 @@ fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, fused: bo
     assert!(
         layer.co.is_multiple_of(GROUP)
             && (1..=blocks_per_call(isa.path(), fused)).contains(&blocks)
-            && scratch.len() >= SCRATCH_LEN
+            && scratch.len() >= scratch_len(layer.ci)
     );
     for row in rows {
         assert!(
@@ -194,14 +208,14 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
         },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ Path::AmxBf16, _) => x86_only(path),
-        (path, _) => panic!("layer weights packed for another path than {path}, or a path of row pairs"),
+        (path, _) => panic!("layer weights packed for another path than {path}, or a path of several rows a step"),
     }
 }
 
 /// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of two rows
-/// (AVX2 and AVX-512 paths): from the transformed rows r - 1 .. r + 2, output rows r and r + 1
-/// of block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`]
-/// writes one.
+/// (the AVX-512 path): from the transformed rows r - 1 .. r + 2, output rows r and r + 1 of
+/// block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`] writes
+/// one.
 pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
     check_call(isa, layer, &rows, blocks, false, scratch);
     assert!(
@@ -210,17 +224,34 @@ pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out:
     );
     match (isa.path(), &layer.weights) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
+        // SAFETY: the Isa value exists only where detection found AVX-512F; the reads and
         // writes are bounded by the asserts above.
-        (Path::Avx2, PackedWeights::Fp32Pairs(w)) => unsafe { avx2::conv_pair(layer, w, rows, blocks, out, scratch) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, AVX-512F detected.
         (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
             avx512::conv_pair(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
         },
         #[cfg(not(target_arch = "x86_64"))]
-        (path @ (Path::Avx2 | Path::Avx512), _) => x86_only(path),
-        (path, _) => panic!("layer weights packed for another path than {path}, or a path of single rows"),
+        (path @ Path::Avx512, _) => x86_only(path),
+        (path, _) => panic!("layer weights packed for another path than {path}, or a path of other steps"),
+    }
+}
+
+/// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of four rows (the
+/// AVX2 path): from the transformed rows r - 1 .. r + 4, output rows r .. r + 3 of block b into
+/// `out[(b * 4 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`] writes one.
+pub fn conv_quad(isa: Isa, layer: &Layer, rows: [&[f32]; 6], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
+    check_call(isa, layer, &rows, blocks, false, scratch);
+    assert!(
+        out.len() >= 4 * blocks * TILE * layer.co * BLOCK,
+        "conv_quad writes inside its blocks"
+    );
+    match (isa.path(), &layer.weights) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
+        // writes are bounded by the asserts above.
+        (Path::Avx2, PackedWeights::Fp32Quads(w)) => unsafe { avx2::conv_quad(layer, w, rows, blocks, out, scratch) },
+        #[cfg(not(target_arch = "x86_64"))]
+        (path @ Path::Avx2, _) => x86_only(path),
+        (path, _) => panic!("layer weights packed for another path than {path}, or a path of other steps"),
     }
 }
 
@@ -418,7 +449,7 @@ mod tests {
                         .map(|r| &r[t0 * POINTS * ci * BLOCK..])
                         .collect()
                 };
-                let mut scratch = vec![0f32; SCRATCH_LEN];
+                let mut scratch = vec![0f32; scratch_len(ci)];
                 // Apart: the blocks, then the epilogue phase by phase into the split rows.
                 let mut apart = vec![f32::NAN; step * row_len];
                 let per_call = blocks_per_call(path, false);
@@ -487,7 +518,7 @@ mod tests {
             .collect();
         let run = |isa: Isa, layer: &Layer, rows: &[Vec<f32>]| {
             let mut out = vec![f32::NAN; blocks * TILE * co * BLOCK];
-            let mut scratch = vec![0f32; SCRATCH_LEN];
+            let mut scratch = vec![0f32; scratch_len(ci)];
             let per_call = blocks_per_call(isa.path(), false);
             for t0 in (0..blocks).step_by(per_call) {
                 let n = per_call.min(blocks - t0);
