@@ -63,14 +63,16 @@ unsafe fn conv_quad_block(
         for m in 0..POINTS {
             // SAFETY: point m's vertical points, inside the scratch (asserted by the caller).
             let columns = unsafe { columns.add(m * POINTS * ci * BLOCK) };
-            for i in (0..ci).filter(|_| chunk == 0) {
-                for half in [0, 8] {
-                    // SAFETY: the rows hold POINTS * ci * BLOCK values, the vertical points
-                    // POINTS * POINTS * ci * BLOCK (asserted by the caller).
-                    unsafe {
-                        let d = rows.map(|row| _mm256_loadu_ps(row.as_ptr().add((m * ci + i) * BLOCK + half)));
-                        for (v, x) in input_points8(d).into_iter().enumerate() {
-                            _mm256_storeu_ps(columns.add((v * ci + i) * BLOCK + half), x);
+            if chunk == 0 {
+                for i in 0..ci {
+                    for half in [0, 8] {
+                        // SAFETY: the rows hold POINTS * ci * BLOCK values, the vertical points
+                        // POINTS * POINTS * ci * BLOCK (asserted by the caller).
+                        unsafe {
+                            let d = rows.map(|row| _mm256_loadu_ps(row.as_ptr().add((m * ci + i) * BLOCK + half)));
+                            for (v, x) in input_points8(d).into_iter().enumerate() {
+                                _mm256_storeu_ps(columns.add((v * ci + i) * BLOCK + half), x);
+                            }
                         }
                     }
                 }
@@ -178,18 +180,13 @@ fn output_points8(m: [__m256; POINTS]) -> [__m256; TILE] {
     ]
 }
 
-/// A^T of F(4,3) plus bias: a channel's 6 products at 8 tiles to its 4 pixels.
+/// A^T of F(4,3) plus bias: a channel's 6 products at 8 tiles to its 4 pixels. Point 1 enters
+/// every output with weight 1, so the bias is added to it alone.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn row_pixels(m: [__m256; POINTS], bias: __m256) -> [__m256; TILE] {
-    let (s12, d12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
-    let (s34, d34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
-    [
-        _mm256_add_ps(_mm256_add_ps(m[0], bias), _mm256_add_ps(s12, s34)),
-        _mm256_fmadd_ps(_mm256_set1_ps(2.0), d34, _mm256_add_ps(d12, bias)),
-        _mm256_fmadd_ps(_mm256_set1_ps(4.0), s34, _mm256_add_ps(s12, bias)),
-        _mm256_fmadd_ps(_mm256_set1_ps(8.0), d34, _mm256_add_ps(_mm256_add_ps(d12, m[5]), bias)),
-    ]
+fn row_pixels(mut m: [__m256; POINTS], bias: __m256) -> [__m256; TILE] {
+    m[1] = _mm256_add_ps(m[1], bias);
+    output_points8(m)
 }
 
 /// One group's products at one vertical point and point: 6 channels x 16 tiles (12
