@@ -513,18 +513,13 @@ impl FastEngine {
                         kernels::conv_epilogue(self.isa, layer, &rows[..step + 2], count, split, layout, scratch);
                         continue;
                     }
-                    let rows: [&[f32]; 6] = std::array::from_fn(|r| inputs(top - 1 + r as isize));
-                    match step {
-                        1 => kernels::conv_block(self.isa, layer, [rows[0], rows[1], rows[2]], count, blocks, scratch),
-                        2 => kernels::conv_pair(
-                            self.isa,
-                            layer,
-                            [rows[0], rows[1], rows[2], rows[3]],
-                            count,
-                            blocks,
-                            scratch,
-                        ),
-                        _ => kernels::conv_quad(self.isa, layer, rows, count, blocks, scratch),
+                    if step == 1 {
+                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1)];
+                        kernels::conv_block(self.isa, layer, rows, count, blocks, scratch);
+                    } else {
+                        // Rows top - 1 .. top + step (the most any path's step reads).
+                        let rows: [&[f32]; 6] = std::array::from_fn(|r| inputs(top - 1 + r as isize));
+                        kernels::conv_rows(self.isa, layer, &rows[..step + 2], count, blocks, scratch);
                     }
                     // Block b of the call, row j of the step, at (b * step + j) * block_len.
                     for (index, block) in blocks.chunks_exact_mut(block_len).take(count * step).enumerate() {

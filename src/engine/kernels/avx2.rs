@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 const GROUPS_PER_CHUNK: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
 /// Four output rows from six input rows over `blocks` blocks of tiles (see
-/// [`super::conv_quad`]), block by block.
+/// [`super::conv_rows`]), block by block.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn conv_quad(
     layer: &Layer,

@@ -13,7 +13,7 @@ use std::arch::x86_64::*;
 const PANELS_PER_PASS: usize = PAIR_CHANNELS_PER_PASS / GROUP;
 
 /// Two output rows from four input rows over `blocks` (1 or 2) blocks of tiles (see
-/// [`super::conv_pair`]). Over two blocks a pass holds 12 channels of both, so that each
+/// [`super::conv_rows`]). Over two blocks a pass holds 12 channels of both, so that each
 /// weight broadcast feeds two FMAs: 16 loads per 24 FMAs instead of 26.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn conv_pair(

@@ -9,11 +9,10 @@
 //! - [`conv_block`] (portable and AMX paths, one output row at a time, over one or two blocks):
 //!   the 6 point products of every output channel and the output transform, written phase by
 //!   phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel `4 * (t0 + p) + phase`;
-//! - [`conv_pair`] (AVX-512, two output rows at a time): the same for two rows from four, by
-//!   F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), into two blocks of
-//!   that layout;
-//! - [`conv_quad`] (AVX2, four output rows at a time): four rows from six, by F(4,3) down the
-//!   columns (6 x 6 products per tile), into four blocks of that layout;
+//! - [`conv_rows`] (AVX-512, two output rows at a time; AVX2, four): the same for two rows from
+//!   four, by F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), or four
+//!   rows from six by F(4,3) down the columns (6 x 6 products per tile), into a block of that
+//!   layout per row;
 //! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row;
 //! - [`conv_epilogue`] (AMX and AVX-512, the layers before the last): the convolution and the
 //!   epilogue in one, straight into the phase-split rows, with no block between them.
@@ -39,15 +38,15 @@ pub const GROUP: usize = 6;
 /// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks,
 /// twice: the pass and the one before it, see [`amx::conv_blocks`]).
 const CHANNELS_PER_PASS: usize = 96;
-/// Output channels of one pass of [`conv_pair`] and [`conv_quad`] (AVX2: 4 panels one after
+/// Output channels of one pass of [`conv_rows`] (AVX2: 4 panels one after
 /// another; AVX-512: 4 panels at once).
 const PAIR_CHANNELS_PER_PASS: usize = 24;
-/// Floats of the products of one point of a pass of [`conv_quad`] (6 vertical points of 24
+/// Floats of the products of one point of a pass of the AVX2 [`conv_rows`] (6 vertical points of 24
 /// channels of a block), and of its column outputs (4 rows of 6 points).
 const QUAD_POINT_PRODUCTS: usize = POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
 const QUAD_SUMS: usize = TILE * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
 
-/// Floats of scratch [`conv_block`] and [`conv_pair`] need: a pass's products at every point
+/// Floats of scratch [`conv_block`] and the AVX-512 [`conv_rows`] need: a pass's products at every point
 /// (and vertical point), over the blocks of a call (AVX-512: 24 channels over two blocks).
 /// Passed in, as zeroing a stack array per call showed up as a memset in profiles.
 pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > 2 * VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS {
@@ -58,7 +57,7 @@ pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > 2 * VERTICAL_POIN
 
 /// Where a convolution writes a layer's output.
 pub enum ConvOutput<'a> {
-    /// The blocks [`conv_block`] and [`conv_pair`] describe, for [`epilogue`] or the stores.
+    /// The blocks [`conv_block`] and [`conv_rows`] describe, for [`epilogue`] or the stores.
     Blocks(&'a mut [f32]),
     /// The layer's epilogue applied, straight into the next layer's phase-split rows
     /// (`[channel][phase][pitch]`, from the call's first tile on; the second row of a pair
@@ -71,13 +70,13 @@ pub enum ConvOutput<'a> {
 }
 
 /// Floats of scratch a convolution of `ci` input channels needs: [`SCRATCH_LEN`], and for
-/// [`conv_quad`] a pass's column outputs, one point's products and the block's vertical points.
+/// the AVX2 [`conv_rows`] a pass's column outputs, one point's products and the block's vertical points.
 pub fn scratch_len(ci: usize) -> usize {
     SCRATCH_LEN.max(QUAD_SUMS + QUAD_POINT_PRODUCTS + POINTS * POINTS * ci * BLOCK)
 }
 
-/// Output rows a path computes at a time: two for the path with [`conv_pair`], four for the
-/// path with [`conv_quad`].
+/// Output rows a path computes at a time: one for the paths with [`conv_block`], two (AVX-512)
+/// or four (AVX2) for those with [`conv_rows`].
 pub fn rows_per_step(path: Path) -> usize {
     match path {
         Path::Portable | Path::AmxBf16 => 1,
@@ -112,7 +111,7 @@ pub fn fuses_epilogue(path: Path, co: usize) -> bool {
     }
 }
 
-/// [`conv_block`] or [`conv_pair`], then [`epilogue`] on every phase of each block, in one
+/// [`conv_block`] or [`conv_rows`], then [`epilogue`] on every phase of each block, in one
 /// (paths and layers that [`fuses_epilogue`]): the layer's output, activated and normalised,
 /// straight into the next layer's phase-split rows `split` (`[channel][phase][pitch]`, from the
 /// call's first tile on; the second row of a step `row_len` after the first), with no block
@@ -148,7 +147,7 @@ pub fn conv_epilogue(
             amx::conv_blocks(layer, w, [rows[0], rows[1], rows[2]], blocks, out, scratch)
         },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `conv_pair`; the split rows' writes are bounded by the assert above.
+        // SAFETY: as in `conv_rows`; the split rows' writes are bounded by the assert above.
         (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
             avx512::conv_pair(layer, w, [rows[0], rows[1], rows[2], rows[3]], blocks, out, scratch)
         },
@@ -172,7 +171,7 @@ fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, fused: bo
     }
 }
 
-/// Blocks of tiles a path's [`conv_block`] or [`conv_pair`] takes at a time, or its
+/// Blocks of tiles a path's [`conv_block`] or [`conv_rows`] takes at a time, or its
 /// [`conv_epilogue`] (`fused`).
 pub fn blocks_per_call(path: Path, fused: bool) -> usize {
     match path {
@@ -212,46 +211,33 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
     }
 }
 
-/// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of two rows
-/// (the AVX-512 path): from the transformed rows r - 1 .. r + 2, output rows r and r + 1 of
-/// block b into `out[(b * 2 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`] writes
-/// one.
-pub fn conv_pair(isa: Isa, layer: &Layer, rows: [&[f32]; 4], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
-    check_call(isa, layer, &rows, blocks, false, scratch);
+/// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of a step of
+/// several rows (the AVX-512 path's two, the AVX2 path's four: [`rows_per_step`]): from the
+/// transformed rows r - 1 .. r + step, output rows r .. r + step - 1 of block b into
+/// `out[(b * step + row) * TILE * co * BLOCK..]`, each block as [`conv_block`] writes one.
+pub fn conv_rows(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
+    let step = rows_per_step(isa.path());
+    check_call(isa, layer, rows, blocks, false, scratch);
     assert!(
-        out.len() >= 2 * blocks * TILE * layer.co * BLOCK,
-        "conv_pair writes inside its blocks"
-    );
-    match (isa.path(), &layer.weights) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the Isa value exists only where detection found AVX-512F; the reads and
-        // writes are bounded by the asserts above.
-        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
-            avx512::conv_pair(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
-        },
-        #[cfg(not(target_arch = "x86_64"))]
-        (path @ Path::Avx512, _) => x86_only(path),
-        (path, _) => panic!("layer weights packed for another path than {path}, or a path of other steps"),
-    }
-}
-
-/// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of four rows (the
-/// AVX2 path): from the transformed rows r - 1 .. r + 4, output rows r .. r + 3 of block b into
-/// `out[(b * 4 + row) * TILE * co * BLOCK..]`, each block as [`conv_block`] writes one.
-pub fn conv_quad(isa: Isa, layer: &Layer, rows: [&[f32]; 6], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
-    check_call(isa, layer, &rows, blocks, false, scratch);
-    assert!(
-        out.len() >= 4 * blocks * TILE * layer.co * BLOCK,
-        "conv_quad writes inside its blocks"
+        rows.len() == step + 2 && out.len() >= step * blocks * TILE * layer.co * BLOCK,
+        "conv_rows reads a step's rows and writes inside its blocks"
     );
     match (isa.path(), &layer.weights) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
         // writes are bounded by the asserts above.
-        (Path::Avx2, PackedWeights::Fp32Quads(w)) => unsafe { avx2::conv_quad(layer, w, rows, blocks, out, scratch) },
+        (Path::Avx2, PackedWeights::Fp32Quads(w)) => unsafe {
+            avx2::conv_quad(layer, w, std::array::from_fn(|r| rows[r]), blocks, out, scratch)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX-512F detected.
+        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
+            let rows = std::array::from_fn(|r| rows[r]);
+            avx512::conv_pair(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
+        },
         #[cfg(not(target_arch = "x86_64"))]
-        (path @ Path::Avx2, _) => x86_only(path),
-        (path, _) => panic!("layer weights packed for another path than {path}, or a path of other steps"),
+        (path @ (Path::Avx2 | Path::Avx512), _) => x86_only(path),
+        (path, _) => panic!("layer weights packed for another path than {path}, or a path of single rows"),
     }
 }
 
@@ -459,8 +445,7 @@ mod tests {
                     if step == 1 {
                         conv_block(isa, &layer, [rows[0], rows[1], rows[2]], blocks, &mut out, &mut scratch);
                     } else {
-                        let rows = [rows[0], rows[1], rows[2], rows[3]];
-                        conv_pair(isa, &layer, rows, blocks, &mut out, &mut scratch);
+                        conv_rows(isa, &layer, &rows, blocks, &mut out, &mut scratch);
                     }
                     for (index, block) in out.chunks_exact_mut(TILE * co * BLOCK).enumerate() {
                         let (b, j) = (t0 + index / step, index % step);
