@@ -82,8 +82,8 @@ pub struct FastEngine {
 
 /// Buffers for one frame size, reused from frame to frame: a transformed zero row (the padding
 /// above and below), and per band of rows, rings of [`ring_rows`] rows (a step: the one, two or
-/// four rows a path computes at a time) for the transformed input and every layer's output, plus the
-/// phase-split rows of a step that a layer writes before they are transformed.
+/// four rows a path computes at a time) for the transformed input and every layer's output,
+/// plus the phase-split rows of a step that a layer writes before they are transformed.
 #[derive(Default)]
 pub struct Workspace {
     geometry: Geometry,
@@ -401,8 +401,8 @@ impl FastEngine {
 
     /// Computes the final rows of steps `a..b` of the frame (a step: the rows the path computes
     /// at a time, [`kernels::rows_per_step`]), streaming every layer through rings of
-    /// [`ring_rows`] rows: at step t, layer k computes its step t - k, when that step lies in the steps the
-    /// band needs from it (its own steps widened by one per later layer).
+    /// [`ring_rows`] rows: at step t, layer k computes its step t - k, when that step lies in the
+    /// steps the band needs from it (its own steps widened by one per later layer).
     #[allow(clippy::too_many_arguments)]
     fn stream_band(
         &self,

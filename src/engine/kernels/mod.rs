@@ -38,16 +38,18 @@ pub const GROUP: usize = 6;
 /// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks,
 /// twice: the pass and the one before it, see [`amx::conv_blocks`]).
 const CHANNELS_PER_PASS: usize = 96;
-/// Output channels of one pass of [`conv_rows`] (AVX2: 4 panels one after
-/// another; AVX-512: 4 panels at once).
+/// Output channels of one pass of [`conv_rows`] (AVX2: 4 panels one after another; AVX-512: 4
+/// panels at once).
 const PAIR_CHANNELS_PER_PASS: usize = 24;
-/// Floats of the products of one point of a pass of the AVX2 [`conv_rows`] (6 vertical points of 24
-/// channels of a block), and of its column outputs (4 rows of 6 points).
+/// Floats of the products of one point of an AVX2 pass: 6 vertical points of 24 channels of a
+/// block.
 const QUAD_POINT_PRODUCTS: usize = POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
+/// Floats of an AVX2 pass's column outputs: 4 rows of 6 points of 24 channels of a block.
 const QUAD_SUMS: usize = TILE * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
 
-/// Floats of scratch [`conv_block`] and the AVX-512 [`conv_rows`] need: a pass's products at every point
-/// (and vertical point), over the blocks of a call (AVX-512: 24 channels over two blocks).
+/// Floats of scratch [`conv_block`] and the AVX-512 [`conv_rows`] need: a pass's products at
+/// every point (and vertical point), over the blocks of a call (AVX-512: 24 channels over two
+/// blocks).
 /// Passed in, as zeroing a stack array per call showed up as a memset in profiles.
 pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > 2 * VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS {
     POINTS * CHANNELS_PER_PASS * BLOCK
@@ -69,8 +71,9 @@ pub enum ConvOutput<'a> {
     },
 }
 
-/// Floats of scratch a convolution of `ci` input channels needs: [`SCRATCH_LEN`], and for
-/// the AVX2 [`conv_rows`] a pass's column outputs, one point's products and the block's vertical points.
+/// Floats of scratch a convolution of `ci` input channels needs: [`SCRATCH_LEN`], and for the
+/// AVX2 [`conv_rows`] a pass's column outputs, one point's products and the block's vertical
+/// points.
 pub fn scratch_len(ci: usize) -> usize {
     SCRATCH_LEN.max(QUAD_SUMS + QUAD_POINT_PRODUCTS + POINTS * POINTS * ci * BLOCK)
 }
