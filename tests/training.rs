@@ -160,12 +160,29 @@ fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
     source.save(&path).unwrap();
 
     // Same model: the file's weights as they are.
-    assert_eq!(initial_weights(&path, &x2).unwrap().tensors, source.tensors);
+    assert_eq!(initial_weights(&path, &x2, 1).unwrap().tensors, source.tensors);
+
+    // A folded model (as shipped): unfolded into the training form, which folds back to it.
+    let folded = source.folded(false).unwrap();
+    let folded_path = dir.join("x2-folded.safetensors");
+    folded.save(&folded_path).unwrap();
+    let unfolded = initial_weights(&folded_path, &x2, 1).unwrap();
+    assert_eq!(unfolded.form, Form::Training);
+    let back = unfolded.folded(false).unwrap();
+    for (name, t) in &folded.tensors {
+        let worst = t
+            .data
+            .iter()
+            .zip(&back.tensors[name].data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-6, "{name}: {worst:e}");
+    }
 
     // x3 from x2: everything as it is but the upsample conv, whose output channels depend on
     // the scale: resampled from the file's.
     let x3 = ModelConfig { scale: 3, ..x2.clone() };
-    let start = initial_weights(&path, &x3).unwrap();
+    let start = initial_weights(&path, &x3, 1).unwrap();
     let (weight, bias) = resample_upsample_conv(
         &source.tensors["upsample.0.weight"],
         &source.tensors["upsample.0.bias"],
@@ -189,17 +206,17 @@ fn fine_tuning_starts_from_a_model_of_the_same_or_another_scale() {
         feature_channels: 12,
         ..x2.clone()
     };
-    let err = initial_weights(&path, &wider).unwrap_err();
+    let err = initial_weights(&path, &wider, 1).unwrap_err();
     assert!(
         matches!(&err, rt4ksr::train::run::TrainError::InitWeights { path: p, .. } if p == &path),
         "{err}"
     );
     assert!(err.to_string().contains("x2.safetensors"), "{err}");
 
-    // And a run starts from it: a few x3 steps with finite losses.
+    // And a run starts from the folded file: a few x3 steps with finite losses.
     let mut config = tiny_config(&dir, "x3");
     config.model = x3;
-    config.init_weights = Some(path);
+    config.init_weights = Some(folded_path);
     config.steps = 3;
     let mut losses = vec![];
     Trainer::new(config)

@@ -125,3 +125,124 @@ pub fn fold(config: &ModelConfig, training: &TensorMap, keep_dead: bool) -> Resu
     }
     Ok(folded)
 }
+
+/// The reverse of [`fold_block`] for one folded block (weight [C,C,3,3], bias [C]): training
+/// tensors that fold back to it, with E = `w1.shape[0]` expanded channels. The expand conv
+/// passes the input through its first C channels, the 3x3 conv holds the folded kernel less the
+/// block's two identities (through t and through x) on those channels, and the reduce conv
+/// takes them back; its columns for the other E - C channels are zero, so whatever `w1`, `b1`
+/// and `w2` hold there (a fresh initialisation, passed in) leaves the block's output unchanged
+/// while its gradient still reaches them through those columns. Returns (w1, b1, w2, b2, w3, b3).
+#[allow(clippy::type_complexity)]
+pub fn unfold_block(
+    weight: &HostTensor,
+    bias: &HostTensor,
+    fresh: [&HostTensor; 4],
+) -> (HostTensor, HostTensor, HostTensor, HostTensor, HostTensor, HostTensor) {
+    let [w1, b1, w2, b2] = fresh.map(HostTensor::clone);
+    let (mut w1, mut b1, mut w2, mut b2) = (w1, b1, w2, b2);
+    let (e, c) = (w1.shape[0], w1.shape[1]);
+    assert_eq!(weight.shape, [c, c, 3, 3], "unfold_block: folded weight shape");
+    assert_eq!(w2.shape, [e, e, 3, 3], "unfold_block: 3x3 conv shape");
+    for n in 0..c {
+        for i in 0..c {
+            w1.data[n * c + i] = if n == i { 1.0 } else { 0.0 };
+        }
+        b1.data[n] = 0.0;
+        b2.data[n] = 0.0;
+        for m in 0..e {
+            for k in 0..9 {
+                w2.data[(n * e + m) * 9 + k] = if m < c {
+                    weight.data[(n * c + m) * 9 + k] - if k == 4 && m == n { 2.0 } else { 0.0 }
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    // Channels C.. of t enter y only through the reduce conv's zero columns: their bias may stay.
+    let w3 = HostTensor::new(
+        vec![c, e, 1, 1],
+        (0..c * e).map(|i| if i / e == i % e { 1.0 } else { 0.0 }).collect(),
+    );
+    (w1, b1, w2, b2, w3, bias.clone())
+}
+
+/// Training-form tensors for a folded tensor map (see [`unfold_block`]): `fresh` is a training-
+/// form map of the same configuration (a seeded initialisation) that gives every tensor the
+/// folded form does not determine: the expanded channels beyond C, and the dead HF branch when
+/// the folded map has none.
+pub fn unfold(config: &ModelConfig, folded: &TensorMap, fresh: &TensorMap) -> Result<TensorMap, ModelError> {
+    let mut training = fresh.clone();
+    for (name, t) in folded {
+        if !name.contains(".rep_conv.") {
+            training.insert(name.clone(), t.clone());
+        }
+    }
+    for prefix in block_prefixes(config) {
+        let (Some(weight), Some(bias)) = (
+            folded.get(&format!("{prefix}.rep_conv.weight")),
+            folded.get(&format!("{prefix}.rep_conv.bias")),
+        ) else {
+            continue;
+        };
+        let get = |part: &str| {
+            let name = format!("{prefix}.{part}");
+            fresh.get(&name).ok_or_else(|| ModelError::Missing {
+                name,
+                config: config.summary(),
+            })
+        };
+        let fresh = [
+            get("expand_conv.weight")?,
+            get("expand_conv.bias")?,
+            get("fea_conv.weight")?,
+            get("fea_conv.bias")?,
+        ];
+        let (w1, b1, w2, b2, w3, b3) = unfold_block(weight, bias, fresh);
+        for (part, t) in [
+            ("expand_conv.weight", w1),
+            ("expand_conv.bias", b1),
+            ("fea_conv.weight", w2),
+            ("fea_conv.bias", b2),
+            ("reduce_conv.weight", w3),
+            ("reduce_conv.bias", b3),
+        ] {
+            training.insert(format!("{prefix}.{part}"), t);
+        }
+    }
+    Ok(training)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::init::{perturbed_weights, random_weights};
+
+    #[test]
+    fn an_unfolded_model_folds_back_to_itself() {
+        let config = ModelConfig::official(3);
+        let folded = perturbed_weights(&config, Form::Training, 5).folded(false).unwrap();
+        let fresh = random_weights(&config, Form::Training, 6);
+        let training = unfold(&config, &folded.tensors, &fresh.tensors).unwrap();
+        // The expanded channels beyond C keep the fresh values (they will train).
+        let w1 = &training["body.0.conv1.expand_conv.weight"];
+        let c = config.feature_channels;
+        assert_eq!(
+            w1.data[c * c..],
+            fresh.tensors["body.0.conv1.expand_conv.weight"].data[c * c..]
+        );
+        let back = fold(&config, &training, false).unwrap();
+        assert_eq!(back.len(), folded.tensors.len());
+        for (name, t) in &folded.tensors {
+            let worst = t
+                .data
+                .iter()
+                .zip(&back[name].data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            // Only the centre taps round twice (less the identities, then plus them again).
+            assert!(worst <= 1e-6, "{name}: {worst:e}");
+        }
+    }
+}

@@ -77,6 +77,26 @@ impl ModelWeights {
         }
     }
 
+    /// The training form; training-form weights are returned unchanged. Folded weights are
+    /// unfolded exactly ([`fold::unfold`]): the tensors the folded form does not determine
+    /// (expanded channels beyond the features, the dead HF branch) are a fresh initialisation
+    /// from `seed`, which does not change the network's output.
+    pub fn unfolded(&self, seed: u64) -> Result<Self, ModelError> {
+        match self.form {
+            Form::Training => Ok(self.clone()),
+            Form::Folded => {
+                let fresh = super::init::random_weights(&self.config, Form::Training, seed);
+                let tensors = fold::unfold(&self.config, &self.tensors, &fresh.tensors)?;
+                Self::new(
+                    self.config.clone(),
+                    Form::Training,
+                    tensors,
+                    format!("{}; unfolded by rt4ksr {}", self.provenance, env!("CARGO_PKG_VERSION")),
+                )
+            }
+        }
+    }
+
     /// The element-wise weighted mean of two models' folded weights, `other`'s with weight
     /// `share` (in 0..=1) and this one's with `1 - share` (a "model soup": fine-tunes of one
     /// starting point, averaged, often keep most of what each gained). Both must have the same

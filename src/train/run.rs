@@ -89,14 +89,13 @@ pub enum TrainError {
     #[error("the data thread stopped")]
     DataThreadStopped,
     #[error(
-        "{}: fine-tuning needs training-form weights of the configured model ({wanted}) at any scale, the file holds {found} ({form} form)",
+        "{}: fine-tuning needs weights of the configured model ({wanted}) at any scale, the file holds {found}",
         .path.display()
     )]
     InitWeights {
         path: PathBuf,
         wanted: String,
         found: String,
-        form: Form,
     },
 }
 
@@ -224,7 +223,7 @@ impl Trainer {
             (w, ckpt.ema, ckpt.step, ckpt.best_psnr, ckpt.best_step)
         } else {
             let w = match &c.init_weights {
-                Some(path) => initial_weights(path, &c.model)?,
+                Some(path) => initial_weights(path, &c.model, c.seed)?,
                 None => random_weights(&c.model, Form::Training, c.seed),
             };
             (w, None, 0, None, 0)
@@ -476,24 +475,28 @@ impl CsvLog {
     }
 }
 
-/// The weights a fine-tuning run starts from: training-form weights of the configured model,
-/// or of the same model at another scale, whose tensors are all taken as they are but the
-/// upsample conv (its output channels depend on the scale), which is resampled from the
-/// file's (`model::rescale`).
-pub fn initial_weights(path: &Path, model: &crate::ModelConfig) -> Result<ModelWeights, TrainError> {
+/// The weights a fine-tuning run starts from: weights of the configured model, or of the same
+/// model at another scale, whose tensors are all taken as they are but the upsample conv (its
+/// output channels depend on the scale), which is resampled from the file's
+/// (`model::rescale`). Folded weights (a shipped model) are unfolded first, exactly, the
+/// tensors folding does not determine drawn from `seed` ([`ModelWeights::unfolded`]).
+pub fn initial_weights(path: &Path, model: &crate::ModelConfig, seed: u64) -> Result<ModelWeights, TrainError> {
     let w = ModelWeights::load(path)?;
     let same_but_scale = crate::ModelConfig {
         scale: model.scale,
         ..w.config.clone()
     } == *model;
-    if w.form != Form::Training || !same_but_scale {
+    if !same_but_scale {
         return Err(TrainError::InitWeights {
             path: path.to_path_buf(),
             wanted: model.summary(),
             found: w.config.summary(),
-            form: w.form,
         });
     }
+    let w = w.unfolded(seed).map_err(|source| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if w.config.scale == model.scale {
         return Ok(w);
     }
