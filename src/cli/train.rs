@@ -82,8 +82,9 @@ pub struct TrainArgs {
     checkpoint_every: Option<u64>,
     #[arg(long)]
     log_every: Option<u64>,
-    /// Fine-tune from these training-form weights (.pth, project file or checkpoint) of the
-    /// configured model, or of the same model at another scale (its upsample conv resampled).
+    /// Fine-tune from these weights (.pth, project file, checkpoint or a folded model such as
+    /// models/rt4ksr_x3.safetensors, unfolded exactly) of the configured model, or of the same
+    /// model at another scale (its upsample conv resampled).
     #[arg(long)]
     init_weights: Option<PathBuf>,
     /// Who computes the gradients: auto (the hand-written CPU pass where it applies), burn or
