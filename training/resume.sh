@@ -140,6 +140,9 @@ case "${1:-}" in
   # (configs/train_x3_official_ft.toml): is the dark-screen gap our start's or our data's?
   # Finished, a diagnosis (not shipped: the authors' weights carry no licence).
   x3-official-ft) chains=("x3-official-ft:train_x3_official_ft") ;;
+  # The shipped x3 itself (unfolded from models/rt4ksr_x3.safetensors) on its last schedule
+  # with the synthetic screens five times as often (configs/train_x3_screens.toml).
+  x3-screens) chains=("x3-screens:train_x3_screens") ;;
   # x3-colour2's photos schedule again from the same state with the luma loss: the two ends
   # differ by it alone (configs/train_x3_colour2_photos_luma.toml).
   x3-colour2-luma) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos-luma:train_x3_colour2_photos_luma") ;;
@@ -183,7 +186,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-screens (the shipped x3 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
@@ -214,6 +217,14 @@ if [ ! -d data/generated/synthetic-colour-val ]; then
   fi
   target/datagen-venv/bin/python tools/generalisation_sets.py --shared ../shared --out data/generated.new
   rm -rf data/generated && mv data/generated.new data/generated
+fi
+
+# The synthetic UI screens of synthetic-train on their own, for configs that weight that kind
+# apart (copies: the training set's walk takes files).
+if [ ! -d data/generated/synthetic-screen-train ]; then
+  mkdir -p data/generated/synthetic-screen-train.new
+  cp data/generated/synthetic-train/screen_*.png data/generated/synthetic-screen-train.new/
+  mv data/generated/synthetic-screen-train.new data/generated/synthetic-screen-train
 fi
 
 # Runs one schedule to its end (or returns at once if it has ended), then files its state.
