@@ -139,8 +139,7 @@ pub fn unfold_block(
     bias: &HostTensor,
     fresh: [&HostTensor; 4],
 ) -> (HostTensor, HostTensor, HostTensor, HostTensor, HostTensor, HostTensor) {
-    let [w1, b1, w2, b2] = fresh.map(HostTensor::clone);
-    let (mut w1, mut b1, mut w2, mut b2) = (w1, b1, w2, b2);
+    let [mut w1, mut b1, mut w2, mut b2] = fresh.map(HostTensor::clone);
     let (e, c) = (w1.shape[0], w1.shape[1]);
     assert_eq!(weight.shape, [c, c, 3, 3], "unfold_block: folded weight shape");
     assert_eq!(w2.shape, [e, e, 3, 3], "unfold_block: 3x3 conv shape");
