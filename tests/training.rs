@@ -8,7 +8,7 @@ use rt4ksr::imaging::io::save_rgb8;
 use rt4ksr::model::ModelConfig;
 use rt4ksr::train::schedule::Schedule;
 use rt4ksr::train::{TrainConfig, TrainEvent, Trainer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Smooth colourful patterns with some edges, so there is something to learn.
 fn make_images(dir: &Path, count: usize) {
@@ -334,14 +334,25 @@ fn train_tiny(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn the_command_takes_the_backward_pass_as_a_flag() {
-    let dir = common::scratch("train-backward-flag");
+/// A scratch folder named `name` with one training image in `data/`.
+fn tiny_data(name: &str) -> PathBuf {
+    let dir = common::scratch(name);
     std::fs::create_dir_all(dir.join("data")).unwrap();
     make_images(&dir.join("data"), 1);
-    let output = train_tiny(&dir, "burn", &["--backward", "burn"]);
+    dir
+}
+
+/// [`train_tiny`] that must succeed; returns the config the run saved.
+fn saved_config(dir: &Path, out: &str, extra: &[&str]) -> String {
+    let output = train_tiny(dir, out, extra);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let saved = std::fs::read_to_string(dir.join("burn/config.toml")).unwrap();
+    std::fs::read_to_string(dir.join(out).join("config.toml")).unwrap()
+}
+
+#[test]
+fn the_command_takes_the_backward_pass_as_a_flag() {
+    let dir = tiny_data("train-backward-flag");
+    let saved = saved_config(&dir, "burn", &["--backward", "burn"]);
     assert!(saved.contains("backward = \"burn\""), "{saved}");
     let output = train_tiny(&dir, "bad", &["--backward", "sideways"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -350,16 +361,10 @@ fn the_command_takes_the_backward_pass_as_a_flag() {
 
 #[test]
 fn the_command_trains_on_8_bit_lr_patches_when_asked() {
-    let dir = common::scratch("train-lr-8bit");
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    make_images(&dir.join("data"), 1);
-    let output = train_tiny(&dir, "quantized", &["--lr-8bit"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let saved = std::fs::read_to_string(dir.join("quantized/config.toml")).unwrap();
+    let dir = tiny_data("train-lr-8bit");
+    let saved = saved_config(&dir, "quantized", &["--lr-8bit"]);
     assert!(saved.contains("lr_8bit = true"), "{saved}");
-    let output = train_tiny(&dir, "plain", &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let saved = std::fs::read_to_string(dir.join("plain/config.toml")).unwrap();
+    let saved = saved_config(&dir, "plain", &[]);
     assert!(!saved.contains("lr_8bit"), "{saved}");
     // Same seed and crops, other LR: the first step's loss differs.
     let first_loss = |out: &str| {
@@ -371,12 +376,8 @@ fn the_command_trains_on_8_bit_lr_patches_when_asked() {
 
 #[test]
 fn the_command_turns_a_share_of_the_crops_negative_when_asked() {
-    let dir = common::scratch("train-invert");
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    make_images(&dir.join("data"), 1);
-    let output = train_tiny(&dir, "negative", &["--invert-fraction", "0.5"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let saved = std::fs::read_to_string(dir.join("negative/config.toml")).unwrap();
+    let dir = tiny_data("train-invert");
+    let saved = saved_config(&dir, "negative", &["--invert-fraction", "0.5"]);
     assert!(saved.contains("invert_fraction = 0.5"), "{saved}");
     let output = train_tiny(&dir, "bad", &["--invert-fraction", "2"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
