@@ -1,9 +1,11 @@
-//! `rt4ksr convert --mean-with` end to end: the weighted mean of two models' folded weights,
-//! and clear errors for a bad share.
+//! `rt4ksr convert` end to end: `--mean-with`, the weighted mean of two models' folded weights,
+//! with clear errors for a bad share; `--transpose`, the model turned with its images.
 
 mod common;
 
 use rt4ksr::ModelWeights;
+use rt4ksr::engine::{FastEngine, Isa, Workspace};
+use rt4ksr::imaging::Image;
 use rt4ksr::model::init::perturbed_weights;
 use rt4ksr::model::{Form, ModelConfig};
 use std::process::Command;
@@ -69,4 +71,59 @@ fn a_mean_takes_each_model_at_its_share() {
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("--mean-with"));
     assert!(!bad.exists());
+}
+
+/// `Image` (planar) turned about its diagonal.
+fn transposed(img: &Image<f32>) -> Image<f32> {
+    let mut data = Vec::with_capacity(img.data.len());
+    for c in 0..img.channels {
+        let plane = img.plane(c);
+        for x in 0..img.width {
+            data.extend((0..img.height).map(|y| plane[y * img.width + x]));
+        }
+    }
+    Image::new(img.channels, img.width, img.height, data)
+}
+
+#[test]
+fn a_transposed_model_upscales_a_turned_image_to_the_turned_output() {
+    let dir = common::scratch("convert-transpose");
+    let config = ModelConfig::official(3);
+    let (model, turned) = (dir.join("model.safetensors"), dir.join("turned.safetensors"));
+    perturbed_weights(&config, Form::Training, 4).save(&model).unwrap();
+    let result = convert(&[
+        model.as_os_str(),
+        "--transpose".as_ref(),
+        "-o".as_ref(),
+        turned.as_os_str(),
+    ]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let (original, turned) = (
+        ModelWeights::load(&model).unwrap().folded(false).unwrap(),
+        ModelWeights::load(&turned).unwrap(),
+    );
+    assert_eq!(turned.form, Form::Folded);
+    let img = Image::new(
+        3,
+        22,
+        30,
+        (0..3 * 22 * 30).map(|i| ((i * 37) % 101) as f32 / 100.0).collect(),
+    );
+    // On the engine's fastest path here, as `rt4ksr upscale` runs it.
+    for (path, isa) in Isa::survey() {
+        let Ok(isa) = isa else { continue };
+        let fast = |w: &ModelWeights| FastEngine::from_folded(&w.config, &w.tensors, isa).unwrap();
+        let mut ws = Workspace::default();
+        let want = transposed(&fast(&original).upscale(&img, &mut ws).unwrap());
+        let got = fast(&turned).upscale(&transposed(&img), &mut ws).unwrap();
+        assert_eq!((got.height, got.width), (want.height, want.width));
+        let worst = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let bound = if path.is_reduced_precision() { 5e-2 } else { 1e-4 };
+        assert!(worst <= bound, "{path}: {worst:e}");
+    }
 }

@@ -143,6 +143,13 @@ case "${1:-}" in
   # The shipped x3 itself (unfolded from models/rt4ksr_x3.safetensors) on its last schedule
   # with the synthetic screens five times as often (configs/train_x3_screens.toml).
   x3-screens) chains=("x3-screens:train_x3_screens") ;;
+  # The same from that model transposed (configs/train_x3_screens_t.toml), and with the screens'
+  # crops kept upright besides (configs/train_x3_screens_up.toml).
+  x3-screens-t) chains=("x3-screens-t:train_x3_screens_t") ;;
+  x3-screens-up) chains=("x3-screens-up:train_x3_screens_up") ;;
+  # x3-screens-up with twice the upright screens and upright text besides
+  # (configs/train_x3_upright.toml).
+  x3-upright) chains=("x3-upright:train_x3_upright") ;;
   # x3-colour2's photos schedule again from the same state with the luma loss: the two ends
   # differ by it alone (configs/train_x3_colour2_photos_luma.toml).
   x3-colour2-luma) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos-luma:train_x3_colour2_photos_luma") ;;
@@ -186,7 +193,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-screens (the shipped x3 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-upright (x3-screens-up with more upright screens and text), x3-screens-t and x3-screens-up (x3-screens from the x3 of commit 71fe4d1 transposed, and with the screens kept upright besides), x3-screens (finished: the x3 of commit 71fe4d1 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
@@ -208,6 +215,13 @@ from_history() {
 }
 from_history 5c9b07a x2-phase3 x2-phase3.checkpoint.safetensors
 from_history d0cf9c4 x3-from-x2-phase3 x3-from-x2-phase3-117500.checkpoint.safetensors
+# The x3 model shipped at commit 71fe4d1 (x3-luma-mix-w16-inv's end), where the x3-screens runs
+# start, and its transpose.
+if [ ! -f runs/init/x3-luma-mix-w16-inv.transposed.safetensors ]; then
+  git show 71fe4d1:models/rt4ksr_x3.safetensors > runs/init/x3-luma-mix-w16-inv.safetensors
+  target/release/rt4ksr convert runs/init/x3-luma-mix-w16-inv.safetensors --transpose \
+    -o runs/init/x3-luma-mix-w16-inv.transposed.safetensors --overwrite
+fi
 
 # The generalisation images (deterministic for one Pillow version: pinned).
 if [ ! -d data/generated/synthetic-colour-val ]; then
@@ -219,13 +233,15 @@ if [ ! -d data/generated/synthetic-colour-val ]; then
   rm -rf data/generated && mv data/generated.new data/generated
 fi
 
-# The synthetic UI screens of synthetic-train on their own, for configs that weight that kind
-# apart (copies: the training set's walk takes files).
-if [ ! -d data/generated/synthetic-screen-train ]; then
-  mkdir -p data/generated/synthetic-screen-train.new
-  cp data/generated/synthetic-train/screen_*.png data/generated/synthetic-screen-train.new/
-  mv data/generated/synthetic-screen-train.new data/generated/synthetic-screen-train
-fi
+# The synthetic UI screens and text of synthetic-train, each kind on its own, for configs that
+# weight a kind apart or keep it upright (copies: the training set's walk takes files).
+for kind in screen text; do
+  if [ ! -d data/generated/synthetic-$kind-train ]; then
+    mkdir -p data/generated/synthetic-$kind-train.new
+    cp data/generated/synthetic-train/${kind}_*.png data/generated/synthetic-$kind-train.new/
+    mv data/generated/synthetic-$kind-train.new data/generated/synthetic-$kind-train
+  fi
+done
 
 # Runs one schedule to its end (or returns at once if it has ended), then files its state.
 run_schedule() {

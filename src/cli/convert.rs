@@ -26,6 +26,10 @@ pub struct ConvertArgs {
     /// The share of `--mean-with`'s weights in the mean (0 to 1; the input's is the rest).
     #[arg(long, value_name = "SHARE", default_value_t = 0.5, requires = "mean_with")]
     mean_share: f32,
+    /// Write the model conjugated by transposition: on an image turned by 90 degrees it gives
+    /// what the input model gives on the image, turned (its strong orientation moved).
+    #[arg(long)]
+    transpose: bool,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -56,6 +60,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     } else {
         weights.folded(false)?
     };
+    let out = if args.transpose { out.transposed() } else { out };
     out.save(&args.output)?;
     eprintln!(
         "{}: {} form, {} parameters, {}",

@@ -27,6 +27,10 @@ pub struct TrainArgs {
     /// image equally likely).
     #[arg(long, value_delimiter = ',')]
     data_weights: Option<Vec<f64>>,
+    /// A --data folder whose crops keep their orientation: flipped, never turned on their side
+    /// (screens, text; repeatable).
+    #[arg(long, value_name = "DIR")]
+    upright_data: Vec<PathBuf>,
     /// Folder of HR validation images.
     #[arg(long)]
     val_data: Option<PathBuf>,
@@ -121,6 +125,9 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(w) = &args.data_weights {
         c.data_weights = w.clone();
+    }
+    if !args.upright_data.is_empty() {
+        c.upright_data = args.upright_data.clone();
     }
     if !args.lr_patch.is_empty() {
         c.lr_patches = args.lr_patch.clone();

@@ -1,11 +1,12 @@
 //! The network: its configuration, the burn implementation of both forms, the exact folding
-//! between them, initialisation, and moving a trained model to another scale.
+//! between them, initialisation, moving a trained model to another scale, and its transpose.
 
 pub mod config;
 pub mod fold;
 pub mod init;
 pub mod network;
 pub mod rescale;
+pub mod transpose;
 pub mod weights;
 
 pub use config::{Activation, Form, HfExtraction, ModelConfig};

@@ -97,6 +97,21 @@ impl ModelWeights {
         }
     }
 
+    /// The model conjugated by transposition ([`super::transpose`]): on an image turned by 90
+    /// degrees it gives what this model gives on the image, turned. Same form and figures.
+    pub fn transposed(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            form: self.form,
+            tensors: super::transpose::transpose(&self.config, &self.tensors),
+            provenance: format!(
+                "{}; transposed by rt4ksr {}",
+                self.provenance,
+                env!("CARGO_PKG_VERSION")
+            ),
+        }
+    }
+
     /// The element-wise weighted mean of two models' folded weights, `other`'s with weight
     /// `share` (in 0..=1) and this one's with `1 - share` (a "model soup": fine-tunes of one
     /// starting point, averaged, often keep most of what each gained). Both must have the same

@@ -38,6 +38,11 @@ pub struct TrainConfig {
     /// every image equally likely, whatever its folder.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub data_weights: Vec<f64>,
+    /// Those of the `data` folders whose crops keep their orientation: the four flips, never
+    /// turned on their side (screens and text, whose lines run across); empty, the default,
+    /// gives every folder all eight flips and rotations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upright_data: Vec<PathBuf>,
     /// Folder of HR validation images (Y-PSNR every `val_every` steps); none to skip.
     pub val_data: Option<PathBuf>,
     /// Where checkpoints, the log, the plot and the exported models go.
@@ -85,6 +90,7 @@ impl Default for TrainConfig {
             model: ModelConfig::official(2),
             data: vec![],
             data_weights: vec![],
+            upright_data: vec![],
             val_data: None,
             out_dir: PathBuf::from("runs/train"),
             steps: 100_000,
@@ -124,6 +130,8 @@ pub enum TrainConfigError {
     NoData,
     #[error("data_weights: {weights} given for {folders} data folders; one each, finite, 0 or more, not all 0")]
     DataWeights { folders: usize, weights: usize },
+    #[error("upright_data: {} is not one of the data folders", .0.display())]
+    UprightData(PathBuf),
     #[error("batch_size must be positive and lr_patches even sides of at least 4")]
     Batch,
     #[error("learning_rate must be positive")]
@@ -167,6 +175,9 @@ impl TrainConfig {
                 weights: self.data_weights.len(),
             });
         }
+        if let Some(stray) = self.upright_data.iter().find(|d| !self.data.contains(d)) {
+            return Err(TrainConfigError::UprightData(stray.clone()));
+        }
         if self.batch_size == 0 || self.lr_patches.is_empty() || self.lr_patches.iter().any(|&p| p < 4 || p % 2 != 0) {
             return Err(TrainConfigError::Batch);
         }
@@ -190,6 +201,11 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Per `data` folder, whether its crops keep their orientation (`upright_data`).
+    pub fn upright_folders(&self) -> Vec<bool> {
+        self.data.iter().map(|d| self.upright_data.contains(d)).collect()
+    }
+
     /// How the batches' crops are made.
     pub fn crop_options(&self) -> CropOptions {
         CropOptions {
@@ -210,6 +226,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn toml_round_trips_and_rejects_unknown_fields() {
@@ -298,6 +315,20 @@ mod tests {
             !c.to_toml().contains("data_weights"),
             "unweighted configs stay as they were"
         );
+        // Upright folders: written only where some are, each one of `data`.
+        assert!(!c.to_toml().contains("upright_data"));
+        let upright = TrainConfig {
+            upright_data: vec![c.data[1].clone()],
+            ..c.clone()
+        };
+        upright.validate().unwrap();
+        assert_eq!(upright.upright_folders(), vec![false, true]);
+        assert_eq!(TrainConfig::from_toml(&upright.to_toml()).unwrap(), upright);
+        let stray = TrainConfig {
+            upright_data: vec!["elsewhere".into()],
+            ..c.clone()
+        };
+        assert!(matches!(stray.validate(), Err(TrainConfigError::UprightData(d)) if d == Path::new("elsewhere")));
         let partial = TrainConfig::from_toml("steps = 7\n[model]\nscale = 3\nfeature_channels = 24\nnum_blocks = 4\nactivation = \"gelu\"\nhf_extraction = \"gaussian\"\neca = false\nlayernorm = true\nresidual = false\nmerge_hf = false\n").unwrap();
         assert_eq!(partial.steps, 7);
         assert_eq!(partial.model, ModelConfig::official(3));

@@ -39,6 +39,8 @@ pub struct TrainingSet {
     /// Files that could not be used, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
     sampler: Sampler,
+    /// Per loaded folder: its crops keep their orientation (see [`upright`](Self::upright)).
+    upright: Vec<bool>,
 }
 
 /// One batch, NCHW f32 in 0..1.
@@ -92,7 +94,18 @@ impl TrainingSet {
             folders,
             skipped,
             sampler: Sampler::Uniform,
+            upright: vec![false; dirs.len()],
         })
+    }
+
+    /// Crops from the folders `upright` marks (one flag a folder of [`load`](Self::load)'s
+    /// `dirs`) get only the four flips, which keep rows as rows, never a transposition: screens
+    /// and text have a natural orientation, their lines of text and separators horizontal, and a
+    /// network of this size is not equally good at both.
+    pub fn upright(mut self, upright: Vec<bool>) -> Self {
+        assert_eq!(upright.len(), self.upright.len(), "one flag a folder");
+        self.upright = upright;
+        self
     }
 
     /// Picks each crop's folder by `weights` (one a folder of [`load`](Self::load)'s `dirs`,
@@ -114,12 +127,13 @@ impl TrainingSet {
         Ok(self)
     }
 
-    fn pick(&self, rng: &mut ChaCha8Rng) -> &Image<u8> {
+    /// The index of a crop's image.
+    fn pick(&self, rng: &mut ChaCha8Rng) -> usize {
         match &self.sampler {
-            Sampler::Uniform => &self.images[rng.random_range(0..self.images.len())],
+            Sampler::Uniform => rng.random_range(0..self.images.len()),
             Sampler::ByFolder { folders, members } => {
                 let members = &members[folders.sample(rng)];
-                &self.images[members[rng.random_range(0..members.len())]]
+                members[rng.random_range(0..members.len())]
             }
         }
     }
@@ -139,10 +153,17 @@ impl TrainingSet {
         let mut lr = Vec::with_capacity(size * 3 * lr_patch * lr_patch);
         let mut hr = Vec::with_capacity(size * 3 * hr_patch * hr_patch);
         for _ in 0..size {
-            let img = self.pick(&mut rng);
+            let index = self.pick(&mut rng);
+            let img = &self.images[index];
             let top = rng.random_range(0..=img.height - hr_patch);
             let left = rng.random_range(0..=img.width - hr_patch);
-            let mut crop = augment(&img.crop(top, left, hr_patch, hr_patch), rng.random_range(0..8));
+            let mut symmetry: u8 = rng.random_range(0..8);
+            if self.upright[self.folders[index]] {
+                // The same draw with its transposition dropped: the other folders' crops, and
+                // the batches of runs without upright folders, stay as they were.
+                symmetry &= !TRANSPOSE;
+            }
+            let mut crop = augment(&img.crop(top, left, hr_patch, hr_patch), symmetry);
             // Drawn only where inversion is on, so that the batches of runs without it stay
             // those they were.
             if options.invert_fraction > 0.0 && rng.random::<f64>() < options.invert_fraction {
@@ -171,8 +192,11 @@ pub struct CropOptions {
     pub invert_fraction: f64,
 }
 
+/// The bit of [`augment`]'s symmetries that transposes.
+pub const TRANSPOSE: u8 = 4;
+
 /// One of the 8 symmetries of the square: bit 0 flips left-right, bit 1 flips top-bottom,
-/// bit 2 transposes (with the flips, the 90-degree rotations).
+/// bit 2 ([`TRANSPOSE`]) transposes (with the flips, the 90-degree rotations).
 pub fn augment<T: Copy + Default>(img: &Image<T>, op: u8) -> Image<T> {
     let n = img.height;
     assert_eq!(n, img.width, "augment takes square crops");
@@ -181,7 +205,7 @@ pub fn augment<T: Copy + Default>(img: &Image<T>, op: u8) -> Image<T> {
         let (src, dst) = (img.plane(c), out.plane_mut(c));
         for y in 0..n {
             for x in 0..n {
-                let (mut sy, mut sx) = if op & 4 != 0 { (x, y) } else { (y, x) };
+                let (mut sy, mut sx) = if op & TRANSPOSE != 0 { (x, y) } else { (y, x) };
                 if op & 1 != 0 {
                     sx = n - 1 - sx;
                 }
@@ -213,19 +237,25 @@ mod tests {
         assert_eq!(augment(&augment(&img, 4), 4), img);
     }
 
-    #[test]
-    fn batches_depend_only_on_seed_and_step() {
-        let set = TrainingSet {
-            images: vec![Image::new(
-                3,
-                20,
-                24,
-                (0..3 * 20 * 24).map(|i| (i % 251) as u8).collect(),
-            )],
+    /// A set of one image in one folder, sampled uniformly.
+    fn one_image(image: Image<u8>) -> TrainingSet {
+        TrainingSet {
+            images: vec![image],
             folders: vec![0],
             skipped: vec![],
             sampler: Sampler::Uniform,
-        };
+            upright: vec![false],
+        }
+    }
+
+    #[test]
+    fn batches_depend_only_on_seed_and_step() {
+        let set = one_image(Image::new(
+            3,
+            20,
+            24,
+            (0..3 * 20 * 24).map(|i| (i % 251) as u8).collect(),
+        ));
         let a = set.batch(7, 3, 2, 4, 2, CropOptions::default());
         let b = set.batch(7, 3, 2, 4, 2, CropOptions::default());
         let c = set.batch(7, 4, 2, 4, 2, CropOptions::default());
@@ -238,12 +268,7 @@ mod tests {
     #[test]
     fn inverted_crops_are_the_crops_turned_negative_and_none_leaves_the_batches_alone() {
         let ramp = Image::new(3, 24, 24, (0..3 * 24 * 24).map(|i| (i % 200) as u8).collect());
-        let set = TrainingSet {
-            images: vec![ramp],
-            folders: vec![0],
-            skipped: vec![],
-            sampler: Sampler::Uniform,
-        };
+        let set = one_image(ramp);
         let plain = set.batch(9, 2, 3, 4, 2, CropOptions::default());
         let with = |invert_fraction| {
             set.batch(
@@ -280,12 +305,7 @@ mod tests {
             24,
             (0..3 * 24 * 24).map(|i| if i % 24 < 12 { 0 } else { 255 }).collect(),
         );
-        let set = TrainingSet {
-            images: vec![stripes],
-            folders: vec![0],
-            skipped: vec![],
-            sampler: Sampler::Uniform,
-        };
+        let set = one_image(stripes);
         let quantize = CropOptions {
             lr_8bit: true,
             ..CropOptions::default()
@@ -314,6 +334,7 @@ mod tests {
             folders: vec![0, 1, 1, 1],
             skipped: vec![],
             sampler: Sampler::Uniform,
+            upright: vec![false, false],
         };
         let dirs: Vec<PathBuf> = vec!["black".into(), "white".into()];
         let black_share = |set: &TrainingSet| {
@@ -341,6 +362,45 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "black: no usable training image, but its data_weights entry is 0.5"
+        );
+    }
+
+    #[test]
+    fn upright_folders_crops_keep_their_rows_and_the_others_stay_as_they_were() {
+        // Folder 0: horizontal stripes (each row one level, rows differing); folder 1: a ramp.
+        let stripes = Image::new(3, 16, 16, (0..3 * 16 * 16).map(|i| (i / 16 % 16 * 15) as u8).collect());
+        let ramp = Image::new(3, 16, 16, (0..3 * 16 * 16).map(|i| (i % 199) as u8).collect());
+        let set = || TrainingSet {
+            images: vec![stripes.clone(), ramp.clone()],
+            folders: vec![0, 1],
+            skipped: vec![],
+            sampler: Sampler::Uniform,
+            upright: vec![false, false],
+        };
+        let (free, upright) = (set(), set().upright(vec![true, false]));
+        let rows_constant = |crop: &[f32]| crop.chunks(8).all(|row| row.iter().all(|&v| v == row[0]));
+        let (mut turned, mut ramps) = (0, 0);
+        for step in 0..20 {
+            let (a, b) = (
+                free.batch(3, step, 8, 4, 2, CropOptions::default()),
+                upright.batch(3, step, 8, 4, 2, CropOptions::default()),
+            );
+            for (crop_a, crop_b) in a.hr.chunks(3 * 8 * 8).zip(b.hr.chunks(3 * 8 * 8)) {
+                // Which image: the stripes have equal neighbours along some axis, the ramp not.
+                let is_stripes = crop_a.chunks(8).all(|r| r.iter().all(|&v| v == r[0]))
+                    || (0..8).all(|x| (0..8).all(|y| crop_a[y * 8 + x] == crop_a[x]));
+                if is_stripes {
+                    turned += usize::from(!rows_constant(crop_a));
+                    assert!(rows_constant(crop_b), "an upright crop turned on its side");
+                } else {
+                    ramps += 1;
+                    assert_eq!(crop_a, crop_b, "a crop of the other folder changed");
+                }
+            }
+        }
+        assert!(
+            turned > 0 && ramps > 0,
+            "both images drawn, the stripes turned in the free set"
         );
     }
 }

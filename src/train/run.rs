@@ -119,7 +119,7 @@ impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
         let largest = *config.lr_patches.iter().max().expect("validated") * config.model.scale;
-        let mut set = TrainingSet::load(&config.data, largest)?;
+        let mut set = TrainingSet::load(&config.data, largest)?.upright(config.upright_folders());
         if !config.data_weights.is_empty() {
             set = set.weighted(&config.data, &config.data_weights)?;
         }
