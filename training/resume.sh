@@ -5,6 +5,14 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
 # The last runs (finished):
+#   x3-upright2-photos: the x3 model of commit 71fe4d1 transposed (`rt4ksr convert --transpose`),
+#       4,000 steps with the synthetic screens kept upright (configs/train_x3_screens_up.toml,
+#       x3-screens-up), 8,000 with more of them and the synthetic text upright besides
+#       (configs/train_x3_upright2.toml), then 3,000 on photos
+#       (configs/train_x3_upright2_photos.toml): the embedded x3 model (its EMA at the end).
+#       x3-upright-photos (the same from 4,000 steps of that data, configs/train_x3_upright.toml
+#       and train_x3_upright_photos.toml): the x3 model embedded for one commit before it.
+#       x3-screens-t (x3-screens' schedule from the transposed model): finished, not shipped.
 #   x2-luma-w2, x4-luma-w2: x2-luma and x4-luma below with the luma loss at twice its weight
 #       (configs/train_x2_luma_w2.toml, train_x4_luma_w2.toml): the embedded x2 and x4 models
 #       (their EMA at the end). x2-luma-w4 (four times) was stopped at step 300.
@@ -155,7 +163,11 @@ case "${1:-}" in
     chain="x3-upright:train_x3_upright"
     [ "$1" = x3-upright-photos ] && chain="$chain x3-upright-photos:train_x3_upright_photos"
     chains=("$chain") ;;
-  x3-upright2) chains=("x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2") ;;
+  # Then (x3-upright2-photos) its end on photos alone (configs/train_x3_upright2_photos.toml).
+  x3-upright2 | x3-upright2-photos)
+    chain="x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2"
+    [ "$1" = x3-upright2-photos ] && chain="$chain x3-upright2-photos:train_x3_upright2_photos"
+    chains=("$chain") ;;
   # x3-colour2's photos schedule again from the same state with the luma loss: the two ends
   # differ by it alone (configs/train_x3_colour2_photos_luma.toml).
   x3-colour2-luma) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos-luma:train_x3_colour2_photos_luma") ;;
@@ -199,7 +211,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-upright (x3-screens-up with more upright screens and text), x3-upright-photos (then photos alone), x3-upright2 (x3-screens-up, then 8,000 steps on x3-upright's data), x3-screens-t and x3-screens-up (x3-screens from the x3 of commit 71fe4d1 transposed, and with the screens kept upright besides), x3-screens (finished: the x3 of commit 71fe4d1 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x3-upright (x3-screens-up with more upright screens and text), x3-upright-photos (then photos alone), x3-upright2 (x3-screens-up, then 8,000 steps on x3-upright's data), x3-upright2-photos (then photos alone), x3-screens-t and x3-screens-up (x3-screens from the x3 of commit 71fe4d1 transposed, and with the screens kept upright besides), x3-screens (finished: the x3 of commit 71fe4d1 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
