@@ -109,7 +109,7 @@ fn a_transposed_model_upscales_a_turned_image_to_the_turned_output() {
         30,
         (0..3 * 22 * 30).map(|i| ((i * 37) % 101) as f32 / 100.0).collect(),
     );
-    // On the engine's fastest path here, as `rt4ksr upscale` runs it.
+    // On every path of the fast engine this CPU has (`rt4ksr upscale` runs the fastest).
     for (path, isa) in Isa::survey() {
         let Ok(isa) = isa else { continue };
         let fast = |w: &ModelWeights| FastEngine::from_folded(&w.config, &w.tensors, isa).unwrap();
