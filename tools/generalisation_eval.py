@@ -7,7 +7,8 @@ Set5 and Set14, per kind of content, as a Markdown table: each model against the
 A model given as `name=` (nothing after =) is the binary's embedded model of that scale. The
 rows: Set5, Set14, extra-val (photos of architecture and textures, the drawing, the screenshot,
 the subtitled still), synthetic-val per kind (text, drawing, lineart, pattern, screen) and
-synthetic-colour-val (patterns and text in isoluminant or saturated colour pairs); each cell is
+synthetic-colour-val (patterns and text in isoluminant or saturated colour pairs), soft-val
+(extra-val's photos softened, as frames scaled up from a lower resolution); each cell is
 the mean Y-PSNR (dB) of `rt4ksr eval --json` over the images of that row.
 """
 
@@ -41,6 +42,7 @@ def main():
         "extra-val": Path(args.generated) / "extra-val",
         "synthetic-val": Path(args.generated) / "synthetic-val",
         "synthetic-colour-val": Path(args.generated) / "synthetic-colour-val",
+        "soft-val": Path(args.generated) / "soft-val",
     }
     scores = {name: {s: evaluate(args.binary, d, args.scale, w) for s, d in sets.items()} for name, w in models}
     rows = []

@@ -5,20 +5,28 @@
 # checkpoint and log are then copied into training/state/, where a later schedule's config
 # reads its `init_weights`. Without an argument it lists the runs.
 # The last runs (finished):
+#   x3-soft3: x3-upright2's end (below) on photos with the upright screens and text kept
+#       (configs/train_x3_upright2_mix.toml), then with soft photos at 16, 28 and 36 % of the crops
+#       (configs/train_x3_soft.toml, train_x3_soft2.toml, train_x3_soft3.toml): the embedded x3
+#       model (its EMA at the end).
+#   x2-soft2, x4-soft2: the x2 and x4 models of commit 616903f with soft photos besides
+#       (data/generated/soft-train; configs/train_x2_soft.toml then train_x2_soft2.toml, and
+#       configs/train_x4_soft.toml then train_x4_soft2.toml): the embedded x2 and x4 models
+#       (their EMA at the end).
 #   x3-upright2-photos: the x3 model of commit 71fe4d1 transposed (`rt4ksr convert --transpose`),
 #       4,000 steps with the synthetic screens kept upright (configs/train_x3_screens_up.toml,
 #       x3-screens-up), 8,000 with more of them and the synthetic text upright besides
 #       (configs/train_x3_upright2.toml), then 3,000 on photos
-#       (configs/train_x3_upright2_photos.toml): the embedded x3 model (its EMA at the end).
+#       (configs/train_x3_upright2_photos.toml): the x3 model embedded before (its EMA at the end).
 #       x3-upright-photos (the same from 4,000 steps of that data, configs/train_x3_upright.toml
 #       and train_x3_upright_photos.toml): the x3 model embedded for one commit before it.
 #       x3-screens-t (x3-screens' schedule from the transposed model): finished, not shipped.
 #   x2-luma-w2, x4-luma-w2: x2-luma and x4-luma below with the luma loss at twice its weight
-#       (configs/train_x2_luma_w2.toml, train_x4_luma_w2.toml): the embedded x2 and x4 models
-#       (their EMA at the end). x2-luma-w4 (four times) was stopped at step 300.
+#       (configs/train_x2_luma_w2.toml, train_x4_luma_w2.toml): the x2 and x4 models embedded
+#       before (their EMA at the end). x2-luma-w4 (four times) was stopped at step 300.
 #   x3-luma-mix-w16-inv: x3-luma, then x3-luma-mix-w2's schedule below with the luma loss at
 #       sixteen times its weight and a quarter of the crops negative
-#       (configs/train_x3_luma_mix_w16_inv.toml): the embedded x3 model (its EMA at the end).
+#       (configs/train_x3_luma_mix_w16_inv.toml): an x3 model embedded before (its EMA at the end).
 #       x3-luma-mix-w4, -w8, -w16 (four, eight and sixteen times, no negative crops) and
 #       x3-luma-mix-w4-8bit (four times, 8-bit LR patches): finished, not shipped.
 #   x2-luma: configs/train_x2_luma.toml (x2-colour's end, 6,000 steps with 10 % colour-pair and
@@ -48,26 +56,26 @@
 #   x3-synthetic: configs/train_x3_synthetic.toml (x3-from-x2-from-x3's end, 16,000 steps with
 #       30 % synthetic crops): not shipped (Set5 32.156, Set14 28.922).
 #   x3-from-x2-from-x3: configs/train_x3_from_x2_from_x3.toml (x3 from x2-from-x3's final state,
-#       the upsample conv resampled; 20,000 steps on x2-mix's data): a quarter of the embedded x3
-#       model (its EMA at 16,000, `rt4ksr convert ... --mean-share 0.25`, docs/training.md); its
+#       the upsample conv resampled; 20,000 steps on x2-mix's data): a quarter of an x3 model
+#       embedded before (its EMA at 16,000, `rt4ksr convert ... --mean-share 0.25`, docs/training.md); its
 #       state at step 11,000 is in commit e389fe1, and `training/resume.sh x3-from-x2-from-x3`
 #       runs its last 9,000 steps from there again.
 #   x2-from-x3: configs/train_x2_from_x3_long.toml (x2 from the same state, the upsample conv
-#       resampled back to x2; 20,000 steps on x2-mix's data): the embedded x2 model (its EMA
+#       resampled back to x2; 20,000 steps on x2-mix's data): an x2 model embedded before (its EMA
 #       weights at step 16,000).
 #   x4-from-x3: configs/train_x4_from_x3_long.toml (x4 from x3-long's committed state at step
 #       229,100, the upsample conv resampled; 20,000 steps at a peak of 1e-4 on the training
 #       photos and extra/'s): the x4 model embedded before (its EMA weights at step 16,000).
 #   x3-mix-long: configs/train_x3_mix_long.toml (x3-long's committed state at step 229,100 on
-#       x3-mix's data for 20,000 steps); the embedded x3 model is the mean of its folded EMA
+#       x3-mix's data for 20,000 steps); an x3 model embedded before was the mean of its folded EMA
 #       weights and x3-photos' (`rt4ksr convert ... --mean-with ...`, docs/training.md).
 #   x2-finetune: configs/train_x2_photos.toml and configs/train_x2_mix.toml side by side (x2's
 #       third schedule's state at step 84,500, commit 5c9b07a, on the training photos and
-#       extra/'s, and with 8 % synthetic crops besides: the embedded x2 model).
+#       extra/'s, and with 8 % synthetic crops besides: an x2 model embedded before).
 #   x3-finetune: configs/train_x3_long.toml (the first x3 run's state at step 117,500 on a
 #       cosine stretched to 240,000 steps; its state at step 229,100 is in commit 5b4ada4), then
-#       configs/train_x3_photos.toml (its end on the training photos and extra/'s: the embedded
-#       x3 model) and configs/train_x3_mix.toml (with synthetic images too; not shipped).
+#       configs/train_x3_photos.toml (its end on the training photos and extra/'s: an x3 model
+#       embedded before) and configs/train_x3_mix.toml (with synthetic images too; not shipped).
 # Finished earlier (`training/resume.sh x3-general` or `x4` would start them again from
 # scratch):
 #   x3: configs/train_x3_general.toml (generalisation: the x3 model of
@@ -123,7 +131,7 @@ case "${1:-}" in
   # Fourth round: x3-mix-xlong to its end, then its end at a lower peak with more of the
   # photos and the colour-pair kind (configs/train_x3_colour.toml).
   # Then (x3-colour-photos) x3-colour's end on photos alone (configs/train_x3_colour_photos.toml):
-  # the embedded x3 model.
+  # an x3 model embedded before.
   x3-colour | x3-colour-photos)
     x3_long_start
     chain="x3-mix-xlong:train_x3_mix_xlong x3-colour:train_x3_colour"
@@ -168,6 +176,24 @@ case "${1:-}" in
     chain="x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2"
     [ "$1" = x3-upright2-photos ] && chain="$chain x3-upright2-photos:train_x3_upright2_photos"
     chains=("$chain") ;;
+  # x3-upright2's end on photos with the upright screens and text kept
+  # (configs/train_x3_upright2_mix.toml).
+  x3-upright2-mix)
+    chains=("x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2 x3-upright2-mix:train_x3_upright2_mix") ;;
+  # Then x3-upright2-mix's end with soft photos besides (configs/train_x3_soft.toml), and
+  # (x3-soft3) with more of them, twice (configs/train_x3_soft2.toml, train_x3_soft3.toml).
+  x3-soft | x3-soft3)
+    chain="x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2 x3-upright2-mix:train_x3_upright2_mix x3-soft:train_x3_soft"
+    [ "$1" = x3-soft3 ] && chain="$chain x3-soft2:train_x3_soft2 x3-soft3:train_x3_soft3"
+    chains=("$chain") ;;
+  # The x2 and x4 models of commit 616903f (x2-luma-w2's and x4-luma-w2's ends) with soft photos
+  # besides (configs/train_x2_soft.toml, train_x4_soft.toml); then (x2-soft2, x4-soft2) more of
+  # them (configs/train_x2_soft2.toml, train_x4_soft2.toml).
+  x2-soft | x2-soft2 | x4-soft | x4-soft2)
+    first=${1%2}
+    chain="$first:train_${first//-/_}"
+    [ "$first" != "$1" ] && chain="$chain $1:train_${1//-/_}"
+    chains=("$chain") ;;
   # x3-colour2's photos schedule again from the same state with the luma loss: the two ends
   # differ by it alone (configs/train_x3_colour2_photos_luma.toml).
   x3-colour2-luma) chains=("x3-colour2:train_x3_colour2 x3-colour2-photos-luma:train_x3_colour2_photos_luma") ;;
@@ -211,7 +237,7 @@ case "${1:-}" in
   x2-general) chains=("x2-general:train_x2_general") ;;
   x4) chains=("x4-from-x2-phase3:train_x4_from_x2_phase3") ;;
   *)
-    echo "give a run: x3-upright2-photos (finished: x3-screens-up, then 8,000 steps on x3-upright's data, then photos alone: the embedded x3), x3-upright2 (finished: without the photos), x3-upright and x3-upright-photos (finished: x3-screens-up's data with more upright screens and text from the transposed model, then photos alone), x3-screens-t and x3-screens-up (finished: x3-screens from the x3 of commit 71fe4d1 transposed, and with the screens kept upright besides), x3-screens (finished: the x3 of commit 71fe4d1 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, the embedded x3), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, the embedded x2), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, the embedded x4), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
+    echo "give a run: x2-soft2 (finished: the x2 of commit 616903f with 18 % soft photos, then 30 %: the embedded x2; x2-soft stops after the first), x4-soft2 (finished: the x4 of commit 616903f with 18 % soft photos, then 30 %: the embedded x4; x4-soft stops after the first), x3-soft3 (finished: x3-upright2's end on photos with the upright screens and text kept, then three schedules with more and more soft photos: the embedded x3; x3-upright2-mix and x3-soft stop earlier in that chain), x3-upright2-photos (finished: x3-screens-up, then 8,000 steps on x3-upright's data, then photos alone: the x3 embedded before), x3-upright2 (finished: without the photos), x3-upright and x3-upright-photos (finished: x3-screens-up's data with more upright screens and text from the transposed model, then photos alone), x3-screens-t and x3-screens-up (finished: x3-screens from the x3 of commit 71fe4d1 transposed, and with the screens kept upright besides), x3-screens (finished: the x3 of commit 71fe4d1 on its last schedule with five times the synthetic screens), x3-official-ft (finished: the authors' x3 weights fine-tuned as x3-luma-mix-w16-inv, a diagnosis), x3-luma (finished: x3-colour-photos' end, 8,000 steps with more colour pairs and a loss on luma, then 4,000 on photos), x3-colour2 (finished: the same data without the luma loss, 16,000 steps, then 6,000 on photos), x3-luma-mix (finished: x3-luma, then 4,000 steps with a few synthetic crops), x3-luma-mix-w2 (finished: the same, the luma loss at twice its weight, an x3 embedded before), x3-colour2-luma (x3-colour2's photos schedule with the loss on luma), x3-colour (x3-mix-xlong to its end, then 12,000 steps with colour pairs), x2-colour (x2-from-x3's end, then 6,000 steps with colour pairs), x2-luma (finished: then 6,000 more with the loss on luma, an x2 embedded before), x3-colour-photos (x3-colour's end, then 6,000 steps on photos), x3-mix-xlong (finished: again from x3-long's step 229,100), x3-synthetic (finished: again after x3-from-x2-from-x3), x3-from-x2-from-x3 (finished: its last 9,000 steps again from history), x2-from-x3 or x4-from-x3 (finished: again from x3-long's step 229,100), x4-luma (finished: x4-from-x3's end with the loss on luma, an x4 embedded before), x2-luma-w2, x2-luma-w4, x4-luma-w2, x3-luma-mix-w4, x3-luma-mix-w8 and x3-luma-mix-w16 (x2-luma, x4-luma and x3-luma-mix-w2 with the luma loss at two, four, eight or sixteen times the weight), x3-luma-mix-w4-8bit (x3-luma-mix-w4 on 8-bit LR patches), x3-luma-mix-w16-inv (x3-luma-mix-w16 with a quarter of its crops negative), x3-mix-long (finished: again from x3-long's step 229,100), x2-finetune (finished: both x2 fine-tunes again), x3-finetune (finished: x3-long's last steps, then its end trained on with varied data), x2 (paused, continued from history), x3-main (finished: again from step 117,500), x3-general or x4 (finished: from scratch), x2-general"
     exit 0
     ;;
 esac
@@ -242,8 +268,18 @@ if [ ! -f runs/init/x3-luma-mix-w16-inv.safetensors ] || [ ! -f runs/init/x3-lum
     -o runs/init/x3-luma-mix-w16-inv.transposed.safetensors --overwrite
 fi
 
-# The generalisation images (deterministic for one Pillow version: pinned).
-if [ ! -d data/generated/synthetic-colour-val ]; then
+# The x2 and x4 models shipped at commit 616903f (x2-luma-w2's and x4-luma-w2's ends), where
+# x2-soft and x4-soft start.
+for scale in 2 4; do
+  if [ ! -f runs/init/x$scale-luma-w2.safetensors ]; then
+    git show 616903f:models/rt4ksr_x$scale.safetensors > runs/init/x$scale-luma-w2.safetensors.new
+    mv runs/init/x$scale-luma-w2.safetensors.new runs/init/x$scale-luma-w2.safetensors
+  fi
+done
+
+# The generalisation images (deterministic for one Pillow version: pinned; soft-val is the
+# newest folder, so a checkout made before it has all of them made again).
+if [ ! -d data/generated/soft-val ]; then
   if [ ! -x target/datagen-venv/bin/python ]; then
     python3 -m venv target/datagen-venv
     target/datagen-venv/bin/pip install -q pillow==13.0.0 numpy
