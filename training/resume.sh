@@ -171,20 +171,22 @@ case "${1:-}" in
     chain="x3-upright:train_x3_upright"
     [ "$1" = x3-upright-photos ] && chain="$chain x3-upright-photos:train_x3_upright_photos"
     chains=("$chain") ;;
-  # Then (x3-upright2-photos) its end on photos alone (configs/train_x3_upright2_photos.toml).
-  x3-upright2 | x3-upright2-photos)
+  # After x3-upright2 either its end on photos alone (x3-upright2-photos,
+  # configs/train_x3_upright2_photos.toml), or on photos with the upright screens and text kept
+  # (configs/train_x3_upright2_mix.toml), then with soft photos besides (configs/train_x3_soft.toml),
+  # then more of them, twice (configs/train_x3_soft2.toml, train_x3_soft3.toml): the chain runs
+  # to the one named.
+  x3-upright2 | x3-upright2-photos | x3-upright2-mix | x3-soft | x3-soft3)
     chain="x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2"
-    [ "$1" = x3-upright2-photos ] && chain="$chain x3-upright2-photos:train_x3_upright2_photos"
-    chains=("$chain") ;;
-  # x3-upright2's end on photos with the upright screens and text kept
-  # (configs/train_x3_upright2_mix.toml).
-  x3-upright2-mix)
-    chains=("x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2 x3-upright2-mix:train_x3_upright2_mix") ;;
-  # Then x3-upright2-mix's end with soft photos besides (configs/train_x3_soft.toml), and
-  # (x3-soft3) with more of them, twice (configs/train_x3_soft2.toml, train_x3_soft3.toml).
-  x3-soft | x3-soft3)
-    chain="x3-screens-up:train_x3_screens_up x3-upright2:train_x3_upright2 x3-upright2-mix:train_x3_upright2_mix x3-soft:train_x3_soft"
-    [ "$1" = x3-soft3 ] && chain="$chain x3-soft2:train_x3_soft2 x3-soft3:train_x3_soft3"
+    case $1 in
+      x3-upright2) ;;
+      x3-upright2-photos) chain="$chain x3-upright2-photos:train_x3_upright2_photos" ;;
+      *)
+        for stage in x3-upright2-mix x3-soft x3-soft2 x3-soft3; do
+          chain="$chain $stage:train_${stage//-/_}"
+          [ "$stage" = "$1" ] && break
+        done ;;
+    esac
     chains=("$chain") ;;
   # The x2 and x4 models of commit 616903f (x2-luma-w2's and x4-luma-w2's ends) with soft photos
   # besides (configs/train_x2_soft.toml, train_x4_soft.toml); then (x2-soft2, x4-soft2) more of
@@ -259,23 +261,24 @@ from_history() {
 }
 from_history 5c9b07a x2-phase3 x2-phase3.checkpoint.safetensors
 from_history d0cf9c4 x3-from-x2-phase3 x3-from-x2-phase3-117500.checkpoint.safetensors
-# The x3 model shipped at commit 71fe4d1 (x3-luma-mix-w16-inv's end), where the x3-screens runs
-# start, and its transpose.
-if [ ! -f runs/init/x3-luma-mix-w16-inv.safetensors ] || [ ! -f runs/init/x3-luma-mix-w16-inv.transposed.safetensors ]; then
-  git show 71fe4d1:models/rt4ksr_x3.safetensors > runs/init/x3-luma-mix-w16-inv.safetensors.new
-  mv runs/init/x3-luma-mix-w16-inv.safetensors.new runs/init/x3-luma-mix-w16-inv.safetensors
-  target/release/rt4ksr convert runs/init/x3-luma-mix-w16-inv.safetensors --transpose \
-    -o runs/init/x3-luma-mix-w16-inv.transposed.safetensors --overwrite
-fi
-
-# The x2 and x4 models shipped at commit 616903f (x2-luma-w2's and x4-luma-w2's ends), where
-# x2-soft and x4-soft start.
-for scale in 2 4; do
-  if [ ! -f runs/init/x$scale-luma-w2.safetensors ]; then
-    git show 616903f:models/rt4ksr_x$scale.safetensors > runs/init/x$scale-luma-w2.safetensors.new
-    mv runs/init/x$scale-luma-w2.safetensors.new runs/init/x$scale-luma-w2.safetensors
+# A model shipped at an earlier commit, out of history, where later runs start.
+shipped_model() {
+  local commit=$1 scale=$2 to=runs/init/$3.safetensors
+  if [ ! -f "$to" ]; then
+    git show "$commit:models/rt4ksr_x$scale.safetensors" > "$to.new"
+    mv "$to.new" "$to"
   fi
-done
+}
+# The x3 of commit 71fe4d1 (x3-luma-mix-w16-inv's end), where the x3-screens runs start, and its
+# transpose; the x2 and x4 of commit 616903f (x2-luma-w2's and x4-luma-w2's ends), where x2-soft
+# and x4-soft start.
+shipped_model 71fe4d1 3 x3-luma-mix-w16-inv
+if [ ! -f runs/init/x3-luma-mix-w16-inv.transposed.safetensors ]; then
+  target/release/rt4ksr convert runs/init/x3-luma-mix-w16-inv.safetensors --transpose \
+    -o runs/init/x3-luma-mix-w16-inv.transposed.safetensors
+fi
+shipped_model 616903f 2 x2-luma-w2
+shipped_model 616903f 4 x4-luma-w2
 
 # The generalisation images (deterministic for one Pillow version: pinned; soft-val is the
 # newest folder, so a checkout made before it has all of them made again).
