@@ -1,5 +1,6 @@
 //! `rt4ksr convert` end to end: `--mean-with`, the weighted mean of two models' folded weights,
-//! with clear errors for a bad share; `--transpose`, the model turned with its images.
+//! with clear errors for a bad share; `--transpose`, the model turned with its images;
+//! `--widen`, the same model with more channels.
 
 mod common;
 
@@ -126,4 +127,82 @@ fn a_transposed_model_upscales_a_turned_image_to_the_turned_output() {
         let bound = if path.is_reduced_precision() { 5e-2 } else { 1e-4 };
         assert!(worst <= bound, "{path}: {worst:e}");
     }
+}
+
+#[test]
+fn a_widened_model_upscales_as_the_narrow_one() {
+    let dir = common::scratch("convert-widen");
+    let config = ModelConfig::official(4);
+    let (model, wide) = (dir.join("model.safetensors"), dir.join("wide.safetensors"));
+    perturbed_weights(&config, Form::Training, 5).save(&model).unwrap();
+    let result = convert(&[
+        model.as_os_str(),
+        "--widen".as_ref(),
+        "2".as_ref(),
+        "--training-form".as_ref(),
+        "-o".as_ref(),
+        wide.as_os_str(),
+    ]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let (narrow, wide) = (
+        ModelWeights::load(&model).unwrap().folded(false).unwrap(),
+        ModelWeights::load(&wide).unwrap(),
+    );
+    assert_eq!((wide.form, wide.config.feature_channels), (Form::Training, 48));
+    // `info` names the width and the cost of the frame x4 takes to 4K (960x540).
+    let info = Command::new(env!("CARGO_BIN_EXE_rt4ksr"))
+        .arg("info")
+        .arg(dir.join("wide.safetensors"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&info.stdout);
+    let gmac = wide.config.folded_macs(960, 540, false) as f64 / 1e9;
+    assert!(report.contains("feature channels: 48"), "{report}");
+    assert!(
+        report.contains(&format!("960x540            -> 3840x2160: {gmac:.2} GMAC useful")),
+        "{report}"
+    );
+    let wide = wide.folded(false).unwrap();
+    let img = Image::new(
+        3,
+        18,
+        26,
+        (0..3 * 18 * 26).map(|i| ((i * 53) % 97) as f32 / 96.0).collect(),
+    );
+    for (path, isa) in Isa::survey() {
+        let Ok(isa) = isa else { continue };
+        // AMX tiles hold at most 32 channels: 48 is for the other paths.
+        if !FastEngine::fits(&wide.config, path) {
+            continue;
+        }
+        let fast = |w: &ModelWeights| FastEngine::from_folded(&w.config, &w.tensors, isa).unwrap();
+        let mut ws = Workspace::default();
+        let want = fast(&narrow).upscale(&img, &mut ws).unwrap();
+        let got = fast(&wide).upscale(&img, &mut ws).unwrap();
+        let worst = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-4, "{path}: {worst:e}");
+    }
+
+    // A factor under 2: one line naming the file and the factor, nothing written.
+    let bad = dir.join("bad.safetensors");
+    let result = convert(&[
+        model.as_os_str(),
+        "--widen".as_ref(),
+        "1".as_ref(),
+        "-o".as_ref(),
+        bad.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        stderr.contains("model.safetensors") && stderr.contains("factor of 2 or more, not 1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!bad.exists());
 }

@@ -1,10 +1,14 @@
-//! `rt4ksr convert`: any weight file the program reads to an rt4ksr weight file, folded unless asked otherwise.
+//! `rt4ksr convert`: any weight file the program reads to an rt4ksr weight file, folded unless
+//! asked otherwise; averaged with another, transposed or widened on the way.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rt4ksr::ModelWeights;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The seed of `--widen`'s shares: the same input gives the same file.
+const WIDEN_SEED: u64 = 0x5749_4445;
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
@@ -30,6 +34,11 @@ pub struct ConvertArgs {
     /// what the input model gives on the image, turned (its strong orientation moved).
     #[arg(long)]
     transpose: bool,
+    /// Write the model with FACTOR times the feature channels, computing what the input does:
+    /// each channel copied, each weight that reads copies split among them in random shares
+    /// (fixed seed), so that training can start the wider model where the input ended.
+    #[arg(long, value_name = "FACTOR", conflicts_with = "mean_with")]
+    widen: Option<usize>,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -43,6 +52,12 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         ckpt.model_weights().map_err(|e| anyhow::anyhow!(e))?
     } else {
         ModelWeights::load(&args.input)?
+    };
+    let weights = match args.widen {
+        Some(factor) => weights
+            .widened(factor, WIDEN_SEED)
+            .with_context(|| args.input.display().to_string())?,
+        None => weights,
     };
     let out = if let Some(other_path) = &args.mean_with {
         let other = ModelWeights::load(other_path)?;

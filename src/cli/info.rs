@@ -43,7 +43,18 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         c.parameter_count(Form::Folded, false),
     );
     outln!("cost per frame (folded network, multiply-accumulates):");
+    // The input that this scale takes to 4K (960x540 at x4) besides 720p and 1080p.
+    let to_4k = (3840 / c.scale, 2160 / c.scale);
+    let mut inputs = vec![(format!("{}x{}", to_4k.0, to_4k.1), to_4k.0, to_4k.1)];
     for (label, w, h) in [("1280x720 (720p)", 1280, 720), ("1920x1080 (1080p)", 1920, 1080)] {
+        if (w, h) == to_4k {
+            inputs[0].0 = label.to_owned();
+        } else {
+            inputs.push((label.to_owned(), w, h));
+        }
+    }
+    inputs.sort_by_key(|&(_, w, _)| w);
+    for (label, w, h) in inputs {
         let (ow, oh) = (w * c.scale, h * c.scale);
         outln!(
             "  {label:<18} -> {ow}x{oh}: {:.2} GMAC useful, {:.2} GMAC with the dead HF branch",

@@ -29,6 +29,10 @@ pub enum ModelError {
     MeanOfDifferent(String, String),
     #[error("a model's share of a mean must lie in 0..=1, not {0}")]
     MeanShare(f32),
+    #[error("a model is widened by a factor of 2 or more, not {0}")]
+    WidenFactor(usize),
+    #[error("{0}: channel attention's kernel follows the number of channels, so it cannot be widened exactly")]
+    WidenAttention(String),
 }
 
 /// A configuration with its tensors, ready to build a network from.
@@ -155,6 +159,19 @@ impl ModelWeights {
             )
         };
         Self::new(self.config.clone(), Form::Folded, tensors, provenance)
+    }
+
+    /// The model with `factor` times the feature channels, computing what this one does
+    /// ([`super::widen`]: each channel copied, each weight that reads copies split among them in
+    /// shares drawn from `seed`). Same form.
+    pub fn widened(&self, factor: usize, seed: u64) -> Result<Self, ModelError> {
+        let (config, tensors) = super::widen::widen(&self.config, self.form, &self.tensors, factor, seed)?;
+        let provenance = format!(
+            "{}; widened {factor}x (seed {seed}) by rt4ksr {}",
+            self.provenance,
+            env!("CARGO_PKG_VERSION")
+        );
+        Self::new(config, self.form, tensors, provenance)
     }
 
     pub fn parameter_count(&self) -> usize {
