@@ -343,7 +343,13 @@ mod tests {
             let c = TrainConfig::from_toml(&std::fs::read_to_string(&path).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(c.model.feature_channels, 24, "{}: the official width", path.display());
+            // The official width, but where a run starts from a widened model (`convert --widen`).
+            let widened = c
+                .init_weights
+                .as_ref()
+                .is_some_and(|p| p.to_string_lossy().contains(".wide."));
+            let width = if widened { 48 } else { 24 };
+            assert_eq!(c.model.feature_channels, width, "{}", path.display());
             count += 1;
         }
         assert!(count >= 3, "configs found: {count}");
