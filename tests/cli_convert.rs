@@ -74,6 +74,24 @@ fn a_mean_takes_each_model_at_its_share() {
     assert!(!bad.exists());
 }
 
+/// An RGB test image of samples in 0..=1 that vary from pixel to pixel.
+fn pattern(height: usize, width: usize) -> Image<f32> {
+    let samples = (0..3 * height * width)
+        .map(|i| ((i * 37) % 101) as f32 / 100.0)
+        .collect();
+    Image::new(3, height, width, samples)
+}
+
+/// The largest difference between two images' samples.
+fn worst_difference(a: &Image<f32>, b: &Image<f32>) -> f32 {
+    assert_eq!((a.height, a.width), (b.height, b.width));
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 /// `Image` (planar) turned about its diagonal.
 fn transposed(img: &Image<f32>) -> Image<f32> {
     let mut data = Vec::with_capacity(img.data.len());
@@ -104,12 +122,7 @@ fn a_transposed_model_upscales_a_turned_image_to_the_turned_output() {
         ModelWeights::load(&turned).unwrap(),
     );
     assert_eq!(turned.form, Form::Folded);
-    let img = Image::new(
-        3,
-        22,
-        30,
-        (0..3 * 22 * 30).map(|i| ((i * 37) % 101) as f32 / 100.0).collect(),
-    );
+    let img = pattern(22, 30);
     // On every path of the fast engine this CPU has (`rt4ksr upscale` runs the fastest).
     for (path, isa) in Isa::survey() {
         let Ok(isa) = isa else { continue };
@@ -117,13 +130,7 @@ fn a_transposed_model_upscales_a_turned_image_to_the_turned_output() {
         let mut ws = Workspace::default();
         let want = transposed(&fast(&original).upscale(&img, &mut ws).unwrap());
         let got = fast(&turned).upscale(&transposed(&img), &mut ws).unwrap();
-        assert_eq!((got.height, got.width), (want.height, want.width));
-        let worst = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = worst_difference(&got, &want);
         let bound = if path.is_reduced_precision() { 5e-2 } else { 1e-4 };
         assert!(worst <= bound, "{path}: {worst:e}");
     }
@@ -163,12 +170,7 @@ fn a_widened_model_upscales_as_the_narrow_one() {
         "{report}"
     );
     let wide = wide.folded(false).unwrap();
-    let img = Image::new(
-        3,
-        18,
-        26,
-        (0..3 * 18 * 26).map(|i| ((i * 53) % 97) as f32 / 96.0).collect(),
-    );
+    let img = pattern(18, 26);
     for (path, isa) in Isa::survey() {
         let Ok(isa) = isa else { continue };
         // AMX tiles hold at most 32 channels: 48 is for the other paths.
@@ -179,12 +181,7 @@ fn a_widened_model_upscales_as_the_narrow_one() {
         let mut ws = Workspace::default();
         let want = fast(&narrow).upscale(&img, &mut ws).unwrap();
         let got = fast(&wide).upscale(&img, &mut ws).unwrap();
-        let worst = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = worst_difference(&got, &want);
         assert!(worst <= 1e-4, "{path}: {worst:e}");
     }
 

@@ -1,5 +1,6 @@
 //! The network: its configuration, the burn implementation of both forms, the exact folding
-//! between them, initialisation, moving a trained model to another scale, its transpose, and widening it.
+//! between them, initialisation, moving a trained model to another scale, its transpose, and
+//! widening it.
 
 pub mod config;
 pub mod fold;
