@@ -8,7 +8,8 @@ A model given as `name=` (nothing after =) is the binary's embedded model of tha
 rows: Set5, Set14, extra-val (photos of architecture and textures, the drawing, the screenshot,
 the subtitled still), synthetic-val per kind (text, drawing, lineart, pattern, screen) and
 synthetic-colour-val (patterns and text in isoluminant or saturated colour pairs), soft-val
-(extra-val's photos softened, as frames scaled up from a lower resolution); each cell is
+(extra-val's photos softened, as frames scaled up from a lower resolution), video-val
+(soft-val through H.264 and back, as a video stream delivers such frames); each cell is
 the mean Y-PSNR (dB) of `rt4ksr eval --json` over the images of that row.
 """
 
@@ -43,6 +44,7 @@ def main():
         "synthetic-val": Path(args.generated) / "synthetic-val",
         "synthetic-colour-val": Path(args.generated) / "synthetic-colour-val",
         "soft-val": Path(args.generated) / "soft-val",
+        "video-val": Path(args.generated) / "video-val",
     }
     scores = {name: {s: evaluate(args.binary, d, args.scale, w) for s, d in sets.items()} for name, w in models}
     rows = []
