@@ -7,7 +7,7 @@ screens), each drawn at 4x and box-filtered down, as a renderer's antialiasing d
     python3 tools/generalisation_sets.py [--shared ../shared] [--out data/generated]
 
 Writes, deterministically (fixed seeds; the text uses Pillow's bundled font, so the images
-depend only on the Pillow version):
+depend only on the Pillow version, and the video sets on ffmpeg's libx264):
     OUT/extra-train/   most of extra/: cq100 as it is, the JPEG photos reduced by an integer
                        factor to at most 1024 px (the box filter removes their 4:2:0 chroma and
                        block artefacts)
@@ -294,14 +294,16 @@ def encoded(src, dst, crf):
     encode = ["ffmpeg", "-v", "error", "-i", str(src), "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2",
               "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-threads", "1",
               "-pix_fmt", "yuv420p", "-frames:v", "1", "-f", "h264", "-"]
-    stream = subprocess.run(encode, check=True, capture_output=True).stdout
     decode = ["ffmpeg", "-v", "error", "-f", "h264", "-i", "-", "-frames:v", "1", "-y", str(dst)]
-    subprocess.run(decode, input=stream, check=True, capture_output=True)
+    try:
+        stream = subprocess.run(encode, check=True, capture_output=True).stdout
+        subprocess.run(decode, input=stream, check=True, capture_output=True)
+    except subprocess.CalledProcessError as e:
+        said = e.stderr.decode(errors="replace").strip().splitlines()
+        raise SystemExit(f"generalisation_sets.py: {src}: ffmpeg failed: {said[0] if said else e}")
 
 
 def video_set(source, out, seed):
-    if shutil.which("ffmpeg") is None:
-        raise SystemExit("generalisation_sets.py: ffmpeg (with libx264) is needed for the video sets and is not on PATH")
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(p for p in source.iterdir() if p.suffix.lower() == ".png")
     crfs = [random.Random(f"{seed}-{p.name}").randint(22, 32) for p in paths]
@@ -315,6 +317,8 @@ def main():
     p.add_argument("--out", default="data/generated")
     args = p.parse_args()
     out = Path(args.out)
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("generalisation_sets.py: ffmpeg (with libx264) is needed for the video sets and is not on PATH")
     extra_split(Path(args.shared) / "data" / "extra", out / "extra-train", out / "extra-val")
     synthetic(out / "synthetic-train", "train", 30, 512, 512)
     synthetic(out / "synthetic-val", "val", 8, 512, 384)
