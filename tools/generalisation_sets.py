@@ -31,9 +31,9 @@ depend only on the Pillow version, and the video sets on ffmpeg's libx264):
                           soft-train's and soft-val's images (cropped to even sides) encoded
                           by ffmpeg's libx264 in 4:2:0 at a CRF drawn from 22 to 32 and decoded
                           back, so that the ground truth carries the codec's artefacts and the
-                          chroma's loss as the frames a user upscales do (the embedded x2 and
-                          x3 were behind the official weights there on 19 and 18 of the 29
-                          images); needs ffmpeg with libx264
+                          chroma's loss as the frames a user upscales do (the x2 and x3
+                          embedded before they were made were behind the official weights
+                          there on 19 and 18 of the 29 images); needs ffmpeg with libx264
 Never train on the *-val folders; `rt4ksr eval --data OUT/synthetic-val -s 2` measures a model.
 """
 

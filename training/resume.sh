@@ -14,7 +14,8 @@
 #       (configs/train_x4_narrow.toml; x4-wide's control): the embedded x4 (its EMA at the end).
 #   x4-wide: the x4 of commit cebc48b widened to 48 feature channels (`rt4ksr convert --widen 2`),
 #       12,000 steps on x4-soft2's data (configs/train_x4_wide.toml): finished, not shipped
-#       (+0.028 / +0.018 dB on Set5 / Set14 at 2.7x the work per frame).
+#       (+0.028 / +0.018 dB on Set5 / Set14 over x4-soft2, +0.024 / +0.015 over x4-narrow, at
+#       2.7x the work per frame).
 #   x3-soft3: x3-upright2's end (below) on photos with the upright screens and text kept
 #       (configs/train_x3_upright2_mix.toml), then with soft photos at 16, 28 and 36 % of the crops
 #       (configs/train_x3_soft.toml, train_x3_soft2.toml, train_x3_soft3.toml): the embedded x3
