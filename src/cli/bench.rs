@@ -536,8 +536,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         outln!("(vs bicubic: how many times faster than MATLAB-style bicubic of the same frame, f64, 1 thread)");
         outln!(
             "(GMAC/s: the network's multiply-accumulates as a direct convolution counts them, per second; the fast \
-             engine's Winograd convolutions execute a third (AVX2, AVX-512) or half (portable, AMX) of them, so its % of its \
-             path's peak can pass 100%)"
+             engine's Winograd convolutions execute a quarter (AVX2), a third (AVX-512) or half (portable, AMX) of them, so its % \
+             of its path's peak can pass 100%)"
         );
     }
     Ok(ExitCode::SUCCESS)

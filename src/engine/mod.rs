@@ -78,6 +78,9 @@ pub struct FastEngine {
     /// Head, body blocks, tail (all F outputs), then the upsample conv.
     pub layers: Vec<Layer>,
     pub isa: Isa,
+    /// Output rows a step: the path's [`kernels::rows_per_step`] (the tests run the portable
+    /// path at the vector paths' steps too, see [`FastEngine::at_step`]).
+    step: usize,
 }
 
 /// Buffers for one frame size, reused from frame to frame: a transformed zero row (the padding
@@ -262,7 +265,20 @@ impl FastEngine {
             config: config.clone(),
             layers,
             isa,
+            step: kernels::rows_per_step(path),
         })
+    }
+
+    /// The portable path streaming the frame in steps of `step` rows (computed a row at a time,
+    /// so the same bits as its own one-row steps): the rings and windows of the AVX-512 path's
+    /// two-row steps and the AVX2 path's four-row steps, tested on any CPU.
+    #[cfg(test)]
+    fn at_step(self, step: usize) -> Self {
+        assert!(
+            self.isa.path() == Path::Portable && (1..=winograd::ROW_QUAD).contains(&step),
+            "the portable path takes one to four rows a step"
+        );
+        Self { step, ..self }
     }
 
     /// Upscales an RGB image with even sides; output not clamped.
@@ -379,7 +395,7 @@ impl FastEngine {
     fn run(&self, rgb: Input, ws: &mut Workspace, sink: Sink, out_w: usize) {
         let (h, w) = (rgb.height() / 2, rgb.width() / 2);
         let f = self.config.feature_channels;
-        let step = kernels::rows_per_step(self.isa.path());
+        let step = self.step;
         let steps = h.div_ceil(step);
         let bands = rayon::current_num_threads().clamp(1, steps);
         let g = Geometry::new(h, w);
@@ -418,7 +434,7 @@ impl FastEngine {
         let n = self.layers.len();
         let f = self.config.feature_channels;
         let row_len = g.row_len(f);
-        let step = kernels::rows_per_step(self.isa.path());
+        let step = self.step;
         let steps = g.h.div_ceil(step) as isize;
         let ring_len = ring_rows(step) * row_len;
         let split_len = f * TILE * g.pitch();
@@ -761,6 +777,35 @@ mod tests {
         assert!(!FastEngine::supports(&c));
         let w = perturbed_weights(&c, Form::Folded, 1);
         assert!(FastEngine::new(&w).unwrap().is_none());
+    }
+
+    #[test]
+    fn steps_of_several_rows_stream_the_same_rows_as_one_row_steps() {
+        // The rings, the bands' windows and the last step's rows below the frame at the AVX-512
+        // path's two rows a step and the AVX2 path's four (and three), on any CPU: the portable
+        // path computes every row alike at any step, so the frame must come out bit for bit.
+        // Heights after the unshuffle that no step divides, partial last blocks, one and three
+        // bands.
+        for (scale, h, w) in [(2, 26, 38), (3, 22, 70), (4, 14, 30)] {
+            let weights = perturbed_weights(&ModelConfig::official(scale), Form::Training, 11);
+            let engine = FastEngine::with_isa(&weights, Isa::portable()).unwrap().unwrap();
+            let data = (0..3 * h * w)
+                .map(|i| ((i * 7919) % 1000) as f32 / 900.0 - 0.05)
+                .collect();
+            let rgb = Image::new(3, h, w, data);
+            let in_bands = |engine: &FastEngine, bands: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(bands).build().unwrap();
+                pool.install(|| engine.upscale(&rgb, &mut Workspace::default()).unwrap())
+            };
+            let want = in_bands(&engine, 1);
+            for step in [2, 3, 4] {
+                let engine = engine.clone().at_step(step);
+                for bands in [1, 3] {
+                    let got = in_bands(&engine, bands);
+                    assert!(got.data == want.data, "x{scale}, {step} rows a step, {bands} bands");
+                }
+            }
+        }
     }
 
     #[test]

@@ -222,11 +222,8 @@ pub unsafe fn yuv420(
         chroma: [cb, cr],
         luma,
         chroma_samples: [cb_line, cr_line],
-        every_area,
         bytes: byte_line,
-        ..
     } = buffers;
-    let every = every_area;
     for i in (0..r).step_by(2) {
         for (di, row) in rgb.iter_mut().enumerate() {
             for (ch, line) in row.iter_mut().enumerate() {
@@ -244,20 +241,8 @@ pub unsafe fn yuv420(
                 &mut cr[di][..len],
             );
         }
-        chroma_row(
-            coefficients,
-            &cb[0][..len],
-            &cb[1][..len],
-            every,
-            &mut cb_line[..len / 2],
-        );
-        chroma_row(
-            coefficients,
-            &cr[0][..len],
-            &cr[1][..len],
-            every,
-            &mut cr_line[..len / 2],
-        );
+        chroma_row(coefficients, &cb[0][..len], &cb[1][..len], &mut cb_line[..len / 2]);
+        chroma_row(coefficients, &cr[0][..len], &cr[1][..len], &mut cr_line[..len / 2]);
         let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
         let bytes = coefficients.bytes_per_sample();
         // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
@@ -318,23 +303,14 @@ fn convert_row(
 /// The chroma samples of a row of 2x2 areas from the unscaled values of its two pixel rows,
 /// summed as FrameEncoder sums an area: ((top left + top right) + bottom left) + bottom right.
 #[inline(always)]
-fn chroma_row(
-    coefficients: &YuvCoefficients,
-    top: &[f32],
-    bottom: &[f32],
-    every: &mut [u16; LINE],
-    samples: &mut [u16],
-) {
-    // Every pixel's area starting there is converted in a contiguous loop that vectorises, and
-    // the even ones (the 2x2 areas) picked after: loops over the pairs themselves stayed scalar
-    // (LLVM does not deinterleave them), twice the time of the whole 4:2:0 store.
+fn chroma_row(coefficients: &YuvCoefficients, top: &[f32], bottom: &[f32], samples: &mut [u16]) {
+    // One pass over the 2x2 areas (scalar: LLVM does not deinterleave the pairs). Converting
+    // every pixel's area in a vector loop and picking the even ones after, as before, took a
+    // row buffer more for no gain (level in single-thread pairs of `bench`'s 4:2:0 rows).
     let n = 2 * samples.len();
-    let pairs = top[..n].windows(2).zip(bottom[..n].windows(2));
-    for (sample, (t, b)) in every.iter_mut().zip(pairs) {
+    let areas = top[..n].chunks_exact(2).zip(bottom[..n].chunks_exact(2));
+    for (sample, (t, b)) in samples.iter_mut().zip(areas) {
         *sample = coefficients.chroma((((t[0] + t[1]) + b[0]) + b[1]) / 4.0);
-    }
-    for (sample, &value) in samples.iter_mut().zip(every.iter().step_by(2)) {
-        *sample = value;
     }
 }
 
@@ -348,8 +324,6 @@ pub struct StoreLines {
     luma: [[u16; LINE]; 2],
     /// A row of Cb and of Cr samples.
     chroma_samples: [[u16; LINE / 2]; 2],
-    /// The chroma sample of the 2x2 area at every pixel of a row (see `chroma_row`).
-    every_area: [u16; LINE],
     /// A row of samples as the frame stores them.
     bytes: [u8; 2 * LINE],
 }
@@ -361,7 +335,6 @@ impl StoreLines {
             chroma: [[[0.0; LINE]; 2]; 2],
             luma: [[0; LINE]; 2],
             chroma_samples: [[0; LINE / 2]; 2],
-            every_area: [0; LINE],
             bytes: [0; 2 * LINE],
         })
     }

@@ -58,7 +58,7 @@ pub fn output_pixels(m: [f32; POINTS]) -> [f32; TILE] {
     [m0 + s12 + s34, d12 + 2.0 * d34, s12 + 4.0 * s34, d12 + 8.0 * d34 + m5]
 }
 
-/// Output rows per step of the 2-D scheme of the fp32 vector paths: Winograd F(2,3) down the
+/// Output rows per step of the AVX-512 path's 2-D scheme: Winograd F(2,3) down the
 /// columns on top of F(4,3) along the rows. Two output rows from four input rows take 4 x 6
 /// products per tile instead of 2 x 3 x 6 row by row: a third fewer multiply-accumulates.
 pub const ROW_PAIR: usize = 2;

@@ -215,17 +215,28 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
 }
 
 /// One layer over `blocks` (at most [`blocks_per_call`]) consecutive blocks of a step of
-/// several rows (the AVX-512 path's two, the AVX2 path's four: [`rows_per_step`]): from the
-/// transformed rows r - 1 .. r + step, output rows r .. r + step - 1 of block b into
+/// several rows (the AVX-512 path's two, the AVX2 path's four: [`rows_per_step`]; the portable
+/// path any, a row at a time, for the tests of the engine's steps): from the transformed rows
+/// r - 1 .. r + step, output rows r .. r + step - 1 of block b into
 /// `out[(b * step + row) * TILE * co * BLOCK..]`, each block as [`conv_block`] writes one.
 pub fn conv_rows(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, out: &mut [f32], scratch: &mut [f32]) {
-    let step = rows_per_step(isa.path());
+    let step = rows.len().saturating_sub(2);
+    let block_len = TILE * layer.co * BLOCK;
     check_call(isa, layer, rows, blocks, false, scratch);
     assert!(
-        rows.len() == step + 2 && out.len() >= step * blocks * TILE * layer.co * BLOCK,
+        step >= 1
+            && (step == rows_per_step(isa.path()) || isa.path() == Path::Portable)
+            && out.len() >= step * blocks * block_len,
         "conv_rows reads a step's rows and writes inside its blocks"
     );
     match (isa.path(), &layer.weights) {
+        (Path::Portable, PackedWeights::Fp32(w)) => {
+            for (index, block) in out.chunks_exact_mut(block_len).take(blocks * step).enumerate() {
+                let (b, row) = (index / step, index % step);
+                let block_rows = std::array::from_fn(|r| &rows[row + r][b * POINTS * layer.ci * BLOCK..]);
+                portable::conv_block(layer, w, block_rows, block);
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the Isa value exists only where detection found AVX2 and FMA; the reads and
         // writes are bounded by the asserts above.
