@@ -51,6 +51,9 @@ pub fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &mut [f3
 /// How a path builds a [`shuffle_line`].
 pub type LineBuilder = unsafe fn(&Segment, usize, usize, usize, &mut [f32; LINE]);
 
+/// How a path makes a [`chroma_row`].
+pub type ChromaRow = unsafe fn(&YuvCoefficients, &[f32], &[f32], &mut [u16]);
+
 /// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
 /// x*r + j of plane ch. Each output row of the segment is assembled by `shuffle` in a small
 /// buffer and copied out in one piece, so the 4K frame is written in runs rather than
@@ -188,12 +191,13 @@ pub fn store_fence() {
 
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
 /// output rows come in pairs, whose (i, j) 2x2 areas are whole chroma areas, averaged as the
-/// video module's `FrameEncoder` averages them. Each row of the pair is shuffled into R, G and
-/// B lines first (by `shuffle`), so that the conversion runs along contiguous pixels and
-/// vectorises. Inlined into each path's compiled copy (`kernels::store_yuv420`).
+/// video module's `FrameEncoder` averages them (by `chroma`). Each row of the pair is shuffled
+/// into R, G and B lines first (by `shuffle`), so that the conversion runs along contiguous
+/// pixels and vectorises. Inlined into each path's compiled copy (`kernels::store_yuv420`).
 ///
 /// # Safety
-/// `shuffle` runs on this CPU (its instruction set detected).
+/// `shuffle` and `chroma` run on this CPU (their instruction set detected).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn yuv420(
     seg: Segment,
@@ -202,6 +206,7 @@ pub unsafe fn yuv420(
     out_w: usize,
     h: usize,
     shuffle: LineBuilder,
+    chroma: ChromaRow,
     buffers: &mut StoreLines,
 ) {
     let YuvPlanes {
@@ -241,8 +246,11 @@ pub unsafe fn yuv420(
                 &mut cr[di][..len],
             );
         }
-        chroma_row(coefficients, &cb[0][..len], &cb[1][..len], &mut cb_line[..len / 2]);
-        chroma_row(coefficients, &cr[0][..len], &cr[1][..len], &mut cr_line[..len / 2]);
+        // SAFETY: the caller's contract.
+        unsafe {
+            chroma(coefficients, &cb[0][..len], &cb[1][..len], &mut cb_line[..len / 2]);
+            chroma(coefficients, &cr[0][..len], &cr[1][..len], &mut cr_line[..len / 2]);
+        }
         let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
         let bytes = coefficients.bytes_per_sample();
         // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
@@ -302,11 +310,10 @@ fn convert_row(
 
 /// The chroma samples of a row of 2x2 areas from the unscaled values of its two pixel rows,
 /// summed as FrameEncoder sums an area: ((top left + top right) + bottom left) + bottom right.
+/// The scalar form (LLVM does not deinterleave the pairs); the AVX2 one is
+/// `kernels::avx2::chroma_row`.
 #[inline(always)]
-fn chroma_row(coefficients: &YuvCoefficients, top: &[f32], bottom: &[f32], samples: &mut [u16]) {
-    // One pass over the 2x2 areas (scalar: LLVM does not deinterleave the pairs). Converting
-    // every pixel's area in a vector loop and picking the even ones after, as before, took a
-    // row buffer more for no gain (level in single-thread pairs of `bench`'s 4:2:0 rows).
+pub fn chroma_row(coefficients: &YuvCoefficients, top: &[f32], bottom: &[f32], samples: &mut [u16]) {
     let n = 2 * samples.len();
     let areas = top[..n].chunks_exact(2).zip(bottom[..n].chunks_exact(2));
     for (sample, (t, b)) in samples.iter_mut().zip(areas) {

@@ -508,13 +508,16 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
     }
 }
 
-/// The 4:2:0 store compiled for AVX-512, with the AVX2 path's line transposes (the same bits
-/// as the portable code: no contraction).
+/// The 4:2:0 store compiled for AVX-512, with the AVX2 path's line transposes and chroma rows
+/// (the same bits as the portable code: no contraction).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX-512F detected, which this path's detection checks with AVX2 (the line
-    // transposes' instruction set).
-    unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line, lines) }
+    // transposes' and chroma rows' instruction set).
+    unsafe {
+        use super::avx2::{chroma_row, shuffle_line};
+        super::super::store::yuv420(seg, r, target, out_w, h, shuffle_line, chroma_row, lines)
+    }
 }
 
 /// The interleaved 8-bit store compiled for AVX-512, with the AVX2 path's line transposes

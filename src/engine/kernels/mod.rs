@@ -315,7 +315,10 @@ pub fn store_yuv420(
 ) {
     match isa.path() {
         // SAFETY: the scalar line builder runs anywhere.
-        Path::Portable => unsafe { super::store::yuv420(seg, r, target, out_w, h, super::store::shuffle_line, lines) },
+        Path::Portable => unsafe {
+            use super::store::{chroma_row, shuffle_line, yuv420};
+            yuv420(seg, r, target, out_w, h, shuffle_line, chroma_row, lines)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
         Path::Avx2 => unsafe { avx2::store_yuv420(seg, r, target, out_w, h, lines) },
@@ -618,5 +621,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_avx2_chroma_row_makes_the_scalar_samples() {
+        // Every count of areas up to three vectors and a tail; values inside and outside the
+        // range, infinities and NaN; 8-bit limited and 10-bit full range.
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::yuv::{ColorSpec, Matrix, YuvCoefficients};
+            if let Err(why) = Isa::new(Path::Avx2) {
+                println!("SKIP AVX2 chroma row: {why}");
+                return;
+            }
+            let values = |seed: usize| -> Vec<f32> {
+                (0..64)
+                    .map(|i| match (i * seed) % 13 {
+                        0 => f32::NAN,
+                        1 => f32::INFINITY,
+                        2 => f32::NEG_INFINITY,
+                        _ => ((i * 7919 + seed) % 1000) as f32 / 600.0 - 0.8,
+                    })
+                    .collect()
+            };
+            let (top, bottom) = (values(3), values(5));
+            for (matrix, full_range, depth) in [(Matrix::Bt709, false, 8), (Matrix::Bt601, true, 10)] {
+                let coefficients = YuvCoefficients::new(ColorSpec {
+                    matrix,
+                    full_range,
+                    depth,
+                });
+                for n in 0..=30 {
+                    let mut want = vec![0u16; n];
+                    super::super::store::chroma_row(&coefficients, &top, &bottom, &mut want);
+                    let mut got = vec![1u16; n];
+                    // SAFETY: AVX2 and FMA detected just above.
+                    unsafe { avx2::chroma_row(&coefficients, &top, &bottom, &mut got) };
+                    assert_eq!(got, want, "{n} areas, {depth} bits");
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        println!("SKIP AVX2 chroma row: not an x86-64 build");
     }
 }
