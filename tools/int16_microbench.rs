@@ -3,7 +3,8 @@
 //! FMAs and in int16 `vpmaddwd` pairs (16 multiply-accumulates an instruction instead of 8),
 //! each over K = 24 input channels, on one core.
 //!
-//!     rustc -O -C target-cpu=native tools/int16_microbench.rs -o /tmp/int16_microbench
+//!     rustc --edition 2024 -O -C target-cpu=native tools/int16_microbench.rs \
+//!         -o /tmp/int16_microbench
 //!     /tmp/int16_microbench
 //!
 //! Prints each loop's G multiply-accumulates per second, three times. Needs AVX2 and FMA.
@@ -22,6 +23,7 @@ unsafe fn fp32_loop(input: &[f32], panel: &[f32]) -> f32 {
     for _ in 0..REPS {
         let (mut lo, mut hi) = ([_mm256_setzero_ps(); 6], [_mm256_setzero_ps(); 6]);
         for i in 0..K {
+            // SAFETY: values i * 16 .. i * 16 + 16, inside the input's K * 16 (asserted).
             let (v0, v1) = unsafe {
                 (
                     _mm256_loadu_ps(input.as_ptr().add(i * 16)),
@@ -29,7 +31,7 @@ unsafe fn fp32_loop(input: &[f32], panel: &[f32]) -> f32 {
                 )
             };
             for c in 0..6 {
-                // SAFETY: i * 6 + c < K * 6, the panel's length (asserted by the caller).
+                // SAFETY: i * 6 + c < K * 6, the panel's length (asserted).
                 let w = unsafe { _mm256_broadcast_ss(panel.get_unchecked(i * 6 + c)) };
                 lo[c] = _mm256_fmadd_ps(w, v0, lo[c]);
                 hi[c] = _mm256_fmadd_ps(w, v1, hi[c]);
@@ -50,6 +52,7 @@ unsafe fn int16_loop(input: &[i16], panel: &[i32]) -> i32 {
     for _ in 0..REPS {
         let (mut lo, mut hi) = ([_mm256_setzero_si256(); 6], [_mm256_setzero_si256(); 6]);
         for i in 0..K / 2 {
+            // SAFETY: values i * 32 .. i * 32 + 32, inside the input's K * 16 (asserted).
             let (v0, v1) = unsafe {
                 (
                     _mm256_loadu_si256(input.as_ptr().add(i * 32).cast()),
@@ -57,7 +60,7 @@ unsafe fn int16_loop(input: &[i16], panel: &[i32]) -> i32 {
                 )
             };
             for c in 0..6 {
-                // SAFETY: i * 6 + c < K / 2 * 6, the panel's length (asserted by the caller).
+                // SAFETY: i * 6 + c < K / 2 * 6, the panel's length (asserted).
                 let w = _mm256_set1_epi32(unsafe { *panel.get_unchecked(i * 6 + c) });
                 lo[c] = _mm256_add_epi32(lo[c], _mm256_madd_epi16(w, v0));
                 hi[c] = _mm256_add_epi32(hi[c], _mm256_madd_epi16(w, v1));
