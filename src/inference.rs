@@ -3,7 +3,7 @@
 
 use crate::imaging::{Image, pad_to_even};
 use crate::model::network::{host, tensor4};
-use crate::upscale::UpscaleError;
+use crate::upscale::{FrameThreads, UpscaleError};
 use crate::{HostTensor, ModelWeights, Rt4ksr};
 use burn::tensor::Device;
 
@@ -182,6 +182,9 @@ impl crate::upscale::Engine for BurnUpscaler {
 pub struct FastUpscaler {
     engine: crate::engine::FastEngine,
     workspace: std::sync::Mutex<crate::engine::Workspace>,
+    /// Workspaces for frames on their calling thread, several at once: each frame takes one
+    /// and puts it back.
+    calling_thread_workspaces: std::sync::Mutex<Vec<crate::engine::Workspace>>,
 }
 
 impl FastUpscaler {
@@ -189,6 +192,7 @@ impl FastUpscaler {
         Self {
             engine,
             workspace: Default::default(),
+            calling_thread_workspaces: Default::default(),
         }
     }
 }
@@ -225,11 +229,37 @@ impl crate::upscale::Engine for FastUpscaler {
         conversion: &crate::yuv::YuvToRgb,
         coefficients: crate::yuv::YuvCoefficients,
         out: &mut Vec<u8>,
+        threads: FrameThreads,
     ) -> Result<(), UpscaleError> {
-        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(self
-            .engine
-            .upscale_yuv_to_yuv420(frame, conversion, &mut ws, coefficients, out)?)
+        match threads {
+            FrameThreads::AllCores => {
+                let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(self
+                    .engine
+                    .upscale_yuv_to_yuv420(frame, conversion, &mut ws, coefficients, out)?)
+            }
+            FrameThreads::CallingThread => {
+                let spare = self
+                    .calling_thread_workspaces
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop();
+                let mut ws = spare.unwrap_or_else(crate::engine::Workspace::for_calling_thread);
+                let done = self
+                    .engine
+                    .upscale_yuv_to_yuv420(frame, conversion, &mut ws, coefficients, out);
+                self.calling_thread_workspaces
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(ws);
+                Ok(done?)
+            }
+        }
+    }
+
+    /// A frame per thread of rayon's pool (the cores, or as many threads as asked for).
+    fn frames_at_once(&self) -> usize {
+        rayon::current_num_threads()
     }
 
     fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut [u8]) -> Result<bool, UpscaleError> {

@@ -97,6 +97,8 @@ pub struct Workspace {
     /// (features, layers with a ring, rows a step): with the geometry, the layout of a band,
     /// whose zeros outside the frame are kept from one frame to the next.
     layout: (usize, usize, usize),
+    /// Frames run in one band on the calling thread ([`Workspace::for_calling_thread`]).
+    calling_thread: bool,
 }
 
 /// Zeroed floats whose first one starts a cache line (64 bytes): the kernels' 64-byte vector
@@ -125,6 +127,17 @@ impl CacheAligned {
 }
 
 impl Workspace {
+    /// A workspace whose frames run in one band on the thread that calls the engine, rayon
+    /// untouched: for callers that compute several frames at once, a frame per core (a stream:
+    /// no rows computed twice at band edges, no core waiting for the slower band at a frame's
+    /// end). The default workspace cuts each frame into a band per thread of rayon's pool.
+    pub fn for_calling_thread() -> Self {
+        Self {
+            calling_thread: true,
+            ..Self::default()
+        }
+    }
+
     fn prepare(&mut self, g: Geometry, features: usize, ring_layers: usize, bands: usize, step: usize) {
         // A whole number of cache lines, so that every band's rows start on one.
         let band_len = (ring_rows(step) * g.row_len(INPUT_CHANNELS)
@@ -143,6 +156,7 @@ impl Workspace {
             bands,
             band_len,
             layout,
+            calling_thread: self.calling_thread,
         };
     }
 }
@@ -397,8 +411,23 @@ impl FastEngine {
         let f = self.config.feature_channels;
         let step = self.step;
         let steps = h.div_ceil(step);
-        let bands = rayon::current_num_threads().clamp(1, steps);
         let g = Geometry::new(h, w);
+        if ws.calling_thread {
+            ws.prepare(g, f, self.layers.len() - 1, 1, step);
+            self.stream_band(
+                rgb,
+                ws.zero.as_slice(),
+                ws.rings.as_mut_slice(),
+                g,
+                0,
+                steps,
+                sink,
+                out_w,
+            );
+            store::store_fence();
+            return;
+        }
+        let bands = rayon::current_num_threads().clamp(1, steps);
         ws.prepare(g, f, self.layers.len() - 1, bands, step);
         let zero = ws.zero.as_slice();
         let steps_per_band = steps.div_ceil(bands);
@@ -785,7 +814,7 @@ mod tests {
         // path's two rows a step and the AVX2 path's four (and three), on any CPU: the portable
         // path computes every row alike at any step, so the frame must come out bit for bit.
         // Heights after the unshuffle that no step divides, partial last blocks, one and three
-        // bands.
+        // bands, and the calling thread's one band.
         for (scale, h, w) in [(2, 26, 38), (3, 22, 70), (4, 14, 30)] {
             let weights = perturbed_weights(&ModelConfig::official(scale), Form::Training, 11);
             let engine = FastEngine::with_isa(&weights, Isa::portable()).unwrap().unwrap();
@@ -804,6 +833,13 @@ mod tests {
                     let got = in_bands(&engine, bands);
                     assert!(got.data == want.data, "x{scale}, {step} rows a step, {bands} bands");
                 }
+                // One band on the calling thread, however many threads rayon's pool has.
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+                let got = pool.install(|| engine.upscale(&rgb, &mut Workspace::for_calling_thread()).unwrap());
+                assert!(
+                    got.data == want.data,
+                    "x{scale}, {step} rows a step, the calling thread"
+                );
             }
         }
     }
@@ -858,6 +894,13 @@ mod tests {
                 assert!(fused[luma..] == want[luma..], "x{scale} {isa} chroma");
                 let levels: std::collections::BTreeSet<_> = fused[luma..].iter().collect();
                 assert!(levels.len() > 20, "a colourful test frame");
+                // As a stream computing a frame per core runs it.
+                let mut alone = Vec::new();
+                let mut ws = Workspace::for_calling_thread();
+                engine
+                    .upscale_yuv_to_yuv420(&frame, &conversion, &mut ws, YuvCoefficients::new(spec), &mut alone)
+                    .unwrap();
+                assert!(alone == fused, "x{scale} {isa}: one band on the calling thread");
             }
         }
     }

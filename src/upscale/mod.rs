@@ -28,6 +28,16 @@ pub enum UpscaleError {
 /// An upscaling that has been started: calling it waits for the frame.
 pub type Pending<'a, T = Image<f32>> = Box<dyn FnOnce() -> Result<T, UpscaleError> + 'a>;
 
+/// Which threads compute a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameThreads {
+    /// Every core, the frame cut among them: the quickest way through one frame.
+    AllCores,
+    /// The calling thread alone: for streams that compute [`Engine::frames_at_once`] frames
+    /// together, each on its own thread.
+    CallingThread,
+}
+
 /// Something that super-resolves RGB images with even sides.
 pub trait Engine {
     fn config(&self) -> &ModelConfig;
@@ -58,16 +68,25 @@ pub trait Engine {
     }
     /// Upscales a YUV frame with even sides (`conversion` its size, layout and colours) into
     /// 4:2:0 samples as a y4m stream stores them: the Y, U and V planes one after the other, a
-    /// byte a sample up to 8 bits, else two (little-endian).
+    /// byte a sample up to 8 bits, else two (little-endian); on the `threads` asked for.
     fn run_yuv_to_yuv420(
         &self,
         frame: &Frame,
         conversion: &YuvToRgb,
         coefficients: YuvCoefficients,
         out: &mut Vec<u8>,
+        threads: FrameThreads,
     ) -> Result<(), UpscaleError> {
-        let _ = (frame, conversion, coefficients, out);
+        let _ = (frame, conversion, coefficients, out, threads);
         Err(UpscaleError::NoYuvOutput)
+    }
+    /// How many frames of a stream [`Engine::run_yuv_to_yuv420`] should compute at once, each
+    /// with [`FrameThreads::CallingThread`], while more frames wait: one per core for the fast
+    /// engine, whose frames on all cores compute rows twice at the bands' edges and leave a
+    /// core waiting for the slower band at each frame's end; 1 (every frame on all cores)
+    /// elsewhere.
+    fn frames_at_once(&self) -> usize {
+        1
     }
     /// Upscales an RGB image with even sides straight into interleaved 8-bit RGB, rounded as
     /// [`crate::imaging::picture::interleave_planes`] rounds, writing every byte of `out`

@@ -6,7 +6,7 @@ use super::color::{ColorSpec, FrameEncoder, Matrix, YuvCoefficients, YuvToRgb, f
 use super::raw::{self, PixFmt};
 use super::y4m::{self, Chroma, Frame, Header};
 use crate::imaging::Image;
-use crate::upscale::{Engine, Pending, start_upscale, tiles_for};
+use crate::upscale::{Engine, FrameThreads, Pending, start_upscale, tiles_for};
 use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
@@ -82,23 +82,26 @@ fn upscale_recycled_frames(
     max_memory: usize,
     on_frame: impl FnMut(u64),
 ) -> StreamReport {
-    let start = |rgb: &Image<f32>, buffer: Option<Image<f32>>| {
+    let start = |rgb: Image<f32>, buffer: Option<Image<f32>>, _waiting| -> Result<Pending<'_, _>, _> {
         let buffer = buffer.unwrap_or_else(|| Image::zeros(0, 0, 0));
-        start_upscale(engine, rgb, max_memory.max(1 << 20), |_, _| {}, buffer)
+        let pending = start_upscale(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, buffer)?;
+        Ok(Box::new(move || Ok((pending()?, rgb))))
     };
     let size = |rgb: &Image<f32>| (rgb.width, rgb.height);
-    stream_frames(engine.computes_asynchronously(), read, size, start, write, on_frame)
+    let in_flight = usize::from(engine.computes_asynchronously());
+    stream_frames(in_flight, read, size, start, write, on_frame)
 }
 
 /// The stream machinery behind [`upscale_frames`], for any kind of input frame `I` (of
-/// `size`: width, height) and output frame `T`: `start` begins a frame (given a written output
-/// to reuse, once there is one), and `read` is given an input frame to reuse once one has been
-/// started; with `keep_in_flight` the next frame starts before the previous one is waited for.
+/// `size`: width, height) and output frame `T`: `start` begins a frame, given a written output
+/// to reuse (once there is one) and whether more frames are already waiting behind it, and
+/// what it started gives back the output and the input frame, which `read` is given to reuse.
+/// Up to `in_flight_limit` more frames start before the oldest one is waited for.
 fn stream_frames<'e, I: Send, T: Send>(
-    keep_in_flight: bool,
+    in_flight_limit: usize,
     mut read: impl FnMut(u64, Option<I>) -> io::Result<Option<I>> + Send,
     size: impl Fn(&I) -> (usize, usize),
-    mut start: impl FnMut(&I, Option<T>) -> Result<Pending<'e, T>, crate::upscale::UpscaleError>,
+    mut start: impl FnMut(I, Option<T>, bool) -> Result<Pending<'e, (T, I)>, crate::upscale::UpscaleError>,
     mut write: impl FnMut(&T) -> io::Result<()> + Send,
     mut on_frame: impl FnMut(u64),
 ) -> StreamReport {
@@ -108,7 +111,7 @@ fn stream_frames<'e, I: Send, T: Send>(
         // Written frames go back to the inference loop, so 4K buffers are allocated once per
         // stream instead of once per frame (fresh pages cost ~10% of a frame).
         let (recycle_tx, recycle_rx) = sync_channel::<T>(OUT_QUEUE + 1);
-        // Input frames too, once started (the engine has read them by then).
+        // Input frames too, once their frame is done.
         let (input_recycle_tx, input_recycle_rx) = sync_channel::<I>(QUEUE + 1);
         scope.spawn(move || {
             let mut index = 0;
@@ -143,14 +146,16 @@ fn stream_frames<'e, I: Send, T: Send>(
         let mut error = None;
         let mut first_size = None;
         // A GPU engine keeps one frame in flight: frame n+1 is uploaded and queued before frame
-        // n is downloaded, so the device is never idle waiting for the host.
-        let in_flight_limit = usize::from(keep_in_flight);
+        // n is downloaded, so the device is never idle waiting for the host. A CPU engine that
+        // computes a frame per core keeps one in flight on every core but one.
         let mut in_flight = std::collections::VecDeque::new();
-        let mut frames_rx = frames_rx.into_iter();
+        let out = (&out_tx, &input_recycle_tx);
+        // The frame after the one being started, taken from the queue if the reader has it.
+        let mut ahead = None;
         // Set when the input or a start fails: the frames started before it are still written whole.
         let mut write_started = false;
         loop {
-            let next = frames_rx.next();
+            let next = ahead.take().or_else(|| frames_rx.recv().ok());
             let ended = next.is_none();
             if let Some(item) = next {
                 let input = match item {
@@ -167,11 +172,9 @@ fn stream_frames<'e, I: Send, T: Send>(
                     write_started = true;
                     break;
                 }
-                match start(&input, recycle_rx.try_recv().ok()) {
-                    Ok(pending) => {
-                        in_flight.push_back(pending);
-                        let _ = input_recycle_tx.try_send(input);
-                    }
+                ahead = frames_rx.try_recv().ok();
+                match start(input, recycle_rx.try_recv().ok(), ahead.is_some()) {
+                    Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         error = Some(StreamError::Frame {
                             index: frames + in_flight.len() as u64,
@@ -183,12 +186,12 @@ fn stream_frames<'e, I: Send, T: Send>(
                 }
             }
             let limit = if ended { 0 } else { in_flight_limit };
-            if !finish_frames(&mut in_flight, limit, &out_tx, &mut frames, &mut error, &mut on_frame) || ended {
+            if !finish_frames(&mut in_flight, limit, out, &mut frames, &mut error, &mut on_frame) || ended {
                 break;
             }
         }
         if write_started {
-            finish_frames(&mut in_flight, 0, &out_tx, &mut frames, &mut error, &mut on_frame);
+            finish_frames(&mut in_flight, 0, out, &mut frames, &mut error, &mut on_frame);
         }
         drop(out_tx);
         match writer.join() {
@@ -207,12 +210,12 @@ fn stream_frames<'e, I: Send, T: Send>(
     })
 }
 
-/// Waits for started frames until at most `limit` are in flight and hands them to the writer;
-/// false when a frame failed or the writer stopped.
-fn finish_frames<T>(
-    in_flight: &mut std::collections::VecDeque<Pending<'_, T>>,
+/// Waits for started frames until at most `limit` are in flight and hands them to the writer
+/// (and their input frames back to the reader); false when a frame failed or the writer stopped.
+fn finish_frames<T, I>(
+    in_flight: &mut std::collections::VecDeque<Pending<'_, (T, I)>>,
     limit: usize,
-    out_tx: &SyncSender<T>,
+    (out_tx, input_recycle_tx): (&SyncSender<T>, &SyncSender<I>),
     frames: &mut u64,
     error: &mut Option<StreamError>,
     on_frame: &mut impl FnMut(u64),
@@ -220,7 +223,8 @@ fn finish_frames<T>(
     while in_flight.len() > limit {
         let pending = in_flight.pop_front().expect("a frame in flight");
         match pending() {
-            Ok(result) => {
+            Ok((result, input)) => {
+                let _ = input_recycle_tx.try_send(input);
                 if out_tx.send(result).is_err() {
                     return false; // the writer stopped: its error is reported by the caller
                 }
@@ -289,6 +293,7 @@ pub fn upscale_y4m(
             engine,
             YuvToRgb::new(w, h, header.chroma, spec),
             spec,
+            options.max_memory,
             read,
             write,
             on_frame,
@@ -329,12 +334,16 @@ fn fuses_yuv420(engine: &(dyn Engine + Sync), chroma: Chroma, (w, h): (usize, us
 }
 
 /// A stream whose engine reads the YUV frames and writes the output frames' samples itself
-/// ([`Engine::run_yuv_to_yuv420`]), its bands converting as they go: `read` only parses (into
-/// a frame to reuse; false at the end) and `write` only writes.
+/// ([`Engine::run_yuv_to_yuv420`]), converting as it goes: `read` only parses (into a frame to
+/// reuse; false at the end) and `write` only writes. While frames wait behind the one starting,
+/// [`Engine::frames_at_once`] of them compute together, each on a thread of its own; a frame
+/// with none behind it (the last, or a source slower than the engine) runs on all cores, the
+/// quickest way through it.
 fn stream_yuv420(
     engine: &(dyn Engine + Sync),
     conversion: YuvToRgb,
     spec: ColorSpec,
+    max_memory: usize,
     mut read: impl FnMut(u64, &mut Frame) -> io::Result<bool> + Send,
     mut write: impl FnMut(&[u8]) -> io::Result<()> + Send,
     on_frame: impl FnMut(u64),
@@ -344,16 +353,44 @@ fn stream_yuv420(
         let mut frame = recycled.unwrap_or_default();
         Ok(read(index, &mut frame)?.then_some(frame))
     };
-    let start =
-        |frame: &Frame, buffer: Option<Vec<u8>>| -> Result<Pending<'_, Vec<u8>>, crate::upscale::UpscaleError> {
-            let mut samples = buffer.unwrap_or_default();
-            engine.run_yuv_to_yuv420(frame, &conversion, coefficients, &mut samples)?;
-            Ok(Box::new(move || Ok(samples)))
-        };
     let (h, w) = conversion.size();
     let size = |_: &Frame| (w, h);
     let write = |samples: &Vec<u8>| write(samples);
-    stream_frames(engine.computes_asynchronously(), read, size, start, write, on_frame)
+    // As many frames as fit the working-memory bound (one does: `fuses_yuv420`).
+    let frame_bytes = engine.bytes_per_lr_pixel() * w * h;
+    let at_once = engine
+        .frames_at_once()
+        .clamp(1, (max_memory.max(1 << 20) / frame_bytes.max(1)).max(1));
+    let in_flight = if engine.computes_asynchronously() {
+        1
+    } else {
+        at_once - 1
+    };
+    let conversion = &conversion;
+    std::thread::scope(|scope| {
+        let start = |frame: Frame,
+                     buffer: Option<Vec<u8>>,
+                     waiting: bool|
+         -> Result<Pending<'_, (Vec<u8>, Frame)>, crate::upscale::UpscaleError> {
+            let mut samples = buffer.unwrap_or_default();
+            if waiting && at_once > 1 {
+                let on_its_thread = scope.spawn(move || {
+                    let threads = FrameThreads::CallingThread;
+                    engine
+                        .run_yuv_to_yuv420(&frame, conversion, coefficients, &mut samples, threads)
+                        .map(|()| (samples, frame))
+                });
+                return Ok(Box::new(move || {
+                    on_its_thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                }));
+            }
+            engine.run_yuv_to_yuv420(&frame, conversion, coefficients, &mut samples, FrameThreads::AllCores)?;
+            Ok(Box::new(move || Ok((samples, frame))))
+        };
+        stream_frames(in_flight, read, size, start, write, on_frame)
+    })
 }
 
 /// Upscales raw frames of a fixed size and pixel format.
@@ -380,7 +417,7 @@ pub fn upscale_raw(
             output.flush()
         };
         let conversion = YuvToRgb::new(width, height, Chroma::C420, spec);
-        return stream_yuv420(engine, conversion, spec, read, write, on_frame);
+        return stream_yuv420(engine, conversion, spec, options.max_memory, read, write, on_frame);
     }
     let read = |index| raw::read_frame(&mut input, format, width, height, spec, index);
     let mut writer = raw::FrameWriter::default();
@@ -503,6 +540,123 @@ mod tests {
         assert_eq!(
             engine.events(),
             ["start 0", "finish 0", "start 1", "finish 1", "start 2", "finish 2"]
+        );
+    }
+
+    /// A fused 4:2:0 engine computing two frames at once: every output sample is the frame's
+    /// first luma sample, made after a pause; it logs how each frame ran and counts how many
+    /// ran at once, and refuses frame `fail_at`.
+    struct FramePerCoreEngine {
+        config: ModelConfig,
+        fail_at: Option<u16>,
+        running: std::sync::atomic::AtomicUsize,
+        most_at_once: std::sync::atomic::AtomicUsize,
+        log: Mutex<Vec<(u16, FrameThreads)>>,
+    }
+
+    impl Engine for FramePerCoreEngine {
+        fn config(&self) -> &ModelConfig {
+            &self.config
+        }
+
+        fn run(&self, _: &Image<f32>) -> Result<Image<f32>, crate::upscale::UpscaleError> {
+            unreachable!("a 4:2:0 stream goes through run_yuv_to_yuv420")
+        }
+
+        fn fuses_yuv420(&self) -> bool {
+            true
+        }
+
+        fn frames_at_once(&self) -> usize {
+            2
+        }
+
+        fn run_yuv_to_yuv420(
+            &self,
+            frame: &Frame,
+            conversion: &YuvToRgb,
+            _: YuvCoefficients,
+            out: &mut Vec<u8>,
+            threads: FrameThreads,
+        ) -> Result<(), crate::upscale::UpscaleError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let id = frame.y[0];
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.most_at_once.fetch_max(now, SeqCst);
+            // Long beside reading a small frame from memory, so the reader keeps ahead.
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            self.running.fetch_sub(1, SeqCst);
+            self.log.lock().unwrap().push((id, threads));
+            if Some(id) == self.fail_at {
+                return Err(crate::upscale::UpscaleError::Backend("frame refused".into()));
+            }
+            let (h, w) = conversion.size();
+            *out = vec![id as u8; 4 * h * w * 3 / 2];
+            Ok(())
+        }
+
+        fn bytes_per_lr_pixel(&self) -> usize {
+            12
+        }
+    }
+
+    /// Frames of 6 x 4 pixels whose samples are the frame's number, through `engine`: the
+    /// frames written (each by its first sample) and the report.
+    fn run_y4m_stream(engine: &FramePerCoreEngine, count: u8) -> (Vec<u8>, StreamReport) {
+        let header = Header::read(&mut &b"YUV4MPEG2 W6 H4 F25:1 C420\n"[..]).unwrap();
+        let mut input = Vec::new();
+        header.write(&mut input).unwrap();
+        for n in 0..count {
+            input.extend(b"FRAME\n");
+            input.extend(vec![n; header.frame_bytes()]);
+        }
+        let mut output = Vec::new();
+        let report = upscale_y4m(engine, &input[..], &mut output, VideoOptions::default(), |_| {});
+        let frame_len = b"FRAME\n".len() + 12 * 8 * 3 / 2;
+        let body = &output[output.iter().position(|&b| b == b'\n').unwrap() + 1..];
+        assert_eq!(body.len() % frame_len, 0, "whole frames");
+        let written = body.chunks(frame_len).map(|f| f[b"FRAME\n".len()]).collect();
+        (written, report)
+    }
+
+    #[test]
+    fn a_frame_per_core_engine_computes_frames_together_in_order_and_the_last_on_all_cores() {
+        let engine = FramePerCoreEngine {
+            config: ModelConfig::official(2),
+            fail_at: None,
+            running: Default::default(),
+            most_at_once: Default::default(),
+            log: Mutex::new(vec![]),
+        };
+        let (written, report) = run_y4m_stream(&engine, 8);
+        assert_eq!(written, (0..8).collect::<Vec<u8>>());
+        assert_eq!((report.frames, report.error), (8, None));
+        let log = engine.log.lock().unwrap().clone();
+        assert_eq!(log.len(), 8);
+        assert!(
+            log.contains(&(7, FrameThreads::AllCores)),
+            "nothing behind the last: {log:?}"
+        );
+        let alone = log.iter().filter(|(_, t)| *t == FrameThreads::CallingThread).count();
+        assert!(
+            alone >= 5,
+            "frames with others waiting behind them, each on a thread: {log:?}"
+        );
+        let most = engine.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, 2, "two frames at once, never more");
+
+        // A refused frame among frames computed together: every frame before it is written whole.
+        let engine = FramePerCoreEngine {
+            fail_at: Some(4),
+            ..engine
+        };
+        let (written, report) = run_y4m_stream(&engine, 8);
+        assert_eq!(written, [0, 1, 2, 3]);
+        assert_eq!(report.frames, 4);
+        let error = report.error.unwrap();
+        assert!(
+            matches!(error, StreamError::Frame { index: 4, .. }) && error.to_string().contains("frame refused"),
+            "{error}"
         );
     }
 
