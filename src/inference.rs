@@ -195,6 +195,30 @@ impl FastUpscaler {
             calling_thread_workspaces: Default::default(),
         }
     }
+
+    /// Runs `frame` with a workspace for `threads`: the shared one for all cores, else a spare
+    /// one of the calling thread's kind (made when none is spare).
+    fn with_workspace<R>(&self, threads: FrameThreads, frame: impl FnOnce(&mut crate::engine::Workspace) -> R) -> R {
+        match threads {
+            FrameThreads::AllCores => {
+                frame(&mut self.workspace.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            }
+            FrameThreads::CallingThread => {
+                let spare = self
+                    .calling_thread_workspaces
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                let mut ws = spare.unwrap_or_else(crate::engine::Workspace::for_calling_thread);
+                let result = frame(&mut ws);
+                self.calling_thread_workspaces
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(ws);
+                result
+            }
+        }
+    }
 }
 
 impl crate::upscale::Engine for FastUpscaler {
@@ -204,13 +228,13 @@ impl crate::upscale::Engine for FastUpscaler {
 
     fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, UpscaleError> {
         let mut out = Image::zeros(0, 0, 0);
-        self.run_into(rgb, &mut out)?;
+        self.run_into(rgb, &mut out, FrameThreads::AllCores)?;
         Ok(out)
     }
 
-    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), UpscaleError> {
-        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine.upscale_into(&pad_to_even(rgb), &mut ws, out)?;
+    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>, threads: FrameThreads) -> Result<(), UpscaleError> {
+        let padded = pad_to_even(rgb);
+        self.with_workspace(threads, |ws| self.engine.upscale_into(&padded, ws, out))?;
         let s = self.engine.config.scale;
         let (h, w) = (rgb.height * s, rgb.width * s);
         if (out.height, out.width) != (h, w) {
@@ -231,30 +255,10 @@ impl crate::upscale::Engine for FastUpscaler {
         out: &mut Vec<u8>,
         threads: FrameThreads,
     ) -> Result<(), UpscaleError> {
-        match threads {
-            FrameThreads::AllCores => {
-                let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(self
-                    .engine
-                    .upscale_yuv_to_yuv420(frame, conversion, &mut ws, coefficients, out)?)
-            }
-            FrameThreads::CallingThread => {
-                let spare = self
-                    .calling_thread_workspaces
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pop();
-                let mut ws = spare.unwrap_or_else(crate::engine::Workspace::for_calling_thread);
-                let done = self
-                    .engine
-                    .upscale_yuv_to_yuv420(frame, conversion, &mut ws, coefficients, out);
-                self.calling_thread_workspaces
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(ws);
-                Ok(done?)
-            }
-        }
+        Ok(self.with_workspace(threads, |ws| {
+            self.engine
+                .upscale_yuv_to_yuv420(frame, conversion, ws, coefficients, out)
+        })?)
     }
 
     /// A frame per thread of rayon's pool (the cores, or as many threads as asked for).
@@ -263,14 +267,14 @@ impl crate::upscale::Engine for FastUpscaler {
     }
 
     fn run_into_rgb8(&self, rgb: &Image<f32>, out: &mut [u8]) -> Result<bool, UpscaleError> {
-        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine.upscale_to_rgb8(rgb, &mut ws, out)?;
+        self.with_workspace(FrameThreads::AllCores, |ws| self.engine.upscale_to_rgb8(rgb, ws, out))?;
         Ok(true)
     }
 
     fn run_rgb8_into_rgb8(&self, samples: &[u8], size: (usize, usize), out: &mut [u8]) -> Result<bool, UpscaleError> {
-        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine.upscale_rgb8_to_rgb8(samples, size, &mut ws, out)?;
+        self.with_workspace(FrameThreads::AllCores, |ws| {
+            self.engine.upscale_rgb8_to_rgb8(samples, size, ws, out)
+        })?;
         Ok(true)
     }
 

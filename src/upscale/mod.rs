@@ -43,9 +43,11 @@ pub trait Engine {
     fn config(&self) -> &ModelConfig;
     /// Upscales a whole RGB image with even sides; output not clamped.
     fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, UpscaleError>;
-    /// As [`Engine::run`], into `out`: an engine that can reuses its buffer (streams of frames
-    /// of one size then allocate nothing per frame).
-    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>) -> Result<(), UpscaleError> {
+    /// As [`Engine::run`], into `out`, on the `threads` asked for (an engine with one way of
+    /// running ignores them): an engine that can reuses its buffer (streams of frames of one
+    /// size then allocate nothing per frame).
+    fn run_into(&self, rgb: &Image<f32>, out: &mut Image<f32>, threads: FrameThreads) -> Result<(), UpscaleError> {
+        let _ = threads;
         *out = self.run(rgb)?;
         Ok(())
     }
@@ -53,7 +55,7 @@ pub trait Engine {
     /// once the work is queued, so a stream can upload the next frame and write the previous
     /// one while this one computes; the CPU engines compute here.
     fn start(&self, rgb: &Image<f32>, mut out: Image<f32>) -> Result<Pending<'_>, UpscaleError> {
-        self.run_into(rgb, &mut out)?;
+        self.run_into(rgb, &mut out, FrameThreads::AllCores)?;
         Ok(Box::new(move || Ok(out)))
     }
     /// Whether [`Engine::start`] returns before the work is done (streams then keep one frame
@@ -80,11 +82,11 @@ pub trait Engine {
         let _ = (frame, conversion, coefficients, out, threads);
         Err(UpscaleError::NoYuvOutput)
     }
-    /// How many frames of a stream [`Engine::run_yuv_to_yuv420`] should compute at once, each
-    /// with [`FrameThreads::CallingThread`], while more frames wait: one per core for the fast
-    /// engine, whose frames on all cores compute rows twice at the bands' edges and leave a
-    /// core waiting for the slower band at each frame's end; 1 (every frame on all cores)
-    /// elsewhere.
+    /// How many frames of a stream [`Engine::run_into`] or [`Engine::run_yuv_to_yuv420`] should
+    /// compute at once, each with [`FrameThreads::CallingThread`], while more frames wait: one
+    /// per core for the fast engine, whose frames on all cores compute rows twice at the bands'
+    /// edges and leave a core waiting for the slower band at each frame's end; 1 (every frame
+    /// on all cores) elsewhere.
     fn frames_at_once(&self) -> usize {
         1
     }

@@ -82,23 +82,65 @@ fn upscale_recycled_frames(
     max_memory: usize,
     on_frame: impl FnMut(u64),
 ) -> StreamReport {
-    let start = |rgb: Image<f32>, buffer: Option<Image<f32>>, _waiting| -> Result<Pending<'_, _>, _> {
-        let buffer = buffer.unwrap_or_else(|| Image::zeros(0, 0, 0));
-        let pending = start_upscale(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, buffer)?;
-        Ok(Box::new(move || Ok((pending()?, rgb))))
-    };
     let size = |rgb: &Image<f32>| (rgb.width, rgb.height);
-    let in_flight = usize::from(engine.computes_asynchronously());
-    stream_frames(in_flight, read, size, start, write, on_frame)
+    let in_flight = |size| in_flight_limit(engine, size, max_memory);
+    std::thread::scope(|scope| {
+        let start = |rgb: Image<f32>, buffer: Option<Image<f32>>, waiting: bool| -> Result<Pending<'_, _>, _> {
+            let mut out = buffer.unwrap_or_else(|| Image::zeros(0, 0, 0));
+            if waiting && frames_at_once(engine, size(&rgb), max_memory) > 1 {
+                let threads = FrameThreads::CallingThread;
+                let frame = scope.spawn(move || engine.run_into(&rgb, &mut out, threads).map(|()| (out, rgb)));
+                return Ok(joined(frame));
+            }
+            let pending = start_upscale(engine, &rgb, max_memory.max(1 << 20), |_, _| {}, out)?;
+            Ok(Box::new(move || Ok((pending()?, rgb))))
+        };
+        stream_frames(in_flight, read, size, start, write, on_frame)
+    })
+}
+
+/// How many frames of this size (width, height) a stream computes at once: the engine's
+/// [`Engine::frames_at_once`] as far as they fit `max_memory` together, and one where a frame
+/// is cut into tiles to fit it.
+fn frames_at_once(engine: &(dyn Engine + Sync), (w, h): (usize, usize), max_memory: usize) -> usize {
+    let max_memory = max_memory.max(1 << 20);
+    if tiles_for(engine, h.next_multiple_of(2), w.next_multiple_of(2), max_memory).len() > 1 {
+        return 1;
+    }
+    let frame_bytes = engine.bytes_per_lr_pixel() * w * h;
+    engine
+        .frames_at_once()
+        .clamp(1, (max_memory / frame_bytes.max(1)).max(1))
+}
+
+/// How many frames a stream of frames of this size starts before it waits for the oldest: one
+/// on an engine that computes asynchronously (a GPU's: the next frame is uploaded and queued
+/// before the last is downloaded, so the device never waits for the host), else one on every
+/// core but one when the engine computes frames together.
+fn in_flight_limit(engine: &(dyn Engine + Sync), size: (usize, usize), max_memory: usize) -> usize {
+    if engine.computes_asynchronously() {
+        1
+    } else {
+        frames_at_once(engine, size, max_memory) - 1
+    }
+}
+
+/// A frame computing on a thread of the stream's scope, as a [`Pending`] that joins it (a panic
+/// there goes on here).
+fn joined<'scope, T: 'scope>(
+    frame: std::thread::ScopedJoinHandle<'scope, Result<T, crate::upscale::UpscaleError>>,
+) -> Pending<'scope, T> {
+    Box::new(move || frame.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
 }
 
 /// The stream machinery behind [`upscale_frames`], for any kind of input frame `I` (of
 /// `size`: width, height) and output frame `T`: `start` begins a frame, given a written output
 /// to reuse (once there is one) and whether more frames are already waiting behind it, and
 /// what it started gives back the output and the input frame, which `read` is given to reuse.
-/// Up to `in_flight_limit` more frames start before the oldest one is waited for.
+/// Up to `in_flight_limit(size of the first frame)` more frames start before the oldest one is
+/// waited for.
 fn stream_frames<'e, I: Send, T: Send>(
-    in_flight_limit: usize,
+    in_flight_limit: impl Fn((usize, usize)) -> usize,
     mut read: impl FnMut(u64, Option<I>) -> io::Result<Option<I>> + Send,
     size: impl Fn(&I) -> (usize, usize),
     mut start: impl FnMut(I, Option<T>, bool) -> Result<Pending<'e, (T, I)>, crate::upscale::UpscaleError>,
@@ -144,10 +186,9 @@ fn stream_frames<'e, I: Send, T: Send>(
         });
         let mut frames = 0u64;
         let mut error = None;
-        let mut first_size = None;
-        // A GPU engine keeps one frame in flight: frame n+1 is uploaded and queued before frame
-        // n is downloaded, so the device is never idle waiting for the host. A CPU engine that
-        // computes a frame per core keeps one in flight on every core but one.
+        // The first frame's size, and how many frames of it may be in flight.
+        let mut first = None;
+        let mut limit = 0;
         let mut in_flight = std::collections::VecDeque::new();
         let out = (&out_tx, &input_recycle_tx);
         // The frame after the one being started, taken from the queue if the reader has it.
@@ -166,7 +207,10 @@ fn stream_frames<'e, I: Send, T: Send>(
                         break;
                     }
                 };
-                if *first_size.get_or_insert(size(&input)) != size(&input) {
+                let frame_size = size(&input);
+                let (first_size, first_limit) = *first.get_or_insert_with(|| (frame_size, in_flight_limit(frame_size)));
+                limit = first_limit;
+                if first_size != frame_size {
                     let index = frames + in_flight.len() as u64;
                     error = Some(StreamError::FrameSizeChanged { index });
                     write_started = true;
@@ -185,8 +229,15 @@ fn stream_frames<'e, I: Send, T: Send>(
                     }
                 }
             }
-            let limit = if ended { 0 } else { in_flight_limit };
-            if !finish_frames(&mut in_flight, limit, out, &mut frames, &mut error, &mut on_frame) || ended {
+            if !finish_frames(
+                &mut in_flight,
+                if ended { 0 } else { limit },
+                out,
+                &mut frames,
+                &mut error,
+                &mut on_frame,
+            ) || ended
+            {
                 break;
             }
         }
@@ -356,16 +407,8 @@ fn stream_yuv420(
     let (h, w) = conversion.size();
     let size = |_: &Frame| (w, h);
     let write = |samples: &Vec<u8>| write(samples);
-    // As many frames as fit the working-memory bound (one does: `fuses_yuv420`).
-    let frame_bytes = engine.bytes_per_lr_pixel() * w * h;
-    let at_once = engine
-        .frames_at_once()
-        .clamp(1, (max_memory.max(1 << 20) / frame_bytes.max(1)).max(1));
-    let in_flight = if engine.computes_asynchronously() {
-        1
-    } else {
-        at_once - 1
-    };
+    let at_once = frames_at_once(engine, (w, h), max_memory);
+    let in_flight = |size| in_flight_limit(engine, size, max_memory);
     let conversion = &conversion;
     std::thread::scope(|scope| {
         let start = |frame: Frame,
@@ -374,17 +417,13 @@ fn stream_yuv420(
          -> Result<Pending<'_, (Vec<u8>, Frame)>, crate::upscale::UpscaleError> {
             let mut samples = buffer.unwrap_or_default();
             if waiting && at_once > 1 {
-                let on_its_thread = scope.spawn(move || {
+                let frame = scope.spawn(move || {
                     let threads = FrameThreads::CallingThread;
                     engine
                         .run_yuv_to_yuv420(&frame, conversion, coefficients, &mut samples, threads)
                         .map(|()| (samples, frame))
                 });
-                return Ok(Box::new(move || {
-                    on_its_thread
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                }));
+                return Ok(joined(frame));
             }
             engine.run_yuv_to_yuv420(&frame, conversion, coefficients, &mut samples, FrameThreads::AllCores)?;
             Ok(Box::new(move || Ok((samples, frame))))
@@ -543,9 +582,9 @@ mod tests {
         );
     }
 
-    /// A fused 4:2:0 engine computing two frames at once: every output sample is the frame's
-    /// first luma sample, made after a pause; it logs how each frame ran and counts how many
-    /// ran at once, and refuses frame `fail_at`.
+    /// An engine computing two frames at once, RGB (nearest-neighbour x2) or fused 4:2:0 (every
+    /// output sample the frame's first luma sample), each after a pause; it logs how each frame
+    /// ran and counts how many ran at once, and refuses frame `fail_at`.
     struct FramePerCoreEngine {
         config: ModelConfig,
         fail_at: Option<u16>,
@@ -554,13 +593,72 @@ mod tests {
         log: Mutex<Vec<(u16, FrameThreads)>>,
     }
 
+    impl FramePerCoreEngine {
+        fn new(fail_at: Option<u16>) -> Self {
+            Self {
+                config: ModelConfig::official(2),
+                fail_at,
+                running: Default::default(),
+                most_at_once: Default::default(),
+                log: Mutex::new(vec![]),
+            }
+        }
+
+        /// Frame `id` on `threads`: counted, paused, logged, refused if it is `fail_at`.
+        fn compute(&self, id: u16, threads: FrameThreads) -> Result<(), crate::upscale::UpscaleError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.most_at_once.fetch_max(now, SeqCst);
+            // Long beside reading a small frame from memory, so the reader keeps ahead.
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            self.running.fetch_sub(1, SeqCst);
+            self.log.lock().unwrap().push((id, threads));
+            match Some(id) == self.fail_at {
+                true => Err(crate::upscale::UpscaleError::Backend("frame refused".into())),
+                false => Ok(()),
+            }
+        }
+
+        /// Checks a stream of `count` frames that ran whole: two at once, never more; every
+        /// frame with others waiting behind it (all but the first and last, as the reader
+        /// keeps ahead) on a thread of its own, the last on all cores.
+        fn check_log(&self, count: u16) {
+            let log = self.log.lock().unwrap().clone();
+            assert_eq!(log.len(), count as usize);
+            assert!(
+                log.contains(&(count - 1, FrameThreads::AllCores)),
+                "nothing behind the last: {log:?}"
+            );
+            let alone = log.iter().filter(|(_, t)| *t == FrameThreads::CallingThread).count();
+            assert!(
+                alone >= count as usize - 3,
+                "frames with others waiting, each on a thread: {log:?}"
+            );
+            let most = self.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(most, 2, "two frames at once, never more");
+        }
+    }
+
     impl Engine for FramePerCoreEngine {
         fn config(&self) -> &ModelConfig {
             &self.config
         }
 
-        fn run(&self, _: &Image<f32>) -> Result<Image<f32>, crate::upscale::UpscaleError> {
-            unreachable!("a 4:2:0 stream goes through run_yuv_to_yuv420")
+        fn run(&self, rgb: &Image<f32>) -> Result<Image<f32>, crate::upscale::UpscaleError> {
+            let mut out = Image::zeros(0, 0, 0);
+            self.run_into(rgb, &mut out, FrameThreads::AllCores)?;
+            Ok(out)
+        }
+
+        fn run_into(
+            &self,
+            rgb: &Image<f32>,
+            out: &mut Image<f32>,
+            threads: FrameThreads,
+        ) -> Result<(), crate::upscale::UpscaleError> {
+            self.compute(rgb.data[0] as u16, threads)?;
+            *out = LoggingEngine::new(false).run(rgb)?;
+            Ok(())
         }
 
         fn fuses_yuv420(&self) -> bool {
@@ -579,19 +677,9 @@ mod tests {
             out: &mut Vec<u8>,
             threads: FrameThreads,
         ) -> Result<(), crate::upscale::UpscaleError> {
-            use std::sync::atomic::Ordering::SeqCst;
-            let id = frame.y[0];
-            let now = self.running.fetch_add(1, SeqCst) + 1;
-            self.most_at_once.fetch_max(now, SeqCst);
-            // Long beside reading a small frame from memory, so the reader keeps ahead.
-            std::thread::sleep(std::time::Duration::from_millis(40));
-            self.running.fetch_sub(1, SeqCst);
-            self.log.lock().unwrap().push((id, threads));
-            if Some(id) == self.fail_at {
-                return Err(crate::upscale::UpscaleError::Backend("frame refused".into()));
-            }
+            self.compute(frame.y[0], threads)?;
             let (h, w) = conversion.size();
-            *out = vec![id as u8; 4 * h * w * 3 / 2];
+            *out = vec![frame.y[0] as u8; 4 * h * w * 3 / 2];
             Ok(())
         }
 
@@ -621,35 +709,36 @@ mod tests {
 
     #[test]
     fn a_frame_per_core_engine_computes_frames_together_in_order_and_the_last_on_all_cores() {
-        let engine = FramePerCoreEngine {
-            config: ModelConfig::official(2),
-            fail_at: None,
-            running: Default::default(),
-            most_at_once: Default::default(),
-            log: Mutex::new(vec![]),
-        };
+        // 4:2:0 frames, converted by the engine.
+        let engine = FramePerCoreEngine::new(None);
         let (written, report) = run_y4m_stream(&engine, 8);
         assert_eq!(written, (0..8).collect::<Vec<u8>>());
         assert_eq!((report.frames, report.error), (8, None));
-        let log = engine.log.lock().unwrap().clone();
-        assert_eq!(log.len(), 8);
-        assert!(
-            log.contains(&(7, FrameThreads::AllCores)),
-            "nothing behind the last: {log:?}"
+        engine.check_log(8);
+
+        // RGB frames (4:4:4 and raw streams, the Python package's).
+        let engine = FramePerCoreEngine::new(None);
+        let written = Mutex::new(vec![]);
+        let report = upscale_frames(
+            &engine,
+            |n| Ok((n < 8).then(|| Image::new(3, 4, 6, vec![n as f32; 72]))),
+            |frame| {
+                assert!((frame.height, frame.width) == (8, 12) && frame.data.iter().all(|&v| v == frame.data[0]));
+                written.lock().unwrap().push(frame.data[0]);
+                Ok(())
+            },
+            usize::MAX,
+            |_| {},
         );
-        let alone = log.iter().filter(|(_, t)| *t == FrameThreads::CallingThread).count();
-        assert!(
-            alone >= 5,
-            "frames with others waiting behind them, each on a thread: {log:?}"
+        assert_eq!(
+            written.into_inner().unwrap(),
+            (0..8).map(|n| n as f32).collect::<Vec<_>>()
         );
-        let most = engine.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(most, 2, "two frames at once, never more");
+        assert_eq!((report.frames, report.error), (8, None));
+        engine.check_log(8);
 
         // A refused frame among frames computed together: every frame before it is written whole.
-        let engine = FramePerCoreEngine {
-            fail_at: Some(4),
-            ..engine
-        };
+        let engine = FramePerCoreEngine::new(Some(4));
         let (written, report) = run_y4m_stream(&engine, 8);
         assert_eq!(written, [0, 1, 2, 3]);
         assert_eq!(report.frames, 4);
