@@ -69,7 +69,8 @@ class Upscaler:
     def frames(self, frames: Iterable[_Image]) -> "Frames":
         """Upscales a stream of H x W x 3 frames of one size, in order, on the library's frame
         pipeline: the next frames are taken from ``frames`` and computed while the caller works
-        on the last one. Each result has its frame's dtype."""
+        on the last one, a frame per core while more wait (the last, or any with none waiting,
+        on all cores). Each result has its frame's dtype."""
 
 class Frames(Iterator[Any]):
     """The upscaled frames of ``Upscaler.frames``, in order."""

@@ -372,8 +372,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 fast.upscale_yuv_to_yuv420(&yuv_frame, &conversion, &mut yuv_ws, coefficients, &mut samples)
                     .expect("a valid frame");
             };
-            // A whole stream, as `upscale - -o -` runs it (reader and writer threads, queues),
-            // from frames held in memory to a sink: per frame.
+            // A whole stream, as `upscale - -o -` runs it (reader and writer threads, queues, a
+            // frame per core while others wait), from frames held in memory to a sink: per frame.
             let upscaler = rt4ksr::inference::FastUpscaler::new(fast.clone());
             let options = rt4ksr::video::pipeline::VideoOptions {
                 max_memory: usize::MAX,
@@ -524,9 +524,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         }
         outln!("(vs AVX2: the fast engine's AVX2 fp32 path of the same frame in this run over the row's)");
         outln!(
-            "(4:2:0 in and out: the engine reading a YUV frame and writing y4m samples, as a stream's does; y4m stream: \
-             `upscale - -o -` of {STREAM_FRAMES} frames held in memory to a sink, per frame; the three rows of a path \
-             timed run by run in turn)"
+            "(4:2:0 in and out: the engine reading a YUV frame and writing y4m samples, one frame on all cores; y4m \
+             stream: `upscale - -o -` of {STREAM_FRAMES} frames held in memory to a sink, per frame, a frame per core \
+             while others wait behind it; the three rows of a path timed run by run in turn)"
         );
         for StreamRatio { case, median, min, max } in &report.streams {
             outln!(
