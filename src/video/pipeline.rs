@@ -63,7 +63,9 @@ const QUEUE: usize = 3;
 const OUT_QUEUE: usize = 1;
 
 /// Upscales a stream of RGB frames: `read(n)` runs on a reader thread and yields frame n (or
-/// `None` at the end), `write` runs on a writer thread, and inference runs here between them.
+/// `None` at the end), `write` runs on a writer thread, and inference runs between them: here,
+/// or a frame per core on threads of their own while frames wait, where the engine computes
+/// frames together ([`Engine::frames_at_once`]).
 pub fn upscale_frames(
     engine: &(dyn Engine + Sync),
     mut read: impl FnMut(u64) -> io::Result<Option<Image<f32>>> + Send,
@@ -74,7 +76,7 @@ pub fn upscale_frames(
     upscale_recycled_frames(engine, move |index, _| read(index), write, max_memory, on_frame)
 }
 
-/// As [`upscale_frames`], `read` also given an input frame to reuse once one has been started.
+/// As [`upscale_frames`], `read` also given an input frame to reuse once its frame is done.
 fn upscale_recycled_frames(
     engine: &(dyn Engine + Sync),
     read: impl FnMut(u64, Option<Image<f32>>) -> io::Result<Option<Image<f32>>> + Send,
