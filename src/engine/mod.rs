@@ -9,10 +9,11 @@
 //! blocked over 6 output channels (12 AVX2 accumulators), with the activation and the next
 //! block's LayerNorm fused into its epilogue, the pixel unshuffle folded into the input packing
 //! and the pixel shuffle into the last layer's stores. The frame is cut into one band of rows
-//! per core, and each band streams its rows through all layers in rings of a few rows (two
-//! steps and one row; a step: the one, two or four rows a path computes at a time), so the
-//! features never leave the cache; the buffers live in a reusable [`Workspace`], and the
-//! dead HF branch is never computed.
+//! per core (two bands taking a segment of rows from either end until they meet), and each
+//! band streams its rows through all layers in rings of a few rows (two steps and one row; a
+//! step: the one, two or four rows a path computes at a time), so the features never leave
+//! the cache; the buffers live in a reusable [`Workspace`], and the dead HF branch is never
+//! computed.
 
 pub mod isa;
 mod kernels;
@@ -28,6 +29,7 @@ use crate::{ModelWeights, TensorMap};
 pub use isa::{Isa, Path, Unavailable};
 use pack::{Bf16Terms, PackedWeights};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use store::{MAX_SHUFFLE, Segment, Shared, Sink, YuvPlanes};
 use winograd::{POINTS, TILE};
 
@@ -414,40 +416,50 @@ impl FastEngine {
         let g = Geometry::new(h, w);
         if ws.calling_thread {
             ws.prepare(g, f, self.layers.len() - 1, 1, step);
-            self.stream_band(
-                rgb,
-                ws.zero.as_slice(),
-                ws.rings.as_mut_slice(),
-                g,
-                0,
-                steps,
-                sink,
-                out_w,
-            );
+            let (zero, rings) = (ws.zero.as_slice(), ws.rings.as_mut_slice());
+            self.stream_band(rgb, zero, rings, g, (0, steps, Share::Whole), sink, out_w);
             store::store_fence();
             return;
         }
+        // Bands in pairs, each pair sharing a segment of the frame that its two bands take
+        // from either end until they meet: neither core waits at the frame's end for the
+        // other's band, as with a fixed edge between them, and the rows about the meeting
+        // point are computed by both, as about a fixed edge. An odd band out takes a part of
+        // its own.
         let bands = rayon::current_num_threads().clamp(1, steps);
         ws.prepare(g, f, self.layers.len() - 1, bands, step);
         let zero = ws.zero.as_slice();
         let steps_per_band = steps.div_ceil(bands);
+        let claimed: Vec<AtomicUsize> = (0..bands / 2).map(|_| AtomicUsize::new(0)).collect();
         ws.rings
             .as_mut_slice()
             .par_chunks_mut(ws.band_len)
             .enumerate()
             .for_each(|(band, rings)| {
-                let (a, b) = (band * steps_per_band, ((band + 1) * steps_per_band).min(steps));
+                let pair = band / 2;
+                let (a, parts) = if pair < claimed.len() { (2 * pair, 2) } else { (band, 1) };
+                let (a, b) = (
+                    (a * steps_per_band).min(steps),
+                    ((a + parts) * steps_per_band).min(steps),
+                );
+                let share = match (parts, band % 2) {
+                    (1, _) => Share::Whole,
+                    (_, 0) => Share::FromTop(&claimed[pair]),
+                    _ => Share::FromBottom(&claimed[pair]),
+                };
                 if a < b {
-                    self.stream_band(rgb, zero, rings, g, a, b, sink, out_w);
+                    self.stream_band(rgb, zero, rings, g, (a, b, share), sink, out_w);
                     store::store_fence();
                 }
             });
     }
 
-    /// Computes the final rows of steps `a..b` of the frame (a step: the rows the path computes
-    /// at a time, [`kernels::rows_per_step`]), streaming every layer through rings of
-    /// [`ring_rows`] rows: at step t, layer k computes its step t - k, when that step lies in the
-    /// steps the band needs from it (its own steps widened by one per later layer).
+    /// Computes the final rows of the steps of segment `a..b` of the frame that `share` gives
+    /// this band (a step: the rows the path computes at a time, [`kernels::rows_per_step`]),
+    /// streaming every layer through rings of [`ring_rows`] rows: layer 0 leads, each later
+    /// layer one step behind the one before (top down, or bottom up for a band that starts at
+    /// its segment's end), computing the steps its band needs from it (the band's own steps
+    /// widened by one per later layer).
     #[allow(clippy::too_many_arguments)]
     fn stream_band(
         &self,
@@ -455,8 +467,7 @@ impl FastEngine {
         zero: &[f32],
         band: &mut [f32],
         g: Geometry,
-        a: usize,
-        b: usize,
+        (a, b, share): (usize, usize, Share),
         sink: Sink,
         out_w: usize,
     ) {
@@ -492,29 +503,43 @@ impl FastEngine {
         let ring_slot = |y: usize| y % ring_rows(step);
         let ring_row = |y: usize| ring_slot(y) * row_len;
         let reach = |k: usize| (n - 1 - k) as isize;
-        let window = |k: usize| ((a as isize - reach(k)).max(0), (b as isize + reach(k)).min(steps));
-        let first = window(0).0;
-        let last = window(n - 1).1 - 1 + (n - 1) as isize;
+        let (a, b) = (a as isize, b as isize);
+        let window = |k: usize| ((a - reach(k)).max(0), (b + reach(k)).min(steps));
+        let down = !matches!(share, Share::FromBottom(_));
+        // The direction the band goes in, in steps.
+        let ahead = if down { 1 } else { -1 };
+        // Layer k's step at progress p: layer 0 starts at its window's first step (down) or
+        // last (up), and layer k follows k steps behind.
+        let step_at = |p: isize, k: usize| match down {
+            true => window(0).0 + p - k as isize,
+            false => window(0).1 - 1 - p + k as isize,
+        };
         // The input's steps are made as the head needs them (steps u - 1 ..= u + 1 for its
         // step u), so that they are read back from the cache; the whole frame's transformed
         // input (17 MB at 720p) made first went through memory.
-        let mut next_input = (first - 1).max(0);
-        for t in first..=last {
+        let mut next_input = (step_at(0, 0) - ahead).clamp(0, steps - 1);
+        for p in 0.. {
+            let output = step_at(p, n - 1);
+            let done = if down { output >= b } else { output < a };
+            if done || ((a..b).contains(&output) && !share.claim((b - a) as usize)) {
+                break;
+            }
             for k in 0..n {
-                let u = t - k as isize;
+                let u = step_at(p, k);
                 let (lo, hi) = window(k);
                 if u < lo || u >= hi {
                     continue;
                 }
                 if k == 0 {
-                    while next_input <= (u + 1).min(steps - 1) {
+                    let needed = (u + ahead).clamp(0, steps - 1);
+                    while (next_input - needed) * ahead <= 0 {
                         let top = next_input as usize * step;
                         for y in top..(top + step).min(g.h) {
                             unshuffle_row(rgb, y, input_split, g, &mut input_lines);
                             let dst = &mut input[ring_slot(y) * input_len..][..input_len];
                             kernels::transform_row(self.isa, input_split, INPUT_CHANNELS, g.pitch(), g.tiles, dst);
                         }
-                        next_input += 1;
+                        next_input += ahead;
                     }
                 }
                 let layer = &self.layers[k];
@@ -618,10 +643,37 @@ impl FastEngine {
     }
 }
 
+/// Which output steps of its segment a band computes.
+#[derive(Clone, Copy)]
+enum Share<'a> {
+    /// All of them, top down.
+    Whole,
+    /// Those it claims from the top, a step at a time, sharing the segment with a band that
+    /// claims from the bottom until the two meet; the count is both bands' claims so far.
+    FromTop(&'a AtomicUsize),
+    /// Those it claims from the bottom, sharing the segment with a band that claims from the top.
+    FromBottom(&'a AtomicUsize),
+}
+
+impl Share<'_> {
+    /// Whether the band's next step (from its end of a segment of `steps` steps) is its own: the
+    /// two bands' claims, counted together, take every step of the segment once.
+    fn claim(&self, steps: usize) -> bool {
+        match self {
+            Share::Whole => true,
+            // Relaxed: the count alone decides, and the bands' rows pass to no one before the
+            // pool's join.
+            Share::FromTop(claims) | Share::FromBottom(claims) => claims.fetch_add(1, Ordering::Relaxed) < steps,
+        }
+    }
+}
+
 /// Rows of a ring of transformed rows (the input's or a layer's output) for steps of `step`
 /// rows: when a layer computes its step u (rows u * step .. + step, from the rows one above to
 /// one below them), the layer before has just written its step u + 1, so that the rows from
 /// u * step - 1 to (u + 2) * step - 1 are in use; the next step written replaces the oldest.
+/// Going up, the layer before has just written its step u - 1: rows (u - 1) * step to
+/// (u + 1) * step, as many.
 fn ring_rows(step: usize) -> usize {
     2 * step + 1
 }
@@ -813,8 +865,9 @@ mod tests {
         // The rings, the bands' windows and the last step's rows below the frame at the AVX-512
         // path's two rows a step and the AVX2 path's four (and three), on any CPU: the portable
         // path computes every row alike at any step, so the frame must come out bit for bit.
-        // Heights after the unshuffle that no step divides, partial last blocks, one and three
-        // bands, and the calling thread's one band.
+        // Heights after the unshuffle that no step divides, partial last blocks, one to four
+        // bands (pairs meeting where their cores' pace puts them: top down and bottom up), and
+        // the calling thread's one band.
         for (scale, h, w) in [(2, 26, 38), (3, 22, 70), (4, 14, 30)] {
             let weights = perturbed_weights(&ModelConfig::official(scale), Form::Training, 11);
             let engine = FastEngine::with_isa(&weights, Isa::portable()).unwrap().unwrap();
@@ -829,7 +882,7 @@ mod tests {
             let want = in_bands(&engine, 1);
             for step in [2, 3, 4] {
                 let engine = engine.clone().at_step(step);
-                for bands in [1, 3] {
+                for bands in [1, 2, 3, 4] {
                     let got = in_bands(&engine, bands);
                     assert!(got.data == want.data, "x{scale}, {step} rows a step, {bands} bands");
                 }
