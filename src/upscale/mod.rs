@@ -84,9 +84,9 @@ pub trait Engine {
     }
     /// How many frames of a stream [`Engine::run_into`] or [`Engine::run_yuv_to_yuv420`] should
     /// compute at once, each with [`FrameThreads::CallingThread`], while more frames wait: one
-    /// per core for the fast engine, whose frames on all cores compute rows twice at the bands'
-    /// edges and leave a core waiting for the slower band at each frame's end; 1 (every frame
-    /// on all cores) elsewhere.
+    /// per core for the fast engine, whose frames on all cores compute the rows about their
+    /// bands' meeting point twice and hold every core at each frame's start and end; 1 (every
+    /// frame on all cores) elsewhere.
     fn frames_at_once(&self) -> usize {
         1
     }
