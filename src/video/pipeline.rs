@@ -86,10 +86,13 @@ fn upscale_recycled_frames(
 ) -> StreamReport {
     let size = |rgb: &Image<f32>| (rgb.width, rgb.height);
     let in_flight = |size| in_flight_limit(engine, size, max_memory);
+    // Decided once, from the first frame: the stream's frames all have its size.
+    let at_once = std::cell::OnceCell::new();
     std::thread::scope(|scope| {
         let start = |rgb: Image<f32>, buffer: Option<Image<f32>>, waiting: bool| -> Result<Pending<'_, _>, _> {
             let mut out = buffer.unwrap_or_else(|| Image::zeros(0, 0, 0));
-            if waiting && frames_at_once(engine, size(&rgb), max_memory) > 1 {
+            let at_once = *at_once.get_or_init(|| frames_at_once(engine, size(&rgb), max_memory));
+            if waiting && at_once > 1 {
                 let threads = FrameThreads::CallingThread;
                 let frame = scope.spawn(move || engine.run_into(&rgb, &mut out, threads).map(|()| (out, rgb)));
                 return Ok(joined(frame));
