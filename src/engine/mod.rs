@@ -3,15 +3,14 @@
 //! Why not burn for this: a 3x3 24->24 conv runs at ~12 GMAC/s in burn-flex on this machine
 //! (`rt4ksr bench`), a seventh of the fp32 peak. Here each conv is a Winograd convolution (see
 //! [`winograd`]): F(4,3) along the rows (half the multiply-accumulates; the portable and AMX
-//! paths, one output row at a time), on the AVX-512 path F(2,3) down the columns as well (two
-//! output rows at a time, a third of the multiply-accumulates) and on the AVX2 path F(4,3) down
-//! the columns (four output rows at a time, a quarter), vectorised over 16 tiles of a row and
-//! blocked over 6 output channels (12 AVX2 accumulators), with the activation and the next
+//! paths, one output row at a time), on the AVX2 and AVX-512 paths F(4,3) down the columns as
+//! well (four output rows at a time, a quarter), vectorised over 16 tiles of a row and blocked
+//! over 6 output channels (12 AVX2 accumulators, 24 AVX-512 ones), with the activation and the next
 //! block's LayerNorm fused into its epilogue, the pixel unshuffle folded into the input packing
 //! and the pixel shuffle into the last layer's stores. The frame is cut into one band of rows
 //! per core (two bands taking a segment of rows from either end until they meet), and each
 //! band streams its rows through all layers in rings of a few rows (two steps and one row; a
-//! step: the one, two or four rows a path computes at a time), so the features never leave
+//! step: the one or four rows a path computes at a time), so the features never leave
 //! the cache; the buffers live in a reusable [`Workspace`], and the dead HF branch is never
 //! computed.
 
@@ -286,8 +285,8 @@ impl FastEngine {
     }
 
     /// The portable path streaming the frame in steps of `step` rows (computed a row at a time,
-    /// so the same bits as its own one-row steps): the rings and windows of the AVX-512 path's
-    /// two-row steps and the AVX2 path's four-row steps, tested on any CPU.
+    /// so the same bits as its own one-row steps): the rings and windows of the AVX2 and AVX-512
+    /// paths' four-row steps (and of steps of two and three rows), tested on any CPU.
     #[cfg(test)]
     fn at_step(self, step: usize) -> Self {
         assert!(
@@ -577,7 +576,7 @@ impl FastEngine {
                     let top = top as isize;
                     if fused {
                         // The epilogue in the convolution, straight into the phase-split rows.
-                        let rows = [inputs(top - 1), inputs(top), inputs(top + 1), inputs(top + 2)];
+                        let rows: [&[f32]; 6] = std::array::from_fn(|r| inputs(top - 1 + r as isize));
                         let split = &mut splits[1 + t0..];
                         let layout = (split_len, g.pitch());
                         kernels::conv_epilogue(self.isa, layer, &rows[..step + 2], count, split, layout, scratch);
@@ -862,8 +861,8 @@ mod tests {
 
     #[test]
     fn steps_of_several_rows_stream_the_same_rows_as_one_row_steps() {
-        // The rings, the bands' windows and the last step's rows below the frame at the AVX-512
-        // path's two rows a step and the AVX2 path's four (and three), on any CPU: the portable
+        // The rings, the bands' windows and the last step's rows below the frame at the AVX2
+        // and AVX-512 paths' four rows a step (and two and three), on any CPU: the portable
         // path computes every row alike at any step, so the frame must come out bit for bit.
         // Heights after the unshuffle that no step divides, partial last blocks, one to four
         // bands (pairs meeting where their cores' pace puts them: top down and bottom up), and

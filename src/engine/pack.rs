@@ -1,7 +1,7 @@
 //! The layouts in which each path reads a layer's Winograd-domain weights, defined here once.
 
 use super::isa::Path;
-use super::winograd::{POINTS, VERTICAL_POINTS, kernel_points_2d, kernel_points_quad, kernel_row_points};
+use super::winograd::{POINTS, kernel_points_quad, kernel_row_points};
 use half::bf16;
 
 /// Output channels per AMX weight tile (rows of the tile, of the products' tile): 12 divides
@@ -18,13 +18,10 @@ pub enum PackedWeights {
     /// group of output channels, read front to back over K = 3 * ci. The portable path's, one
     /// output row at a time.
     Fp32(Vec<f32>),
-    /// fp32 panels of the 2-D scheme of two output rows at a time (see
-    /// [`super::winograd::ROW_PAIR`]): `[vertical point][point][co / group][ci][group]`, one
-    /// panel per vertical point, point and group, read front to back over K = ci. The AVX-512
-    /// path's.
-    Fp32Pairs(Vec<f32>),
-    /// The same for four output rows at a time ([`super::winograd::ROW_QUAD`]: 6 vertical
-    /// points). The AVX2 path's.
+    /// fp32 panels of the 2-D scheme of four output rows at a time (see
+    /// [`super::winograd::ROW_QUAD`]): `[vertical point][point][co / group][ci][group]`, one
+    /// panel per vertical point, point and group, read front to back over K = ci. The AVX2 and
+    /// AVX-512 paths'.
     Fp32Quads(Vec<f32>),
     /// bf16 tiles for AMX, each value split into a high part (the value rounded to bf16) and a
     /// low part (the remainder rounded to bf16): `[point][ky][co / 12][high, low][12][ci]`,
@@ -61,30 +58,19 @@ impl PackedWeights {
         match path {
             Path::Avx2 | Path::Avx512 => {
                 assert!(co.is_multiple_of(group));
-                let quads = path == Path::Avx2;
-                let vertical = if quads { POINTS } else { VERTICAL_POINTS };
-                let mut packed = vec![0f32; vertical * POINTS * ci * co];
+                let mut packed = vec![0f32; POINTS * POINTS * ci * co];
                 for o in 0..co {
                     let (g, c) = (o / group, o % group);
                     for i in 0..ci {
                         let taps = &weight[(o * ci + i) * 9..][..9];
-                        let points = if quads {
-                            kernel_points_quad(taps).to_vec()
-                        } else {
-                            kernel_points_2d(taps).to_vec()
-                        };
-                        for (v, row) in points.iter().enumerate() {
+                        for (v, row) in kernel_points_quad(taps).iter().enumerate() {
                             for (m, &value) in row.iter().enumerate() {
                                 packed[((((v * POINTS + m) * (co / group) + g) * ci) + i) * group + c] = value as f32;
                             }
                         }
                     }
                 }
-                if quads {
-                    PackedWeights::Fp32Quads(packed)
-                } else {
-                    PackedWeights::Fp32Pairs(packed)
-                }
+                PackedWeights::Fp32Quads(packed)
             }
             Path::Portable => {
                 assert!(co.is_multiple_of(group));
@@ -140,24 +126,6 @@ mod tests {
         assert_eq!(p.len(), 6 * 3 * 2);
         assert_eq!(&p[..4], &[0.0, 9.0 / 4.0, 3.0 / 4.0, 12.0 / 4.0]);
         assert_eq!(&p[(5 * 3 + 2) * 2..], &[8.0, 17.0]);
-    }
-
-    #[test]
-    fn pair_panels_hold_the_vertical_points() {
-        // One 3x3 kernel, co = ci = 1: vertical point 0 is the first kernel row's points, 3 the
-        // last row's, 1 half the sum of the three.
-        let w: Vec<f32> = (0..9).map(|v| v as f32 + 1.0).collect();
-        let PackedWeights::Fp32Pairs(p) = PackedWeights::new(&w, 1, 1, Path::Avx512, 1) else {
-            unreachable!()
-        };
-        assert_eq!(p.len(), 4 * 6);
-        let row = |ky: usize| kernel_row_points(&w[ky * 3..][..3]);
-        for m in 0..POINTS {
-            assert_eq!(p[m], row(0)[m] as f32);
-            assert_eq!(p[3 * POINTS + m], row(2)[m] as f32);
-            let half_sum = 0.5 * (row(0)[m] + row(1)[m] + row(2)[m]);
-            assert!((p[POINTS + m] as f64 - half_sum).abs() < 1e-6);
-        }
     }
 
     #[test]

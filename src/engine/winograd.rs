@@ -1,12 +1,11 @@
 //! Winograd F(4,3) along rows: the 3x3 convolutions as three 1-D row convolutions (one per
 //! kernel row), each computing 4 output pixels from 6 inputs with 6 multiplications instead of
 //! 12: half the multiply-accumulates of the direct convolution, one output row at a time (the
-//! portable and AMX paths). The AVX-512 path adds F(2,3) down the columns ([`ROW_PAIR`]): two
-//! output rows from four transformed input rows with 4 x 6 products per tile instead of
-//! 2 x 3 x 6, a third of the direct multiply-accumulates, the engine streaming pairs of rows
-//! instead of rows; the AVX2 path F(4,3) down the columns ([`ROW_QUAD`]): four output rows from
-//! six with 6 x 6 products, a quarter. Measured against the official outputs: 4e-6 at most with
-//! F(2,3), 6e-6 with F(4,3) both ways.
+//! portable and AMX paths). The AVX2 and AVX-512 paths add F(4,3) down the columns
+//! ([`ROW_QUAD`]): four output rows from six transformed input rows with 6 x 6 products per
+//! tile instead of 4 x 3 x 6, a quarter of the direct multiply-accumulates, the engine streaming
+//! steps of four rows instead of rows. Measured against the official outputs: 6e-6 at most
+//! (F(2,3) down the columns, the AVX-512 path's two rows a step before: 4e-6).
 //!
 //! Interpolation points 0, 1, -1, 2, -2 and infinity (Lavin & Gray, 2016). A feature row is
 //! kept in two layouts:
@@ -58,32 +57,11 @@ pub fn output_pixels(m: [f32; POINTS]) -> [f32; TILE] {
     [m0 + s12 + s34, d12 + 2.0 * d34, s12 + 4.0 * s34, d12 + 8.0 * d34 + m5]
 }
 
-/// Output rows per step of the AVX-512 path's 2-D scheme: Winograd F(2,3) down the
-/// columns on top of F(4,3) along the rows. Two output rows from four input rows take 4 x 6
-/// products per tile instead of 2 x 3 x 6 row by row: a third fewer multiply-accumulates.
-pub const ROW_PAIR: usize = 2;
-/// Vertical points of F(2,3).
-pub const VERTICAL_POINTS: usize = 4;
-
-/// G of F(2,3): a kernel column (the taps of rows ky = 0, 1, 2) to its 4 vertical points.
-const G_VERTICAL: [[f64; 3]; VERTICAL_POINTS] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
-
-/// B^T of F(2,3) as (first, second, add): vertical point v is row `first` plus (`add`) or minus
-/// row `second` of the four input rows r - 1 .. r + 2 (already transformed along the row,
-/// which is linear, so the order of the two transforms does not matter).
-pub const VERTICAL_INPUT: [(usize, usize, bool); VERTICAL_POINTS] =
-    [(0, 2, false), (1, 2, true), (2, 1, false), (1, 3, false)];
-
-/// The 4 x 6 transformed values of a 3x3 kernel (`taps[ky * 3 + kx]`): `[v][m]`, in f64.
-pub fn kernel_points_2d(taps: &[f32]) -> [[f64; POINTS]; VERTICAL_POINTS] {
-    let rows: [[f64; POINTS]; 3] = std::array::from_fn(|ky| kernel_row_points(&taps[ky * 3..][..3]));
-    G_VERTICAL.map(|g| std::array::from_fn(|m| (0..3).map(|ky| g[ky] * rows[ky][m]).sum()))
-}
-
-/// Output rows per step of the AVX2 path: F(4,3) down the columns as well as along the rows,
-/// four output rows from six transformed input rows with 6 x 6 products per tile instead of
-/// 2 x 4 x 6 in two pairs: a quarter fewer multiply-accumulates than [`ROW_PAIR`]. The vertical
-/// points are the rows' ([`input_points`] on a column, [`output_pixels`] back).
+/// Output rows per step of the AVX2 and AVX-512 paths: F(4,3) down the columns as well as
+/// along the rows, four output rows from six transformed input rows with 6 x 6 products per
+/// tile instead of 2 x 4 x 6 in two pairs of rows by F(2,3) down the columns: a quarter fewer
+/// multiply-accumulates. The vertical points are the rows' ([`input_points`] on a column,
+/// [`output_pixels`] back).
 pub const ROW_QUAD: usize = TILE;
 
 /// The 6 x 6 transformed values of a 3x3 kernel (`taps[ky * 3 + kx]`) for [`ROW_QUAD`]:
@@ -93,45 +71,9 @@ pub fn kernel_points_quad(taps: &[f32]) -> [[f64; POINTS]; POINTS] {
     G.map(|g| std::array::from_fn(|m| (0..3).map(|ky| g[ky] * rows[ky][m]).sum()))
 }
 
-/// The two output rows from the 4 vertical products (A^T of F(2,3)).
-#[inline(always)]
-pub fn vertical_outputs(m: [f32; VERTICAL_POINTS]) -> [f32; ROW_PAIR] {
-    [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_row_pair_tile_equals_the_direct_convolution() {
-        // A 4 x 6 input window (rows r - 1 .. r + 2, pixels 4t - 1 .. 4t + 5) to the 2 x 4
-        // outputs of rows r, r + 1 and pixels 4t .. 4t + 4, through both transforms.
-        let taps = [0.3f32, -1.25, 0.7, 2.0, 0.5, -0.25, 1.5, -0.75, 0.125];
-        let d: [[f32; 6]; 4] =
-            std::array::from_fn(|y| std::array::from_fn(|x| ((y * 7 + x * 3) % 11) as f32 / 5.0 - 1.0));
-        let rows = d.map(input_points);
-        let u = kernel_points_2d(&taps);
-        let products: [[f32; POINTS]; VERTICAL_POINTS] = std::array::from_fn(|v| {
-            let (a, b, add) = VERTICAL_INPUT[v];
-            std::array::from_fn(|m| {
-                let input = if add {
-                    rows[a][m] + rows[b][m]
-                } else {
-                    rows[a][m] - rows[b][m]
-                };
-                u[v][m] as f32 * input
-            })
-        });
-        let columns: [[f32; ROW_PAIR]; POINTS] = std::array::from_fn(|m| vertical_outputs(products.map(|p| p[m])));
-        for r in 0..ROW_PAIR {
-            let got = output_pixels(columns.map(|c| c[r]));
-            for (x, y) in got.into_iter().enumerate() {
-                let want: f32 = (0..9).map(|k| taps[k] * d[r + k / 3][x + k % 3]).sum();
-                assert!((y - want).abs() < 1e-5, "row {r} pixel {x}: {y} vs {want}");
-            }
-        }
-    }
 
     #[test]
     fn a_row_quad_tile_equals_the_direct_convolution() {

@@ -4,7 +4,7 @@ use super::super::math::{ERF_ALPHA, ERF_BETA};
 use super::super::store::{self, LINE, Segment, Shared, StoreLines, YuvPlanes};
 use super::super::winograd::{POINTS, ROW_QUAD, TILE};
 use super::{
-    BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS, QUAD_POINT_PRODUCTS, QUAD_SUMS,
+    BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, QUAD_CHANNELS_PER_PASS, QUAD_POINT_PRODUCTS, QUAD_SUMS,
 };
 use crate::model::Activation;
 use crate::yuv::YuvCoefficients;
@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 /// Groups computed point by point before the output transform: the point's weight panels
 /// (ci * 24 floats) and vertical points stay in L1 while all groups use them.
-const GROUPS_PER_CHUNK: usize = PAIR_CHANNELS_PER_PASS / GROUP;
+const GROUPS_PER_CHUNK: usize = QUAD_CHANNELS_PER_PASS / GROUP;
 
 /// Four output rows from six input rows over `blocks` blocks of tiles (see
 /// [`super::conv_rows`]), block by block.

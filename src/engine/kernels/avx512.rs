@@ -4,157 +4,206 @@
 
 use super::super::math::{ERF_ALPHA, ERF_BETA};
 use super::super::store::{Segment, Shared, StoreLines, YuvPlanes};
-use super::super::winograd::{POINTS, TILE, VERTICAL_INPUT};
-use super::{BLOCK, ConvOutput, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, PAIR_CHANNELS_PER_PASS};
+use super::super::winograd::{POINTS, ROW_QUAD, TILE};
+use super::{
+    BLOCK, ConvOutput, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, QUAD_CHANNELS_PER_PASS, QUAD_POINT_PRODUCTS,
+    QUAD_SUMS,
+};
 use crate::model::Activation;
 use std::arch::x86_64::*;
 
 /// Weight panels (of [`GROUP`] channels) accumulated in one pass: 24 accumulators.
-const PANELS_PER_PASS: usize = PAIR_CHANNELS_PER_PASS / GROUP;
+const PANELS_PER_PASS: usize = QUAD_CHANNELS_PER_PASS / GROUP;
 
-/// Two output rows from four input rows over `blocks` (1 or 2) blocks of tiles (see
-/// [`super::conv_rows`]). Over two blocks a pass holds 12 channels of both, so that each
-/// weight broadcast feeds two FMAs: 16 loads per 24 FMAs instead of 26.
+/// Four output rows from six input rows over `blocks` blocks of tiles (see
+/// [`super::conv_rows`]), block by block, into blocks or, with the epilogue, into the split rows
+/// ([`ConvOutput`]): per chunk of 24 output channels and point, the point's six vertical points
+/// (B^T of F(4,3) down the columns, made by the first chunk and read again by the others),
+/// their products (24 accumulators, each input vector loaded feeding 24 FMAs), and A^T down the
+/// columns while the products are in L1; at the chunk's end A^T along the rows. 36 products a
+/// tile of 4 x 4 pixels, where F(2,3) down the columns took 48.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn conv_pair(
+pub unsafe fn conv_quad(
     layer: &Layer,
     weights: &[f32],
-    rows: [&[f32]; 4],
+    rows: [&[f32]; POINTS],
     blocks: usize,
     mut out: ConvOutput,
     scratch: &mut [f32],
 ) {
-    let (ci, groups) = (layer.ci, layer.co / GROUP);
-    let per_pass = PANELS_PER_PASS / blocks;
-    // With the epilogue fused: the sums over the channels of each block, row and phase, carried
-    // across the chunks (each holds some of the channels).
-    let mut sums = [[_mm512_setzero_ps(); TILE]; 2 * 2];
-    let mut first = 0;
-    while first < groups {
-        // A chunk of up to 24 channels, point by point: each point's inputs (two rows over the
-        // blocks) serve every pass of the chunk while they are in L1, where a pass over all the
-        // points before the next read them again from L2 (4 % a frame at x3, 2 % at x2).
-        let chunk = (groups - first).min(PANELS_PER_PASS);
-        for (v, &(a, b, add)) in VERTICAL_INPUT.iter().enumerate() {
-            let inputs = [rows[a], rows[b]];
-            let panel = &weights[v * POINTS * groups * ci * GROUP..];
+    let (ci, co) = (layer.ci, layer.co);
+    let groups = co / GROUP;
+    // The column outputs of a chunk (`[row][point][channel][16 tiles]`), one point's products
+    // (`[v][channel][16 tiles]`), then the vertical points (`[point][v][ci][16 tiles]`).
+    let (sums, scratch) = scratch.split_at_mut(QUAD_SUMS);
+    let (products, columns) = scratch.split_at_mut(QUAD_POINT_PRODUCTS);
+    let (sums, products, columns) = (sums.as_mut_ptr(), products.as_mut_ptr(), columns.as_mut_ptr());
+    let input_len = POINTS * ci * BLOCK;
+    for b in 0..blocks {
+        let rows = rows.map(|row| &row[b * input_len..]);
+        // With the epilogue fused: each row's sums over the channels per phase, across chunks.
+        let mut phase_sums = [[_mm512_setzero_ps(); TILE]; ROW_QUAD];
+        for first in (0..groups).step_by(PANELS_PER_PASS) {
+            let panels = (groups - first).min(PANELS_PER_PASS);
+            let chunk_channels = panels * GROUP;
             for m in 0..POINTS {
-                let mut done = 0;
-                while done < chunk {
-                    let panels = (chunk - done).min(per_pass);
-                    let products = &mut scratch[((v * POINTS + m) * chunk + done) * GROUP * blocks * BLOCK..];
-                    let g = first + done;
-                    macro_rules! products_at {
-                        ($($p:literal, $nb:literal);*) => {
-                            match (panels, blocks, add) {
-                                $(
-                                    ($p, $nb, true) => products_at::<$p, $nb, true>(panel, inputs, ci, groups, g, m, products),
-                                    ($p, $nb, false) => products_at::<$p, $nb, false>(panel, inputs, ci, groups, g, m, products),
-                                )*
-                                _ => unreachable!("{panels} panels over {blocks} blocks"),
+                // SAFETY: point m's vertical points, inside the scratch (asserted by the caller).
+                let columns = unsafe { columns.add(m * POINTS * ci * BLOCK) };
+                if first == 0 {
+                    for i in 0..ci {
+                        // SAFETY: the rows hold POINTS * ci * BLOCK values from block b on, the
+                        // vertical points POINTS * POINTS * ci * BLOCK (asserted by the caller).
+                        unsafe {
+                            let d = rows.map(|row| _mm512_loadu_ps(row.as_ptr().add((m * ci + i) * BLOCK)));
+                            for (v, x) in input_points(d).into_iter().enumerate() {
+                                _mm512_storeu_ps(columns.add((v * ci + i) * BLOCK), x);
                             }
-                        };
+                        }
                     }
-                    // SAFETY (every arm): bounds asserted by the dispatch (rows hold blocks *
-                    // POINTS * ci * BLOCK, the panels ci * GROUP each, scratch SCRATCH_LEN).
-                    unsafe { products_at!(4, 1; 3, 1; 2, 1; 1, 1; 2, 2; 1, 2) }
-                    done += panels;
+                }
+                for v in 0..POINTS {
+                    if first == 0 {
+                        // The next point's inputs (the next block's first after the last
+                        // point), a row's lines after each vertical point's products: read
+                        // from L2 or beyond, they held the vertical points up when left to the
+                        // hardware's prefetcher.
+                        let next = rows[v].as_ptr().wrapping_add((m + 1) * ci * BLOCK);
+                        for i in 0..ci {
+                            // A prefetch reads nothing and never faults (the address made with
+                            // wrapping_add).
+                            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(i * BLOCK) as *const i8);
+                        }
+                    }
+                    // SAFETY: the panels of (v, m) from group `first` on hold panels * ci *
+                    // GROUP weights (the packing); the vertical point ci * BLOCK values; the
+                    // products' slot inside QUAD_POINT_PRODUCTS.
+                    unsafe {
+                        let panel = weights.as_ptr().add(((v * POINTS + m) * groups + first) * ci * GROUP);
+                        let (input, dst) = (columns.add(v * ci * BLOCK), products.add(v * chunk_channels * BLOCK));
+                        match panels {
+                            4 => quad_products::<4>(panel, input, ci, dst),
+                            3 => quad_products::<3>(panel, input, ci, dst),
+                            2 => quad_products::<2>(panel, input, ci, dst),
+                            _ => quad_products::<1>(panel, input, ci, dst),
+                        }
+                    }
+                }
+                for c in 0..chunk_channels {
+                    // SAFETY: the products written above; the sums inside QUAD_SUMS.
+                    unsafe {
+                        let p =
+                            std::array::from_fn(|v| _mm512_loadu_ps(products.add((v * chunk_channels + c) * BLOCK)));
+                        for (row, y) in output_points(p).into_iter().enumerate() {
+                            _mm512_storeu_ps(sums.add(((row * POINTS + m) * chunk_channels + c) * BLOCK), y);
+                        }
+                    }
+                }
+            }
+            // A^T of F(4,3) along the rows: each row's 6 column outputs of a channel to its 4
+            // pixels, channel by channel in order (the epilogue's sums go in that order).
+            for c in 0..chunk_channels {
+                let channel = first * GROUP + c;
+                let bias = _mm512_set1_ps(layer.bias[channel]);
+                for (row, phase_sum) in phase_sums.iter_mut().enumerate() {
+                    // SAFETY: the sums written above for every point; the writes inside the
+                    // blocks or split rows of the step (asserted by the dispatch).
+                    unsafe {
+                        let points = std::array::from_fn(|m| {
+                            _mm512_loadu_ps(sums.add(((row * POINTS + m) * chunk_channels + c) * BLOCK))
+                        });
+                        let pixels = row_pixels(points, bias);
+                        match &mut out {
+                            ConvOutput::Blocks(out) => {
+                                let dst = out.as_mut_ptr().add((b * ROW_QUAD + row) * TILE * co * BLOCK);
+                                for (phase, y) in pixels.into_iter().enumerate() {
+                                    _mm512_storeu_ps(dst.add((phase * co + channel) * BLOCK), y);
+                                }
+                            }
+                            ConvOutput::Split { rows, row_len, pitch } => {
+                                let dst = rows
+                                    .as_mut_ptr()
+                                    .add(row * *row_len + channel * TILE * *pitch + b * BLOCK);
+                                activate_into(layer, pixels, dst, *pitch, phase_sum);
+                            }
+                        }
+                    }
                 }
             }
         }
-        let pass = (chunk * GROUP, first * GROUP, blocks);
-        match &mut out {
-            // SAFETY: the products of this pass were written just above; `out` holds 2 * blocks
-            // blocks of TILE * co * BLOCK values (asserted by the dispatch).
-            ConvOutput::Blocks(out) => unsafe {
-                pair_output_transform(scratch, pass, layer, |b, row, channel, pixels| {
-                    let dst = out.as_mut_ptr().add((b * 2 + row) * TILE * layer.co * BLOCK);
-                    for (phase, y) in pixels.into_iter().enumerate() {
-                        _mm512_storeu_ps(dst.add((phase * layer.co + channel) * BLOCK), y);
-                    }
-                })
-            },
-            // SAFETY: as above; the split rows reach every channel and phase of the blocks of
-            // both rows (asserted by the dispatch).
-            ConvOutput::Split { rows, row_len, pitch } => unsafe {
-                let (rows, row_len, pitch) = (rows.as_mut_ptr(), *row_len, *pitch);
-                pair_output_transform(scratch, pass, layer, |b, row, channel, pixels| {
-                    let dst = rows.add(row * row_len + channel * TILE * pitch + b * BLOCK);
-                    activate_into(layer, pixels, dst, pitch, &mut sums[b * 2 + row]);
-                })
-            },
-        }
-        first += chunk;
-    }
-    if let ConvOutput::Split { rows, row_len, pitch } = out {
-        for b in 0..blocks {
-            for (row, split) in rows.chunks_mut(row_len).take(2).enumerate() {
+        if let ConvOutput::Split { rows, row_len, pitch } = &mut out {
+            for (row, sum) in phase_sums.into_iter().enumerate() {
                 // SAFETY: every channel's activated values of block b were stored above.
                 unsafe {
-                    let dst = split[b * BLOCK..].as_mut_ptr();
-                    normalize(&layer.epilogue, layer.co, dst, (TILE * pitch, pitch), sums[b * 2 + row])
+                    let dst = rows.as_mut_ptr().add(row * *row_len + b * BLOCK);
+                    normalize(&layer.epilogue, co, dst, (TILE * *pitch, *pitch), sum)
                 };
             }
         }
     }
 }
 
-/// The products of panels `first..first + P` of one vertical point at point `m`, over `NB`
-/// blocks of tiles, into `scratch[((channel of the panels) * NB + block) * BLOCK..]`. The
-/// vertical point's input is made as it is read, `rows[0]` plus (`ADD`) or minus `rows[1]` (B^T
-/// of F(2,3)): one add per 24 FMAs, where writing the four inputs out first cost a sixth of the
-/// convolution's time.
+/// The products of `P` weight panels (6 channels each, ci x 6 weights one after another) with
+/// one vertical point (ci x 16 tiles) over K = ci, stored `[channel][16 tiles]` at `dst`.
+///
+/// # Safety
+/// `panels` holds P * ci * GROUP weights, `input` ci * BLOCK values, `dst` P * GROUP * BLOCK.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 // Index loops on purpose: with the accumulators stored at the end through an iterator (as
 // clippy suggests), LLVM kept them in registers but also stored each to the stack after every
 // FMA (measured 1.3x slower a frame; `objdump` shows the stores).
 #[allow(clippy::needless_range_loop)]
-unsafe fn products_at<const P: usize, const NB: usize, const ADD: bool>(
-    weights: &[f32],
-    rows: [&[f32]; 2],
-    ci: usize,
-    groups: usize,
-    first: usize,
-    m: usize,
-    scratch: &mut [f32],
-) {
-    // Blocks of tiles lie one after another in a transformed row.
-    let block_stride = POINTS * ci * BLOCK;
-    let mut acc = [[[_mm512_setzero_ps(); NB]; GROUP]; P];
-    // SAFETY (whole body): see `conv_pair`.
+unsafe fn quad_products<const P: usize>(panels: *const f32, input: *const f32, ci: usize, dst: *mut f32) {
+    let mut acc = [[_mm512_setzero_ps(); GROUP]; P];
+    // SAFETY (whole body): the caller's contract.
     unsafe {
-        let panels: [*const f32; P] =
-            std::array::from_fn(|g| weights.as_ptr().add((m * groups + first + g) * ci * GROUP));
-        let (first_row, second_row) = (
-            rows[0].as_ptr().add(m * ci * BLOCK),
-            rows[1].as_ptr().add(m * ci * BLOCK),
-        );
         for i in 0..ci {
-            let v: [__m512; NB] = std::array::from_fn(|b| {
-                let at = b * block_stride + i * BLOCK;
-                let (x, y) = (_mm512_loadu_ps(first_row.add(at)), _mm512_loadu_ps(second_row.add(at)));
-                if ADD { _mm512_add_ps(x, y) } else { _mm512_sub_ps(x, y) }
-            });
+            let x = _mm512_loadu_ps(input.add(i * BLOCK));
             for g in 0..P {
-                let w = panels[g].add(i * GROUP);
+                let w = panels.add((g * ci + i) * GROUP);
                 for c in 0..GROUP {
-                    let weight = _mm512_set1_ps(*w.add(c));
-                    for b in 0..NB {
-                        acc[g][c][b] = _mm512_fmadd_ps(weight, v[b], acc[g][c][b]);
-                    }
+                    acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(c)), x, acc[g][c]);
                 }
             }
         }
-        let out = scratch.as_mut_ptr();
         for g in 0..P {
             for c in 0..GROUP {
-                for b in 0..NB {
-                    _mm512_storeu_ps(out.add(((g * GROUP + c) * NB + b) * BLOCK), acc[g][c][b]);
-                }
+                _mm512_storeu_ps(dst.add((g * GROUP + c) * BLOCK), acc[g][c]);
             }
         }
     }
+}
+
+/// B^T of F(4,3) on 16 tiles: six inputs to their six points (see the portable `input_points`).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+fn input_points([d0, d1, d2, d3, d4, d5]: [__m512; 6]) -> [__m512; POINTS] {
+    let k = |v: f32| _mm512_set1_ps(v);
+    let (d4_d2, d4_d3) = (_mm512_sub_ps(d4, d2), _mm512_sub_ps(d4, d3));
+    let (d1_d2, d3_d1) = (_mm512_sub_ps(d1, d2), _mm512_sub_ps(d3, d1));
+    [
+        _mm512_fmadd_ps(k(4.0), d0, _mm512_fmadd_ps(k(-5.0), d2, d4)),
+        _mm512_fmadd_ps(k(-4.0), _mm512_add_ps(d1, d2), _mm512_add_ps(d3, d4)),
+        _mm512_fmadd_ps(k(4.0), d1_d2, d4_d3),
+        _mm512_fmadd_ps(k(2.0), d3_d1, d4_d2),
+        _mm512_fmadd_ps(k(-2.0), d3_d1, d4_d2),
+        _mm512_fmadd_ps(k(4.0), d1, _mm512_fmadd_ps(k(-5.0), d3, d5)),
+    ]
+}
+
+/// A^T of F(4,3) on 16 tiles: six products to their four outputs (see the portable
+/// `output_pixels`).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+fn output_points(m: [__m512; POINTS]) -> [__m512; TILE] {
+    let (s12, d12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
+    let (s34, d34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
+    [
+        _mm512_add_ps(m[0], _mm512_add_ps(s12, s34)),
+        _mm512_fmadd_ps(_mm512_set1_ps(2.0), d34, d12),
+        _mm512_fmadd_ps(_mm512_set1_ps(4.0), s34, s12),
+        _mm512_fmadd_ps(_mm512_set1_ps(8.0), d34, _mm512_add_ps(d12, m[5])),
+    ]
 }
 
 /// A^T of F(4,3) plus bias: a channel's 6 products at a row of tiles to its 4 pixels.
@@ -349,43 +398,6 @@ unsafe fn normalize<const N: usize>(
                 let x = dst.add(at(c, phase));
                 let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x), mean[phase]), inv[phase]);
                 _mm512_storeu_ps(x, _mm512_fmadd_ps(d, w, b));
-            }
-        }
-    }
-}
-
-/// A^T of F(2,3) then of F(4,3), plus bias: the 4 x 6 products of each of `channels` channels
-/// over `blocks` blocks of tiles (`products[(((v * POINTS + m) * channels + c) * blocks + b) *
-/// BLOCK..]`, channel `first + c` of the layer; `(channels, first, blocks)` = `pass`) to its 4
-/// pixels in each of the two rows, handed to `write(block, row, channel, pixels)` channel by
-/// channel in order.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-unsafe fn pair_output_transform(
-    products: &[f32],
-    (channels, first, blocks): (usize, usize, usize),
-    layer: &Layer,
-    mut write: impl FnMut(usize, usize, usize, [__m512; TILE]),
-) {
-    let src = products.as_ptr();
-    for c in 0..channels {
-        let channel = first + c;
-        let bias = _mm512_set1_ps(layer.bias[channel]);
-        for b in 0..blocks {
-            // SAFETY: the caller passes products of `channels` channels over `blocks` blocks at
-            // every vertical point and point.
-            let s = |v: usize, m: usize| unsafe {
-                _mm512_loadu_ps(src.add((((v * POINTS + m) * channels + c) * blocks + b) * BLOCK))
-            };
-            let mut top = [_mm512_setzero_ps(); POINTS];
-            let mut bottom = [_mm512_setzero_ps(); POINTS];
-            for m in 0..POINTS {
-                let (s1, s2) = (s(1, m), s(2, m));
-                top[m] = _mm512_add_ps(_mm512_add_ps(s(0, m), s1), s2);
-                bottom[m] = _mm512_sub_ps(_mm512_sub_ps(s1, s2), s(3, m));
-            }
-            for (row, m) in [top, bottom].into_iter().enumerate() {
-                write(b, row, channel, row_pixels(m, bias));
             }
         }
     }

@@ -9,10 +9,9 @@
 //! - [`conv_block`] (portable and AMX paths, one output row at a time, over one or two blocks):
 //!   the 6 point products of every output channel and the output transform, written phase by
 //!   phase: `block[(phase * co + c) * 16 + p]` is channel `c` of pixel `4 * (t0 + p) + phase`;
-//! - [`conv_rows`] (AVX-512, two output rows at a time; AVX2, four): the same for two rows from
-//!   four, by F(2,3) down the columns (4 x 6 products per tile instead of 2 x 3 x 6), or four
-//!   rows from six by F(4,3) down the columns (6 x 6 products per tile), into a block of that
-//!   layout per row;
+//! - [`conv_rows`] (AVX2 and AVX-512, four output rows at a time): the same for four rows from
+//!   six by F(4,3) down the columns (6 x 6 products per tile instead of 4 x 3 x 6), into a
+//!   block of that layout per row;
 //! - [`epilogue`]: activation and the next LayerNorm, into the next layer's phase-split row;
 //! - [`conv_epilogue`] (AMX and AVX-512, the layers before the last): the convolution and the
 //!   epilogue in one, straight into the phase-split rows, with no block between them.
@@ -28,7 +27,7 @@ mod portable;
 use super::isa::{Isa, Path};
 use super::pack::PackedWeights;
 use super::store::{Segment, Shared, StoreLines, YuvPlanes};
-use super::winograd::{POINTS, TILE, VERTICAL_POINTS};
+use super::winograd::{POINTS, TILE};
 use super::{BLOCK, Epilogue, Layer};
 
 /// Output channels per weight panel of the fp32 paths (6 channels x 2 AVX2 vectors of 8 tiles =
@@ -38,32 +37,26 @@ pub const GROUP: usize = 6;
 /// call: the largest pass of any row-by-row path (AMX: 2 tiles of 12 channels over 2 blocks,
 /// twice: the pass and the one before it, see [`amx::conv_blocks`]).
 const CHANNELS_PER_PASS: usize = 96;
-/// Output channels of one pass of [`conv_rows`] (AVX2: 4 panels one after another; AVX-512: 4
+/// Output channels of one chunk of [`conv_rows`] (AVX2: 4 panels one after another; AVX-512: 4
 /// panels at once).
-const PAIR_CHANNELS_PER_PASS: usize = 24;
-/// Floats of the products of one point of an AVX2 pass: 6 vertical points of 24 channels of a
+const QUAD_CHANNELS_PER_PASS: usize = 24;
+/// Floats of the products of one point of a chunk: 6 vertical points of 24 channels of a
 /// block.
-const QUAD_POINT_PRODUCTS: usize = POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
-/// Floats of an AVX2 pass's column outputs: 4 rows of 6 points of 24 channels of a block.
-const QUAD_SUMS: usize = TILE * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK;
+const QUAD_POINT_PRODUCTS: usize = POINTS * QUAD_CHANNELS_PER_PASS * BLOCK;
+/// Floats of a chunk's column outputs: 4 rows of 6 points of 24 channels of a block.
+const QUAD_SUMS: usize = TILE * POINTS * QUAD_CHANNELS_PER_PASS * BLOCK;
 
-/// Floats of scratch [`conv_block`] and the AVX-512 [`conv_rows`] need: a pass's products at
-/// every point (and vertical point), over the blocks of a call (AVX-512: 24 channels over two
-/// blocks).
-/// Passed in, as zeroing a stack array per call showed up as a memset in profiles.
-pub const SCRATCH_LEN: usize = if POINTS * CHANNELS_PER_PASS > 2 * VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS {
-    POINTS * CHANNELS_PER_PASS * BLOCK
-} else {
-    2 * VERTICAL_POINTS * POINTS * PAIR_CHANNELS_PER_PASS * BLOCK
-};
+/// Floats of scratch [`conv_block`] needs: a pass's products at every point over the blocks of
+/// a call. Passed in, as zeroing a stack array per call showed up as a memset in profiles.
+pub const SCRATCH_LEN: usize = POINTS * CHANNELS_PER_PASS * BLOCK;
 
 /// Where a convolution writes a layer's output.
 pub enum ConvOutput<'a> {
     /// The blocks [`conv_block`] and [`conv_rows`] describe, for [`epilogue`] or the stores.
     Blocks(&'a mut [f32]),
     /// The layer's epilogue applied, straight into the next layer's phase-split rows
-    /// (`[channel][phase][pitch]`, from the call's first tile on; the second row of a pair
-    /// `row_len` after the first): see [`fuses_epilogue`].
+    /// (`[channel][phase][pitch]`, from the call's first tile on; each row of a step `row_len`
+    /// after the one before): see [`fuses_epilogue`].
     Split {
         rows: &'a mut [f32],
         row_len: usize,
@@ -71,20 +64,19 @@ pub enum ConvOutput<'a> {
     },
 }
 
-/// Floats of scratch a convolution of `ci` input channels needs: [`SCRATCH_LEN`], and for the
-/// AVX2 [`conv_rows`] a pass's column outputs, one point's products and the block's vertical
+/// Floats of scratch a convolution of `ci` input channels needs: [`SCRATCH_LEN`], and for
+/// [`conv_rows`] a chunk's column outputs, one point's products and the block's vertical
 /// points.
 pub fn scratch_len(ci: usize) -> usize {
     SCRATCH_LEN.max(QUAD_SUMS + QUAD_POINT_PRODUCTS + POINTS * POINTS * ci * BLOCK)
 }
 
-/// Output rows a path computes at a time: one for the paths with [`conv_block`], two (AVX-512)
-/// or four (AVX2) for those with [`conv_rows`].
+/// Output rows a path computes at a time: one for the paths with [`conv_block`], four for those
+/// with [`conv_rows`].
 pub fn rows_per_step(path: Path) -> usize {
     match path {
         Path::Portable | Path::AmxBf16 => 1,
-        Path::Avx512 => super::winograd::ROW_PAIR,
-        Path::Avx2 => super::winograd::ROW_QUAD,
+        Path::Avx2 | Path::Avx512 => super::winograd::ROW_QUAD,
     }
 }
 
@@ -117,7 +109,7 @@ pub fn fuses_epilogue(path: Path, co: usize) -> bool {
 /// [`conv_block`] or [`conv_rows`], then [`epilogue`] on every phase of each block, in one
 /// (paths and layers that [`fuses_epilogue`]): the layer's output, activated and normalised,
 /// straight into the next layer's phase-split rows `split` (`[channel][phase][pitch]`, from the
-/// call's first tile on; the second row of a step `row_len` after the first), with no block
+/// call's first tile on; each row of a step `row_len` after the one before), with no block
 /// between them. `rows` as the path's convolution reads them (three or four).
 pub fn conv_epilogue(
     isa: Isa,
@@ -151,8 +143,8 @@ pub fn conv_epilogue(
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `conv_rows`; the split rows' writes are bounded by the assert above.
-        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
-            avx512::conv_pair(layer, w, [rows[0], rows[1], rows[2], rows[3]], blocks, out, scratch)
+        (Path::Avx512, PackedWeights::Fp32Quads(w)) => unsafe {
+            avx512::conv_quad(layer, w, std::array::from_fn(|r| rows[r]), blocks, out, scratch)
         },
         (path, _) => panic!("the {path} path does not fuse the epilogue, or its weights are packed for another"),
     }
@@ -178,12 +170,11 @@ fn check_call(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, fused: bo
 /// [`conv_epilogue`] (`fused`).
 pub fn blocks_per_call(path: Path, fused: bool) -> usize {
     match path {
-        Path::Avx512 => 2,
         #[cfg(target_arch = "x86_64")]
         Path::AmxBf16 => amx::blocks_per_call(fused),
         #[cfg(not(target_arch = "x86_64"))]
         Path::AmxBf16 => 1,
-        Path::Portable | Path::Avx2 => 1,
+        Path::Portable | Path::Avx2 | Path::Avx512 => 1,
     }
 }
 
@@ -245,9 +236,9 @@ pub fn conv_rows(isa: Isa, layer: &Layer, rows: &[&[f32]], blocks: usize, out: &
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX-512F detected.
-        (Path::Avx512, PackedWeights::Fp32Pairs(w)) => unsafe {
+        (Path::Avx512, PackedWeights::Fp32Quads(w)) => unsafe {
             let rows = std::array::from_fn(|r| rows[r]);
-            avx512::conv_pair(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
+            avx512::conv_quad(layer, w, rows, blocks, ConvOutput::Blocks(out), scratch)
         },
         #[cfg(not(target_arch = "x86_64"))]
         (path @ (Path::Avx2 | Path::Avx512), _) => x86_only(path),
@@ -425,7 +416,7 @@ mod tests {
         let pitch = max_blocks * BLOCK + 2;
         let row_len = co * TILE * pitch;
         // Phase-split input rows, transformed by each path as the engine does.
-        let splits: Vec<Vec<f32>> = (0..4)
+        let splits: Vec<Vec<f32>> = (0..6)
             .map(|r| wave(ci * TILE * pitch, 0.11 + r as f32 * 0.05))
             .collect();
         let mut tested = 0;
@@ -473,8 +464,9 @@ mod tests {
                     }
                 }
                 let mut fused = vec![f32::NAN; step * row_len];
-                // In calls of two blocks, then of as many as the path takes.
-                for per_call in [2, blocks_per_call(path, true)] {
+                // In calls of two blocks (where the path takes two), then of as many as it takes.
+                let most = blocks_per_call(path, true);
+                for per_call in [2.min(most), most] {
                     fused.fill(f32::NAN);
                     for t0 in (0..max_blocks).step_by(per_call) {
                         let (blocks, rows) = (per_call.min(max_blocks - t0), rows_from(t0));
