@@ -61,13 +61,13 @@ pub unsafe fn conv_quad(
                         }
                     }
                 }
-                for v in 0..POINTS {
+                for (v, row) in rows.iter().enumerate() {
                     if first == 0 {
                         // The next point's inputs (the next block's first after the last
                         // point), a row's lines after each vertical point's products: read
                         // from L2 or beyond, they held the vertical points up when left to the
                         // hardware's prefetcher.
-                        let next = rows[v].as_ptr().wrapping_add((m + 1) * ci * BLOCK);
+                        let next = row.as_ptr().wrapping_add((m + 1) * ci * BLOCK);
                         for i in 0..ci {
                             // A prefetch reads nothing and never faults (the address made with
                             // wrapping_add).
