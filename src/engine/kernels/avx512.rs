@@ -481,25 +481,22 @@ pub unsafe fn epilogue(epilogue: &Epilogue, co: usize, block: &mut [f32], dst: &
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 pub unsafe fn block_points(src: &[f32], c: usize, pitch: usize, b: usize) -> [__m512; POINTS] {
-    let k = |v: f32| _mm512_set1_ps(v);
     // SAFETY: the reads stay inside channel c (stored tiles up to b * 16 + 17 < pitch), as the
     // dispatch asserts.
     unsafe {
         let phase = |i: usize, first: usize| {
             _mm512_loadu_ps(src.as_ptr().add((super::TILE * c + i) * pitch + first + b * BLOCK))
         };
-        let (d0, d1, d2) = (phase(3, 0), phase(0, 1), phase(1, 1));
-        let (d3, d4, d5) = (phase(2, 1), phase(3, 1), phase(0, 2));
-        let (d4_d2, d4_d3) = (_mm512_sub_ps(d4, d2), _mm512_sub_ps(d4, d3));
-        let (d1_d2, d3_d1) = (_mm512_sub_ps(d1, d2), _mm512_sub_ps(d3, d1));
-        [
-            _mm512_fmadd_ps(k(4.0), d0, _mm512_fmadd_ps(k(-5.0), d2, d4)),
-            _mm512_fmadd_ps(k(-4.0), _mm512_add_ps(d1, d2), _mm512_add_ps(d3, d4)),
-            _mm512_fmadd_ps(k(4.0), d1_d2, d4_d3),
-            _mm512_fmadd_ps(k(2.0), d3_d1, d4_d2),
-            _mm512_fmadd_ps(k(-2.0), d3_d1, d4_d2),
-            _mm512_fmadd_ps(k(4.0), d1, _mm512_fmadd_ps(k(-5.0), d3, d5)),
-        ]
+        // Pixels 4t - 1 .. 4t + 4: phase 3 of tile t - 1, phases 0-3 of tile t, phase 0 of
+        // tile t + 1 (each stored one place on).
+        input_points([
+            phase(3, 0),
+            phase(0, 1),
+            phase(1, 1),
+            phase(2, 1),
+            phase(3, 1),
+            phase(0, 2),
+        ])
     }
 }
 
