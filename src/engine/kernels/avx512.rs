@@ -489,14 +489,9 @@ pub unsafe fn block_points(src: &[f32], c: usize, pitch: usize, b: usize) -> [__
         };
         // Pixels 4t - 1 .. 4t + 4: phase 3 of tile t - 1, phases 0-3 of tile t, phase 0 of
         // tile t + 1 (each stored one place on).
-        input_points([
-            phase(3, 0),
-            phase(0, 1),
-            phase(1, 1),
-            phase(2, 1),
-            phase(3, 1),
-            phase(0, 2),
-        ])
+        let (d0, d1, d2) = (phase(3, 0), phase(0, 1), phase(1, 1));
+        let (d3, d4, d5) = (phase(2, 1), phase(3, 1), phase(0, 2));
+        input_points([d0, d1, d2, d3, d4, d5])
     }
 }
 
