@@ -110,7 +110,7 @@ pub fn fuses_epilogue(path: Path, co: usize) -> bool {
 /// (paths and layers that [`fuses_epilogue`]): the layer's output, activated and normalised,
 /// straight into the next layer's phase-split rows `split` (`[channel][phase][pitch]`, from the
 /// call's first tile on; each row of a step `row_len` after the one before), with no block
-/// between them. `rows` as the path's convolution reads them (three or four).
+/// between them. `rows` as the path's convolution reads them (three or six).
 pub fn conv_epilogue(
     isa: Isa,
     layer: &Layer,
