@@ -4,15 +4,18 @@
 # builds' figures round by round: OLD over NEW (above 1: NEW faster), their median and range,
 # and in how many rounds NEW was faster. Pauses the background training runs while it measures.
 #
-#   tools/bench_pairs.sh OLD_BIN NEW_BIN [ROUNDS]
+#   tools/bench_pairs.sh OLD_BIN NEW_BIN [ROUNDS [PATHS]]
+#
+# PATHS (e.g. `amx` or `avx2,avx512`) times those kernel paths alone (`bench --path`), a round
+# in a fraction of the time all of them take.
 set -euo pipefail
-old=$1 new=$2 rounds=${3:-16}
+old=$1 new=$2 rounds=${3:-16} paths=${4:-}
 log=$(mktemp)
 pkill -STOP -f rt4ksr-train-bin || true
 trap 'pkill -CONT -f rt4ksr-train-bin || true; rm -f "$log"' EXIT
 bench() {
   # Each fast-engine row: its case, then median and min ms.
-  "$1" bench --fast-only --runs 5 | grep -E '^fast engine .*\) +[0-9]' |
+  "$1" bench --fast-only --runs 5 ${paths:+--path "$paths"} | grep -E '^fast engine .*\) +[0-9]' |
     sed -E 's/^(fast engine .*\)) +([0-9.]+) +([0-9.]+) .*/\1\t\2\t\3/' | sed "s|^|$round\t$2\t|" >> "$log"
 }
 for round in $(seq "$rounds"); do
