@@ -3,11 +3,14 @@
 # of the given paths, again and again, one line a run: the time, then the median ms of each of
 # bench's float rows (named on the first line). On the shared VMs the AMX path's speed swings
 # with the host's state while the AVX2 path's stays (docs/speed.md, seventeenth session): a
-# same-run ratio does not say which state a run saw; this does.
+# same-run ratio does not say which state a run saw; this does. Pauses the background training
+# runs while it watches, as the other timing tools do.
 #
 #   tools/path_watch.sh BIN [RUNS [PATHS]]      (PATHS default: avx2,amx)
 set -euo pipefail
 bin=$1 runs=${2:-20} paths=${3:-avx2,amx}
+pkill -STOP -f rt4ksr-train-bin || true
+trap 'pkill -CONT -f rt4ksr-train-bin || true' EXIT
 # bench's float rows: "fast engine x3 1280x720 (AMX split bf16)   35.2 ...".
 float_rows='^fast engine x[0-9] [0-9x]+ \([^,)]*\) '
 for run in $(seq "$runs"); do
