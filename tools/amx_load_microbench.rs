@@ -100,7 +100,7 @@ fn main() {
     let cfg = config();
     let zero = [0u8; 1024];
     // SAFETY: a valid palette-1 configuration (rows <= 16, bytes a row <= 64); the zero loads
-    // read 12 rows of 64 bytes inside `zero`.
+    // read 12 rows of at most 64 bytes, 48 apart: inside `zero`'s 1024.
     unsafe {
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
