@@ -103,9 +103,11 @@ fn conv_config(ci: usize) -> TileConfig {
 ///
 /// A pipeline: a pass's products go to one half of the scratch while the output transform (and
 /// epilogue) of the pass before, in the other half, runs a few channels after each of its 18
-/// steps ([`avx512::PassFinish`]). The vector instructions then execute while the tile unit
-/// works on the products issued before them; one after the other, the vector part took about
-/// 12 ms of a 48 ms frame at x3 and the tile part about 17 (measured by leaving each out).
+/// steps ([`avx512::PassFinish`]), so that its vector instructions can execute while the tile
+/// unit works on the products issued before them. They mostly do not: measured by leaving each
+/// part out, a frame's tile work and vector work add up (about 31 and 25 ms of a 62 ms x2 frame
+/// in the slow state of docs/speed.md's seventeenth session), and the pipeline is worth about
+/// 2 % against the finish run after each pass.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 pub unsafe fn conv_blocks(
     layer: &Layer,
