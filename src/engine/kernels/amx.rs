@@ -98,8 +98,9 @@ fn conv_config(ci: usize) -> TileConfig {
 /// low, then inputs low and weights high again: ten loads for twelve products, six of them
 /// weight tiles (9 cache lines at 24 inputs) and four input tiles (12 lines), where inputs high
 /// loaded twice took 108 lines a step instead of 102 (the step is bound by its tile loads,
-/// about one cache line per 0.7 ns in a microbenchmark of it). Each step
-/// prefetches the next one's operands (another 5-10 % at x3).
+/// about one cache line per 0.7 ns in a microbenchmark of it). No software prefetches: those
+/// of the next step's operands, once 5-10 % faster at x3, measured 2-5 % slower at x3 and no
+/// faster at x2 (docs/speed.md, eighteenth session).
 ///
 /// A pipeline: a pass's products go to one half of the scratch while the output transform (and
 /// epilogue) of the pass before, in the other half, runs a few channels after each of its 18
@@ -302,23 +303,6 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                 options(nostack, nomem)
             );
             for (ky, row) in inputs.iter().enumerate() {
-                // The next step's operands into L1 while this step's products run: a tile load
-                // from L2 holds up the products behind it (the tile registers are not renamed).
-                let (next_m, next_ky) = if ky < 2 { (m, ky + 1) } else { (m + 1, 0) };
-                if next_m < POINTS {
-                    let next_weights = weights.add((next_m * 3 + next_ky) * tiles * 2 * tile_len);
-                    if SPLIT {
-                        prefetch(next_weights as *const u8, J * 2 * tile_len * 2);
-                    } else {
-                        for j in 0..J {
-                            prefetch(next_weights.add(j * 2 * tile_len) as *const u8, tile_len * 2);
-                        }
-                    }
-                    let parts = if SPLIT { 2 } else { 1 };
-                    for block in &inputs[next_ky][..B] {
-                        prefetch(block.add(next_m * ci * BLOCK * 2) as *const u8, parts * ci * BLOCK * 2);
-                    }
-                }
                 let high = |j: usize| weights.add(((m * 3 + ky) * tiles + j) * 2 * tile_len);
                 let (w0, w1) = (high(0), high(J - 1));
                 let (v0, v1) = (row[0].add(m * ci * BLOCK * 2), row[B - 1].add(m * ci * BLOCK * 2));
@@ -368,17 +352,6 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                 }
             }
         }
-    }
-}
-
-/// Prefetches the cache lines of `len` bytes from `start` into L1 (a prefetch never faults).
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
-#[inline]
-fn prefetch(start: *const u8, len: usize) {
-    for offset in (0..len).step_by(64) {
-        // PREFETCHT0 is a hint that never faults, so any address will do (`wrapping_add`
-        // makes none out of bounds in Rust's sense).
-        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset) as *const i8);
     }
 }
 
