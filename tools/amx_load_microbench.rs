@@ -1,8 +1,16 @@
-//! The two parts of the AMX path's tile step timed apart, to compare the host's states (the AMX
-//! path's speed swings 1.6x with them: docs/speed.md, seventeenth session): on one core, the
-//! kernel's tile loads (tiles of 12 rows of 64 bytes, the input tiles' shape) from buffers that
-//! fit L1, L2 or neither, in ns a cache line, and its tile products (12 rows, K = 24, four
-//! accumulators as the kernel keeps them) with the operands in registers, in ns a product.
+//! The AMX path's tile step taken apart on one core, to compare the host's states (the AMX
+//! path's speed swings 1.6x with them: docs/speed.md, seventeenth session) and to see what bounds
+//! the step (eighteenth session):
+//! - the kernel's tile loads (tiles of 12 rows of 64 bytes, the input tiles' shape) from buffers
+//!   that fit L1, L2 or neither, in ns a cache line;
+//! - its tile products (12 rows, K = 24, four accumulators as the kernel keeps them) with the
+//!   operands in registers, in ns a product;
+//! - the kernel's whole step (ten tile loads, twelve products: `amx::pass`) with its operands in
+//!   L1, with the input rows on cache lines as the engine keeps them and 16 bytes off, and with
+//!   no loads, in ns a product;
+//! - the drain at the end of a point (four tile stores, four tile zeros) after every 4, 12 and
+//!   36 products (the last layer's and the other layers' passes drain every 12 and 36);
+//! - four products beside 48 AVX-512 FMAs on registers: apart and interleaved, in ns a group.
 //!
 //!     rustc --edition 2024 -O -C target-cpu=native tools/amx_load_microbench.rs \
 //!         -o /tmp/amx_load_microbench
@@ -18,6 +26,27 @@ use std::time::Instant;
 const ROWS: usize = 12;
 const ROW_BYTES: usize = 64;
 const TILE_BYTES: usize = ROWS * ROW_BYTES;
+
+/// Loads tile register `$t` from `$ptr`, rows `$stride` bytes apart.
+macro_rules! load {
+    ($t:literal, $ptr:expr, $stride:expr) => {
+        asm!(concat!("tileloadd tmm", $t, ", [{p} + {s} * 1]"),
+             p = in(reg) $ptr, s = in(reg) $stride, options(nostack, readonly))
+    };
+}
+
+/// The four products of a group: tmm(2j + b) += tmm(4 + j) x tmm(6 + b).
+macro_rules! group {
+    () => {
+        asm!(
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            options(nostack, nomem)
+        )
+    };
+}
 
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
@@ -58,8 +87,8 @@ fn loads(buffer: &[u8], sweeps: usize) -> f64 {
             // SAFETY: tiles t and t + 1 lie inside the buffer (an even count of whole tiles);
             // the tile state is configured and permitted (main).
             unsafe {
-                asm!("tileloadd tmm6, [{p} + {s} * 1]", "tileloadd tmm7, [{q} + {s} * 1]",
-                     p = in(reg) p, q = in(reg) q, s = in(reg) ROW_BYTES, options(nostack, readonly));
+                load!("6", p, ROW_BYTES);
+                load!("7", q, ROW_BYTES);
             }
         }
     }
@@ -72,17 +101,105 @@ fn products(n: usize) -> f64 {
     let start = Instant::now();
     for _ in 0..n {
         // SAFETY: tile registers configured (main); no memory.
-        unsafe {
-            asm!(
-                "tdpbf16ps tmm0, tmm4, tmm6",
-                "tdpbf16ps tmm1, tmm4, tmm7",
-                "tdpbf16ps tmm2, tmm5, tmm6",
-                "tdpbf16ps tmm3, tmm5, tmm7",
-                options(nostack, nomem)
-            );
-        }
+        unsafe { group!() };
     }
     start.elapsed().as_secs_f64() * 1e9 / (4 * n) as f64
+}
+
+/// Bytes of a weight tile (12 rows of K = 24 bf16) and of a block-point region (high then low
+/// input tiles), as the kernel lays them out.
+const WEIGHT_TILE: usize = ROWS * 48;
+const REGION: usize = 2 * TILE_BYTES;
+
+/// `n` steps of the kernel's split pass (its loads and products in its order), over eight
+/// steps' operands in turn from `weights` and `inputs` (both L1-sized); ns a product. Without
+/// `loads`, the products alone.
+fn steps(n: usize, weights: *const u8, inputs: *const u8, loads: bool) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        let s = i % 8;
+        // SAFETY: step s's two weight tiles (high and low, each followed by the other tile's)
+        // and two regions lie inside the buffers (main sizes them for eight steps); the tile
+        // state is configured and permitted (main).
+        unsafe {
+            let (w0, w1) = (weights.add(s * 4 * WEIGHT_TILE), weights.add((s * 4 + 2) * WEIGHT_TILE));
+            let (v0, v1) = (inputs.add(s * 2 * REGION), inputs.add((s * 2 + 1) * REGION));
+            if loads {
+                load!("4", w0, 48usize);
+                load!("5", w1, 48usize);
+                load!("6", v0, ROW_BYTES);
+                load!("7", v1, ROW_BYTES);
+            }
+            group!();
+            if loads {
+                load!("4", w0.add(WEIGHT_TILE), 48usize);
+                load!("5", w1.add(WEIGHT_TILE), 48usize);
+            }
+            group!();
+            if loads {
+                load!("6", v0.add(TILE_BYTES), ROW_BYTES);
+                load!("7", v1.add(TILE_BYTES), ROW_BYTES);
+                load!("4", w0, 48usize);
+                load!("5", w1, 48usize);
+            }
+            group!();
+        }
+    }
+    start.elapsed().as_secs_f64() * 1e9 / (12 * n) as f64
+}
+
+/// `n` times: `groups` groups of four products, then the end of a point (the four accumulators
+/// stored to `out`, then zeroed); ns a product.
+fn drains(n: usize, groups: usize, out: *mut u8) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: four tiles of 12 rows of 64 bytes from `out` (main gives it 4 x 768 bytes);
+        // the tile state is configured and permitted (main).
+        unsafe {
+            for _ in 0..groups {
+                group!();
+            }
+            asm!("tilestored [{p} + {s}], tmm0", "tilestored [{p} + {s} + 768], tmm1",
+                 "tilestored [{p} + {s} + 1536], tmm2", "tilestored [{p} + {s} + 2304], tmm3",
+                 "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+                 p = in(reg) out, s = in(reg) ROW_BYTES, options(nostack));
+        }
+    }
+    start.elapsed().as_secs_f64() * 1e9 / (4 * groups * n) as f64
+}
+
+/// `n` times a group of four products, 48 AVX-512 FMAs on registers, or both interleaved; ns a
+/// time.
+fn beside(n: usize, products: bool, fmas: bool) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: tile registers configured (main); the FMAs read and write registers only
+        // (AVX-512F: the CPU has AMX, which comes with it).
+        unsafe {
+            if products {
+                group!();
+            }
+            if fmas {
+                for _ in 0..6 {
+                    asm!("vfmadd231ps zmm0, zmm8, zmm9", "vfmadd231ps zmm1, zmm8, zmm9",
+                         "vfmadd231ps zmm2, zmm8, zmm9", "vfmadd231ps zmm3, zmm8, zmm9",
+                         "vfmadd231ps zmm4, zmm8, zmm9", "vfmadd231ps zmm5, zmm8, zmm9",
+                         "vfmadd231ps zmm6, zmm8, zmm9", "vfmadd231ps zmm7, zmm8, zmm9",
+                         out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+                         out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+                         out("zmm8") _, out("zmm9") _, options(nostack, nomem));
+                }
+            }
+        }
+    }
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// A zeroed buffer of `len` bytes whose `offset`-th byte starts a cache line; (buffer, offset).
+fn line_aligned(len: usize) -> (Vec<u8>, usize) {
+    let buffer = vec![0u8; len + 64];
+    let offset = buffer.as_ptr().align_offset(64);
+    (buffer, offset)
 }
 
 fn main() {
@@ -115,6 +232,13 @@ fn main() {
         (131_072 * TILE_BYTES, "96 MB"),
     ];
     let buffers: Vec<Vec<u8>> = sizes.iter().map(|&(len, _)| vec![1u8; len]).collect();
+    // Eight steps' operands (weights: four tiles a step; inputs: two regions, and 16 bytes more
+    // for the misaligned run), and the drained accumulators' four tiles.
+    let (weight_buffer, w) = line_aligned(8 * 4 * WEIGHT_TILE);
+    let (input_buffer, v) = line_aligned(8 * 2 * REGION + 16);
+    let (mut drain_buffer, d) = line_aligned(4 * TILE_BYTES);
+    let (weights, inputs) = (weight_buffer[w..].as_ptr(), input_buffer[v..].as_ptr());
+    let drained = drain_buffer[d..].as_mut_ptr();
     for round in 1..=3 {
         for (buffer, (len, name)) in buffers.iter().zip(sizes) {
             let sweeps = (1 << 28) / len;
@@ -126,6 +250,25 @@ fn main() {
         println!(
             "round {round}: tile products 12 x 16 x 24 (operands in registers): {:.2} ns a product",
             products(1 << 22)
+        );
+        let n = 1 << 20;
+        println!(
+            "round {round}: the kernel's step, operands in L1: {:.2} ns a product (input rows 16 bytes off the lines: {:.2}; no loads: {:.2})",
+            steps(n, weights, inputs, true),
+            steps(n, weights, inputs.wrapping_add(16), true),
+            steps(n, weights, inputs, false)
+        );
+        println!(
+            "round {round}: products with a point's end after every 4 / 12 / 36: {:.2} / {:.2} / {:.2} ns a product",
+            drains(n, 1, drained),
+            drains(n, 3, drained),
+            drains(n, 9, drained)
+        );
+        println!(
+            "round {round}: four products {:.1} ns, 48 register FMAs {:.1} ns, both interleaved {:.1} ns",
+            beside(n, true, false),
+            beside(n, false, true),
+            beside(n, true, true)
         );
     }
     // SAFETY: releases the tile state this thread configured.
