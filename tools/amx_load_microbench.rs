@@ -10,7 +10,8 @@
 //!   no loads, in ns a product;
 //! - the drain at the end of a point (four tile stores, four tile zeros) after every 4, 12 and
 //!   36 products (the last layer's and the other layers' passes drain every 12 and 36);
-//! - four products beside 48 AVX-512 FMAs on registers: apart and interleaved, in ns a group.
+//! - 96 and 192 AVX-512 FMAs on registers after each step, with and without the step's tile
+//!   loads: whether the vector work overlaps the tile work, in ns a step.
 //!
 //!     rustc --edition 2024 -O -C target-cpu=native tools/amx_load_microbench.rs \
 //!         -o /tmp/amx_load_microbench
@@ -111,16 +112,36 @@ fn products(n: usize) -> f64 {
 const WEIGHT_TILE: usize = ROWS * 48;
 const REGION: usize = 2 * TILE_BYTES;
 
+/// `groups` groups of eight AVX-512 FMAs on registers (eight chains).
+///
+/// # Safety
+/// AVX-512F (a CPU with AMX has it).
+#[inline(always)]
+unsafe fn register_fmas(groups: usize) {
+    for _ in 0..groups {
+        // SAFETY: registers only; AVX-512F (the caller's contract).
+        unsafe {
+            asm!("vfmadd231ps zmm0, zmm8, zmm9", "vfmadd231ps zmm1, zmm8, zmm9",
+                 "vfmadd231ps zmm2, zmm8, zmm9", "vfmadd231ps zmm3, zmm8, zmm9",
+                 "vfmadd231ps zmm4, zmm8, zmm9", "vfmadd231ps zmm5, zmm8, zmm9",
+                 "vfmadd231ps zmm6, zmm8, zmm9", "vfmadd231ps zmm7, zmm8, zmm9",
+                 out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+                 out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+                 out("zmm8") _, out("zmm9") _, options(nostack, nomem));
+        }
+    }
+}
+
 /// `n` steps of the kernel's split pass (its loads and products in its order), over eight
-/// steps' operands in turn from `weights` and `inputs` (both L1-sized); ns a product. Without
-/// `loads`, the products alone.
-fn steps(n: usize, weights: *const u8, inputs: *const u8, loads: bool) -> f64 {
+/// steps' operands in turn from `weights` and `inputs` (both L1-sized), each step followed by
+/// `fma_groups` groups of [`register_fmas`]; ns a step. Without `loads`, the products alone.
+fn steps(n: usize, weights: *const u8, inputs: *const u8, loads: bool, fma_groups: usize) -> f64 {
     let start = Instant::now();
     for i in 0..n {
         let s = i % 8;
         // SAFETY: step s's two weight tiles (high and low, each followed by the other tile's)
         // and two regions lie inside the buffers (main sizes them for eight steps); the tile
-        // state is configured and permitted (main).
+        // state is configured and permitted (main); AVX-512F comes with AMX.
         unsafe {
             let (w0, w1) = (weights.add(s * 4 * WEIGHT_TILE), weights.add((s * 4 + 2) * WEIGHT_TILE));
             let (v0, v1) = (inputs.add(s * 2 * REGION), inputs.add((s * 2 + 1) * REGION));
@@ -143,9 +164,20 @@ fn steps(n: usize, weights: *const u8, inputs: *const u8, loads: bool) -> f64 {
                 load!("5", w1, 48usize);
             }
             group!();
+            register_fmas(fma_groups);
         }
     }
-    start.elapsed().as_secs_f64() * 1e9 / (12 * n) as f64
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// `n` times [`register_fmas`] of `fma_groups` alone; ns a time.
+fn fmas_alone(n: usize, fma_groups: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: AVX-512F comes with AMX (main checked for it).
+        unsafe { register_fmas(fma_groups) };
+    }
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
 /// `n` times: `groups` groups of four products, then the end of a point (the four accumulators
@@ -166,33 +198,6 @@ fn drains(n: usize, groups: usize, out: *mut u8) -> f64 {
         }
     }
     start.elapsed().as_secs_f64() * 1e9 / (4 * groups * n) as f64
-}
-
-/// `n` times a group of four products, 48 AVX-512 FMAs on registers, or both interleaved; ns a
-/// time.
-fn beside(n: usize, products: bool, fmas: bool) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        // SAFETY: tile registers configured (main); the FMAs read and write registers only
-        // (AVX-512F: the CPU has AMX, which comes with it).
-        unsafe {
-            if products {
-                group!();
-            }
-            if fmas {
-                for _ in 0..6 {
-                    asm!("vfmadd231ps zmm0, zmm8, zmm9", "vfmadd231ps zmm1, zmm8, zmm9",
-                         "vfmadd231ps zmm2, zmm8, zmm9", "vfmadd231ps zmm3, zmm8, zmm9",
-                         "vfmadd231ps zmm4, zmm8, zmm9", "vfmadd231ps zmm5, zmm8, zmm9",
-                         "vfmadd231ps zmm6, zmm8, zmm9", "vfmadd231ps zmm7, zmm8, zmm9",
-                         out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
-                         out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
-                         out("zmm8") _, out("zmm9") _, options(nostack, nomem));
-                }
-            }
-        }
-    }
-    start.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
 /// A zeroed buffer of `len` bytes whose `offset`-th byte starts a cache line; (buffer, offset).
@@ -252,11 +257,12 @@ fn main() {
             products(1 << 22)
         );
         let n = 1 << 20;
+        let per_product = |step_ns: f64| step_ns / 12.0;
         println!(
             "round {round}: the kernel's step, operands in L1: {:.2} ns a product (input rows 16 bytes off the lines: {:.2}; no loads: {:.2})",
-            steps(n, weights, inputs, true),
-            steps(n, weights, inputs.wrapping_add(16), true),
-            steps(n, weights, inputs, false)
+            per_product(steps(n, weights, inputs, true, 0)),
+            per_product(steps(n, weights, inputs.wrapping_add(16), true, 0)),
+            per_product(steps(n, weights, inputs, false, 0))
         );
         println!(
             "round {round}: products with a point's end after every 4 / 12 / 36: {:.2} / {:.2} / {:.2} ns a product",
@@ -264,12 +270,17 @@ fn main() {
             drains(n, 3, drained),
             drains(n, 9, drained)
         );
-        println!(
-            "round {round}: four products {:.1} ns, 48 register FMAs {:.1} ns, both interleaved {:.1} ns",
-            beside(n, true, false),
-            beside(n, false, true),
-            beside(n, true, true)
-        );
+        for fma_groups in [12, 24] {
+            println!(
+                "round {round}: {} register FMAs {:.1} ns; twelve products {:.1} ns, with the FMAs after them {:.1}; the kernel's step {:.1} ns, with the FMAs {:.1}",
+                8 * fma_groups,
+                fmas_alone(n, fma_groups),
+                steps(n, weights, inputs, false, 0),
+                steps(n, weights, inputs, false, fma_groups),
+                steps(n, weights, inputs, true, 0),
+                steps(n, weights, inputs, true, fma_groups)
+            );
+        }
     }
     // SAFETY: releases the tile state this thread configured.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };

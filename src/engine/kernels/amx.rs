@@ -103,12 +103,18 @@ fn conv_config(ci: usize) -> TileConfig {
 /// faster at x2 (docs/speed.md, eighteenth session).
 ///
 /// A pipeline: a pass's products go to one half of the scratch while the output transform (and
-/// epilogue) of the pass before, in the other half, runs a few channels after each of its 18
-/// steps ([`avx512::PassFinish`]), so that its vector instructions can execute while the tile
-/// unit works on the products issued before them. They mostly do not: measured by leaving each
-/// part out, a frame's tile work and vector work add up (about 31 and 25 ms of a 62 ms x2 frame
-/// in the slow state of docs/speed.md's seventeenth session), and the pipeline is worth about
-/// 2 % against the finish run after each pass.
+/// epilogue) of the pass before, in the other half, runs a channel or so after each group of
+/// products (54 groups a pass of split products, 18 of plain ones; [`avx512::PassFinish`]), so
+/// that its vector instructions can execute while the tile unit works on the products issued
+/// before them. Only a little of it can: the core holds about a hundred vector instructions
+/// behind a step's tile products, and a tile load waiting on a tile register stops the
+/// instructions behind it (a microbenchmark: 96 FMAs after a step of 12 products cost 4 ns more
+/// than the step, 192 cost their whole 30 ns; `tools/amx_load_microbench.rs`). Measured by
+/// leaving each part out, a frame's tile and vector work mostly add up (31 and 25 ms of a 62 ms
+/// x2 frame in the slow state of docs/speed.md's seventeenth session); the finish run after each
+/// step instead of each group was 5-9 % slower a frame, after each pass 2 % slower still; after
+/// every two products (the channels spread evenly) it was 0-5 % slower, before each group's
+/// products 3 % slower at x3.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
 pub unsafe fn conv_blocks(
     layer: &Layer,
@@ -162,8 +168,9 @@ pub unsafe fn conv_blocks(
                 inputs,
             };
             let products = halves[parity];
-            // The pending finish spread over the pass's 18 steps.
-            let per_step = pending.as_ref().map_or(0, |f| f.units().div_ceil(POINTS * 3));
+            // The pending finish spread over the pass's groups of products.
+            let groups = POINTS * 3 * if layer.bf16_terms == Bf16Terms::Split { 3 } else { 1 };
+            let per_step = pending.as_ref().map_or(0, |f| f.units().div_ceil(groups));
             let mut between = || {
                 if let Some(finish) = pending.as_mut() {
                     // SAFETY: AVX-512F (the AMX Isa implies it); its products are in the other
@@ -270,7 +277,7 @@ macro_rules! products {
 /// split products or, `SPLIT` false, of the high parts alone ([`Bf16Terms`]); block b's
 /// products of point m, channel c of the pass at `products[(b * POINTS * 24 + m * 12 J + c) *
 /// BLOCK..]` (per block, the layout [`avx512::PassFinish`] reads). `between` runs after each
-/// of its 18 steps' tile instructions are issued.
+/// group of products is issued (three a step of split products, one of plain ones).
 ///
 /// # Safety
 /// The tile registers configured for `ci` inputs; the operands and products as `conv_blocks`
@@ -316,8 +323,8 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                     load!("7", v1, input_stride);
                 }
                 products!(J, B);
+                between();
                 if !SPLIT {
-                    between();
                     continue;
                 }
                 // Low weights x high inputs.
@@ -326,6 +333,7 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                     load!("5", w1.add(tile_len), weight_stride);
                 }
                 products!(J, B);
+                between();
                 // High weights x low inputs.
                 load!("6", v0.add(ci * BLOCK), input_stride);
                 if B == 2 {

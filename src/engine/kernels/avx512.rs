@@ -235,8 +235,8 @@ pub enum FinishTarget {
 /// in place (the arithmetic of [`epilogue`] in the same order: the same bits, without a block
 /// between them, whose stores and reads cost about a fifth of an AMX frame). Done a few
 /// channels at a time ([`PassFinish::advance`]): the AMX path runs it between the next pass's
-/// tile instructions, so that these vector instructions can execute while the tile unit works
-/// (worth about 2 %: see [`super::amx::conv_blocks`]).
+/// groups of tile products, so that some of these vector instructions execute while the tile
+/// unit works (see [`super::amx::conv_blocks`]).
 pub struct PassFinish<'a> {
     layer: &'a Layer,
     /// Block b's products at `products + b * block_stride`, `(m * channels + c) * BLOCK` within.
