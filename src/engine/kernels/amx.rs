@@ -107,9 +107,10 @@ fn conv_config(ci: usize) -> TileConfig {
 /// products (54 groups a pass of split products, 18 of plain ones; [`avx512::PassFinish`]), so
 /// that its vector instructions can execute while the tile unit works on the products issued
 /// before them. Only a little of it can: the core holds about a hundred vector instructions
-/// behind a step's tile products, and a tile load waiting on a tile register stops the
-/// instructions behind it (a microbenchmark: 96 FMAs after a step of 12 products cost 4 ns more
-/// than the step, 192 cost their whole 30 ns; `tools/amx_load_microbench.rs`). Measured by
+/// behind a step's tile products, fewer where the step loads its tiles (a microbenchmark: 96
+/// register FMAs after a step of 12 products cost 4 ns more than the step; 192 cost 16 ns more
+/// after products alone and their whole 30 ns after the step; `tools/amx_load_microbench.rs`),
+/// so the finish goes in small pieces between the groups. Measured by
 /// leaving each part out, a frame's tile and vector work mostly add up (31 and 25 ms of a 62 ms
 /// x2 frame in the slow state of docs/speed.md's seventeenth session); the finish run after each
 /// step instead of each group was 5-9 % slower a frame, after each pass 2 % slower still; after
@@ -170,12 +171,12 @@ pub unsafe fn conv_blocks(
             let products = halves[parity];
             // The pending finish spread over the pass's groups of products.
             let groups = POINTS * 3 * if layer.bf16_terms == Bf16Terms::Split { 3 } else { 1 };
-            let per_step = pending.as_ref().map_or(0, |f| f.units().div_ceil(groups));
+            let per_group = pending.as_ref().map_or(0, |f| f.units().div_ceil(groups));
             let mut between = || {
                 if let Some(finish) = pending.as_mut() {
                     // SAFETY: AVX-512F (the AMX Isa implies it); its products are in the other
                     // half of the scratch, which this pass does not write.
-                    unsafe { finish.advance(per_step) }
+                    unsafe { finish.advance(per_group) }
                 }
             };
             // SAFETY: weight tiles first.. of every point and kernel row, inside `weights`; the
