@@ -97,10 +97,11 @@ fn conv_config(ci: usize) -> TileConfig {
 /// blocks. The operands take three loads a group: weights high and inputs high, then weights
 /// low, then inputs low and weights high again: ten loads for twelve products, six of them
 /// weight tiles (9 cache lines at 24 inputs) and four input tiles (12 lines), where inputs high
-/// loaded twice took 108 lines a step instead of 102 (the step is bound by its tile loads,
-/// about one cache line per 0.7 ns in a microbenchmark of it). No software prefetches: those
-/// of the next step's operands, once 5-10 % faster at x3, measured 2-5 % slower at x3 and no
-/// faster at x2 (docs/speed.md, eighteenth session).
+/// loaded twice took 108 lines a step instead of 102 (with its inputs from L2 the step is bound
+/// by its tile loads, about one cache line per 0.7 ns in a microbenchmark of it; from L1 the
+/// loads hide behind the products: docs/speed.md, eighteenth session). No software
+/// prefetches: those of the next step's operands, once 5-10 % faster at x3, measured 2-5 %
+/// slower at x3 and no faster at x2 (the same section).
 ///
 /// A pipeline: a pass's products go to one half of the scratch while the output transform (and
 /// epilogue) of the pass before, in the other half, runs a channel or so after each group of
