@@ -534,7 +534,7 @@ impl FastEngine {
                     while (next_input - needed) * ahead <= 0 {
                         let top = next_input as usize * step;
                         for y in top..(top + step).min(g.h) {
-                            unshuffle_row(rgb, y, input_split, g, &mut input_lines);
+                            unshuffle_row(self.isa, rgb, y, input_split, g, &mut input_lines);
                             let dst = &mut input[ring_slot(y) * input_len..][..input_len];
                             kernels::transform_row(self.isa, input_split, INPUT_CHANNELS, g.pitch(), g.tiles, dst);
                         }
@@ -715,7 +715,7 @@ impl Input<'_> {
 /// c*4 + dy*2 + dx (pixels past the right edge stay zero). A YUV input's two rows are converted
 /// into `lines` first ([`input_lines_len`] floats).
 #[inline(never)]
-fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry, lines: &mut [f32]) {
+fn unshuffle_row(isa: Isa, input: Input, y: usize, split: &mut [f32], g: Geometry, lines: &mut [f32]) {
     let width = input.width();
     if let Input::Yuv { frame, conversion } = input {
         let (rgb, chroma) = lines.split_at_mut(6 * width);
@@ -725,13 +725,22 @@ fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry, lines: 
             conversion.row(frame, 2 * y + dy, [red, green, blue], chroma);
         }
     }
+    let layout = (TILE * g.pitch(), g.pitch());
     for c in 0..3 {
         for dy in 0..2 {
             let row = 2 * y + dy;
-            let source = match input {
-                Input::Planes(rgb) => RowSamples::Floats(&rgb.plane(c)[row * width..][..width]),
-                Input::Yuv { .. } => RowSamples::Floats(&lines[(dy * 3 + c) * width..][..width]),
-                Input::Rgb8 { samples, .. } => RowSamples::Interleaved8(&samples[row * width * 3..][..width * 3]),
+            let interleaved = match input {
+                Input::Planes(rgb) => {
+                    let floats = &rgb.plane(c)[row * width..][..width];
+                    kernels::unshuffle_samples(isa, floats, split, c * 4 + dy * 2, layout);
+                    continue;
+                }
+                Input::Yuv { .. } => {
+                    let floats = &lines[(dy * 3 + c) * width..][..width];
+                    kernels::unshuffle_samples(isa, floats, split, c * 4 + dy * 2, layout);
+                    continue;
+                }
+                Input::Rgb8 { samples, .. } => &samples[row * width * 3..][..width * 3],
             };
             for dx in 0..2 {
                 let channel = &mut split[(c * 4 + dy * 2 + dx) * TILE * g.pitch()..][..TILE * g.pitch()];
@@ -740,33 +749,14 @@ fn unshuffle_row(input: Input, y: usize, split: &mut [f32], g: Geometry, lines: 
                 // the writes jumped between the four phases (`perf`: 15 % less time here, which
                 // is 3 % of a frame).
                 for (q, phase) in channel.chunks_exact_mut(g.pitch()).enumerate() {
-                    let first = 2 * q + dx;
-                    match source {
-                        RowSamples::Floats(floats) => {
-                            let samples = floats.iter().skip(first);
-                            for (dst, &v) in phase[1..].iter_mut().zip(samples.step_by(2 * TILE)) {
-                                *dst = v;
-                            }
-                        }
-                        RowSamples::Interleaved8(row) => {
-                            let samples = row.iter().skip(first * 3 + c).step_by(2 * TILE * 3);
-                            for (dst, &v) in phase[1..].iter_mut().zip(samples) {
-                                *dst = crate::imaging::picture::unit_u8(v);
-                            }
-                        }
+                    let samples = interleaved.iter().skip((2 * q + dx) * 3 + c).step_by(2 * TILE * 3);
+                    for (dst, &v) in phase[1..].iter_mut().zip(samples) {
+                        *dst = crate::imaging::picture::unit_u8(v);
                     }
                 }
             }
         }
     }
-}
-
-/// One LR row of one channel as the input holds it.
-#[derive(Clone, Copy)]
-enum RowSamples<'a> {
-    Floats(&'a [f32]),
-    /// The row's interleaved 8-bit RGB samples (all three channels).
-    Interleaved8(&'a [u8]),
 }
 
 /// The scratch floats [`unshuffle_row`] needs for an input: two rows of RGB and the

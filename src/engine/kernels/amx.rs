@@ -173,12 +173,10 @@ pub unsafe fn conv_blocks(
             // The pending finish spread over the pass's groups of products.
             let groups = POINTS * 3 * if layer.bf16_terms == Bf16Terms::Split { 3 } else { 1 };
             let per_group = pending.as_ref().map_or(0, |f| f.units().div_ceil(groups));
-            let mut between = || {
-                if let Some(finish) = pending.as_mut() {
-                    // SAFETY: AVX-512F (the AMX Isa implies it); its products are in the other
-                    // half of the scratch, which this pass does not write.
-                    unsafe { finish.advance(per_group) }
-                }
+            // Its products are in the other half of the scratch, which this pass does not write.
+            let mut between = Between {
+                pending: &mut pending,
+                per_group,
             };
             // SAFETY: weight tiles first.. of every point and kernel row, inside `weights`; the
             // inputs' block-point regions inside the rows (asserted by the dispatch); the products
@@ -223,6 +221,29 @@ pub unsafe fn conv_blocks(
     if let Some(mut finish) = pending {
         // SAFETY: as above.
         unsafe { finish.advance(usize::MAX) };
+    }
+}
+
+/// The pending finish of the pass before, advanced by `per_group` units after each group of
+/// a pass's tile products (see [`conv_blocks`]).
+struct Between<'a, 'b> {
+    pending: &'a mut Option<avx512::PassFinish<'b>>,
+    per_group: usize,
+}
+
+impl Between<'_, '_> {
+    /// Always inlined, with the finish's work (as is [`avx512::PassFinish::advance`]): a call
+    /// per group of tile products, as LLVM's own choice sometimes left it, made the AMX frame
+    /// 4-5 % slower.
+    ///
+    /// # Safety
+    /// AVX-512F (the AMX Isa implies it); the contract of the finish.
+    #[inline(always)]
+    unsafe fn run(&mut self) {
+        if let Some(finish) = self.pending.as_mut() {
+            // SAFETY: the caller's contract.
+            unsafe { finish.advance(self.per_group) }
+        }
     }
 }
 
@@ -289,7 +310,7 @@ macro_rules! products {
 unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
     operands: Operands,
     products: *mut f32,
-    between: &mut impl FnMut(),
+    between: &mut Between,
 ) {
     let Operands {
         weights,
@@ -325,7 +346,7 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                     load!("7", v1, input_stride);
                 }
                 products!(J, B);
-                between();
+                between.run();
                 if !SPLIT {
                     continue;
                 }
@@ -335,7 +356,7 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                     load!("5", w1.add(tile_len), weight_stride);
                 }
                 products!(J, B);
-                between();
+                between.run();
                 // High weights x low inputs.
                 load!("6", v0.add(ci * BLOCK), input_stride);
                 if B == 2 {
@@ -346,7 +367,7 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
                     load!("5", w1, weight_stride);
                 }
                 products!(J, B);
-                between();
+                between.run();
             }
             let at = |j: usize, b: usize| {
                 products.add((b * POINTS * PASS_TILES * TILE_ROWS + (m * J + j) * TILE_ROWS) * BLOCK)

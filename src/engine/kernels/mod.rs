@@ -293,6 +293,34 @@ pub fn transform_row(isa: Isa, src: &[f32], channels: usize, pitch: usize, tiles
     }
 }
 
+/// One LR row of one colour (its float samples, `row`) unshuffled into the phase-split rows of
+/// the head's input: sample 8t + s goes to stored tile t + 1 of phase s / 2 of channel
+/// `channel + s % 2` (pixel 4t + s / 2 of the unshuffled row, column s % 2 of its 2 x 2 area),
+/// channels `channel_len` floats apart and phases `pitch`.
+pub fn unshuffle_samples(
+    isa: Isa,
+    row: &[f32],
+    split: &mut [f32],
+    channel: usize,
+    (channel_len, pitch): (usize, usize),
+) {
+    let tiles = row.len().div_ceil(2 * TILE);
+    assert!(
+        (channel + 2) * channel_len <= split.len() && (TILE - 1) * pitch + 1 + tiles <= channel_len,
+        "the phase-split rows hold the row's tiles"
+    );
+    let split = &mut split[channel * channel_len..(channel + 2) * channel_len];
+    match isa.path() {
+        Path::Portable => portable::unshuffle_samples(row, split, channel_len, pitch, 0),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 is part of every x86 path but the portable one (detected); the writes
+        // are bounded by the assert.
+        Path::Avx2 | Path::Avx512 | Path::AmxBf16 => unsafe { avx2::unshuffle_samples(row, split, channel_len, pitch) },
+        #[cfg(not(target_arch = "x86_64"))]
+        path => x86_only(path),
+    }
+}
+
 /// The pixel shuffle of a block converted to YUV 4:2:0 (see [`super::store`]), compiled for
 /// the path's vector width.
 pub fn store_yuv420(
@@ -390,6 +418,37 @@ mod tests {
                 row
             })
             .collect()
+    }
+
+    /// Every path's unshuffle puts each sample where the portable one does, and nothing else:
+    /// rows shorter than, equal to and longer than the vector paths' 64 samples, with tails.
+    #[test]
+    fn every_path_unshuffles_each_sample_to_the_portable_place() {
+        let portable = Isa::survey()
+            .into_iter()
+            .find_map(|(path, isa)| (path == Path::Portable).then_some(isa))
+            .and_then(Result::ok)
+            .expect("the portable path is always there");
+        for width in [1usize, 7, 63, 64, 65, 130, 200] {
+            let row: Vec<f32> = (0..width).map(|i| i as f32 + 0.5).collect();
+            let pitch = width.div_ceil(2 * TILE) + 2;
+            let layout = (TILE * pitch, pitch);
+            // Three channels: the middle two written, the first and last must stay untouched.
+            let unshuffled = |isa: Isa| {
+                let mut split = vec![-1f32; 4 * TILE * pitch];
+                unshuffle_samples(isa, &row, &mut split, 1, layout);
+                split
+            };
+            let expected = unshuffled(portable);
+            let written = expected.iter().filter(|&&v| v >= 0.0).count();
+            assert_eq!(written, width, "every sample once, at width {width}");
+            for (path, isa) in Isa::survey() {
+                match isa {
+                    Ok(isa) => assert_eq!(unshuffled(isa), expected, "{path} at width {width}"),
+                    Err(why) => println!("SKIP {path} unshuffle: {why}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -105,6 +105,19 @@ pub fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, d
     }
 }
 
+/// The samples of `row` from tile `first_tile` on (samples 8 first_tile ..), each to its phase
+/// of the two channels at `split` (see [`super::unshuffle_samples`]): phase by phase, so that
+/// the writes run along the phase's tiles.
+pub fn unshuffle_samples(row: &[f32], split: &mut [f32], channel_len: usize, pitch: usize, first_tile: usize) {
+    for s in 0..2 * TILE {
+        let phase = &mut split[(s % 2) * channel_len + (s / 2) * pitch..][1 + first_tile..];
+        let samples = row.iter().skip(2 * TILE * first_tile + s).step_by(2 * TILE);
+        for (dst, &v) in phase.iter_mut().zip(samples) {
+            *dst = v;
+        }
+    }
+}
+
 pub fn fma_burst() -> u64 {
     const ITERS: u64 = 1 << 16;
     let mut acc = [[1f32; 8]; 12];
