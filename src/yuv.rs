@@ -319,12 +319,6 @@ impl YuvCoefficients {
         self.level(mean * self.c_scale + self.c_mid)
     }
 
-    /// What [`YuvCoefficients::chroma`] computes with, for the vector kernels' copies of it:
-    /// the mean's scale, the middle level, and the top level.
-    pub(crate) fn chroma_terms(&self) -> (f32, f32, f32) {
-        (self.c_scale, self.c_mid, self.max)
-    }
-
     /// A sample value rounded half up to a level in 0..=max; NaN gives 0.
     #[inline(always)]
     fn level(&self, v: f32) -> u16 {

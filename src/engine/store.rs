@@ -51,9 +51,6 @@ pub fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &mut [f3
 /// How a path builds a [`shuffle_line`].
 pub type LineBuilder = unsafe fn(&Segment, usize, usize, usize, &mut [f32; LINE]);
 
-/// How a path makes a [`chroma_row`].
-pub type ChromaRow = unsafe fn(&YuvCoefficients, &[f32], &[f32], &mut [u16]);
-
 /// PixelShuffle(r): conv channel c = (ch, i, j) of pixel x goes to output row y*r + i, column
 /// x*r + j of plane ch. Each output row of the segment is assembled by `shuffle` in a small
 /// buffer and copied out in one piece, so the 4K frame is written in runs rather than
@@ -72,7 +69,7 @@ pub unsafe fn store_shuffled(
     lines: &mut StoreLines,
 ) {
     let out_plane = h * r * out_w;
-    let line = &mut lines.rgb[0][0];
+    let line = &mut lines.line;
     for ch in 0..3 {
         for i in 0..r {
             // SAFETY: the caller's contract.
@@ -191,13 +188,17 @@ pub fn store_fence() {
 
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
 /// output rows come in pairs, whose (i, j) 2x2 areas are whole chroma areas, averaged as the
-/// video module's `FrameEncoder` averages them (by `chroma`). Each row of the pair is shuffled
-/// into R, G and B lines first (by `shuffle`), so that the conversion runs along contiguous
-/// pixels and vectorises. Inlined into each path's compiled copy (`kernels::store_yuv420`).
+/// video module's `FrameEncoder` averages them (by `chroma`). A pair is converted where the
+/// block holds it: the R, G and B of an output pixel are three channels of one LR pixel, each
+/// 16 pixels of a phase in a row, so that the conversion runs along them and vectorises, and
+/// an area's four pixels are four channels. The samples go into blocks laid out as conv
+/// channels (luma `[phase][di * r + j]`, each chroma plane `[phase][j / 2]`), which
+/// `shuffle` then puts in the frame's order as pixel shuffles of factor r and r / 2: half the
+/// floats that shuffling the R, G and B rows first took, and no chroma deinterleave. Inlined
+/// into each path's compiled copy (`kernels::store_yuv420`).
 ///
 /// # Safety
-/// `shuffle` and `chroma` run on this CPU (their instruction set detected).
-#[allow(clippy::too_many_arguments)]
+/// `shuffle` runs on this CPU (its instruction set detected).
 #[inline(always)]
 pub unsafe fn yuv420(
     seg: Segment,
@@ -206,7 +207,6 @@ pub unsafe fn yuv420(
     out_w: usize,
     h: usize,
     shuffle: LineBuilder,
-    chroma: ChromaRow,
     buffers: &mut StoreLines,
 ) {
     let YuvPlanes {
@@ -218,70 +218,112 @@ pub unsafe fn yuv420(
         (seg.first + seg.count) * r <= out_w
             && seg.y * r + r <= h * r
             && r.is_multiple_of(2)
+            && r <= MAX_SHUFFLE
             && out_w.is_multiple_of(2),
         "4:2:0 store inside the frame"
     );
-    let (len, column) = (seg.count * r, seg.first * r);
+    let (len, column, half) = (seg.count * r, seg.first * r, r / 2);
     let StoreLines {
-        rgb,
-        chroma: [cb, cr],
+        line,
         luma,
-        chroma_samples: [cb_line, cr_line],
+        chroma,
+        unscaled,
         bytes: byte_line,
     } = buffers;
+    let bytes = coefficients.bytes_per_sample();
+    let run = r * BLOCK;
     for i in (0..r).step_by(2) {
-        for (di, row) in rgb.iter_mut().enumerate() {
-            for (ch, line) in row.iter_mut().enumerate() {
-                // SAFETY: the caller's contract.
-                unsafe { shuffle(&seg, ch, i + di, r, line) };
+        for phase in 0..TILE {
+            // Output row i + di of this phase's 16 pixels: conv channels (plane * r + i + di) * r
+            // + j, j = 0 .. r, one after another in the block.
+            let channels =
+                |plane: usize, di: usize| &seg.block[(phase * seg.co + (plane * r + i + di) * r) * BLOCK..][..run];
+            let samples = &mut luma[phase * 2 * run..][..2 * run];
+            for (di, (samples, [cb, cr])) in samples.chunks_exact_mut(run).zip(unscaled.iter_mut()).enumerate() {
+                let rgb = [channels(0, di), channels(1, di), channels(2, di)];
+                convert_pixels(coefficients, rgb, samples, &mut cb[..run], &mut cr[..run]);
             }
-            let [red, green, blue] = &*row;
-            convert_row(
-                coefficients,
-                &red[..len],
-                &green[..len],
-                &blue[..len],
-                &mut luma[di][..len],
-                &mut cb[di][..len],
-                &mut cr[di][..len],
-            );
+            // Each area's four pixels, 16 areas at a time: pixels j (even) and j + 1 of both rows,
+            // summed in FrameEncoder's order.
+            for (plane, samples) in chroma.iter_mut().enumerate() {
+                let (top, bottom) = (&unscaled[0][plane][..run], &unscaled[1][plane][..run]);
+                let out = &mut samples[phase * run / 2..][..run / 2];
+                let pairs = top.chunks_exact(2 * BLOCK).zip(bottom.chunks_exact(2 * BLOCK));
+                for (out, (top, bottom)) in out.chunks_exact_mut(BLOCK).zip(pairs) {
+                    let ((top_left, top_right), (bottom_left, bottom_right)) =
+                        (top.split_at(BLOCK), bottom.split_at(BLOCK));
+                    let left = top_left.iter().zip(bottom_left);
+                    let right = top_right.iter().zip(bottom_right);
+                    for (sample, ((&tl, &bl), (&tr, &br))) in out.iter_mut().zip(left.zip(right)) {
+                        *sample = f32::from_bits(coefficients.chroma((((tl + tr) + bl) + br) / 4.0) as u32);
+                    }
+                }
+            }
         }
-        // SAFETY: the caller's contract.
-        unsafe {
-            chroma(coefficients, &cb[0][..len], &cb[1][..len], &mut cb_line[..len / 2]);
-            chroma(coefficients, &cr[0][..len], &cr[1][..len], &mut cr_line[..len / 2]);
-        }
-        let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
-        let bytes = coefficients.bytes_per_sample();
-        // SAFETY: rows y*r + i and y*r + i + 1 and their chroma row, columns inside the frame
-        // (asserted), `bytes` a sample as the planes hold them; bands write disjoint rows y.
-        unsafe {
-            for (di, line) in luma.iter().enumerate() {
+        // SAFETY (both loops): `shuffle`, the caller's contract; rows y*r + i and y*r + i + 1
+        // and their chroma row, columns inside the frame (asserted), `bytes` a sample as the
+        // planes hold them; bands write disjoint rows y.
+        for di in 0..2 {
+            let samples = Segment {
+                block: &luma[..],
+                co: 2 * r,
+                ..seg
+            };
+            unsafe {
+                shuffle(&samples, 0, di, r, line);
                 let at = (seg.y * r + i + di) * out_w + column;
                 write_samples(&line[..len], luma_plane.0.add(at * bytes), bytes, byte_line);
             }
-            write_samples(&cb_line[..len / 2], cb_plane.0.add(chroma_at * bytes), bytes, byte_line);
-            write_samples(&cr_line[..len / 2], cr_plane.0.add(chroma_at * bytes), bytes, byte_line);
+        }
+        let chroma_at = ((seg.y * r + i) / 2) * chroma_w + column / 2;
+        for (plane, target) in [cb_plane, cr_plane].into_iter().enumerate() {
+            let samples = Segment {
+                block: &chroma[plane][..],
+                co: half,
+                ..seg
+            };
+            unsafe {
+                shuffle(&samples, 0, 0, half, line);
+                write_samples(&line[..len / 2], target.0.add(chroma_at * bytes), bytes, byte_line);
+            }
         }
     }
 }
 
-/// Writes samples as a y4m frame stores them: a byte each when `bytes` is 1, else two,
-/// little-endian. Narrowed in `scratch` first, then written with [`write_bytes_once`] (nothing
-/// reads the frame again before the writer sends it on).
+/// The luma samples (as the bits of a float) and the unscaled Cb and Cr of a run of pixels.
+/// Each slice its own argument, so that LLVM knows they do not overlap and vectorises the loop.
+#[inline(always)]
+fn convert_pixels(
+    coefficients: &YuvCoefficients,
+    [red, green, blue]: [&[f32]; 3],
+    luma: &mut [f32],
+    cb: &mut [f32],
+    cr: &mut [f32],
+) {
+    let pixels = red.iter().zip(green).zip(blue);
+    for ((((&r, &g), &b), l), (cb, cr)) in pixels.zip(luma).zip(cb.iter_mut().zip(cr)) {
+        let y;
+        (y, *cb, *cr) = coefficients.pixel(r, g, b);
+        *l = f32::from_bits(y as u32);
+    }
+}
+
+/// Writes samples (held as the bits of floats) as a y4m frame stores them: a byte each when
+/// `bytes` is 1, else two, little-endian. Narrowed in `scratch` first, then written with
+/// [`write_bytes_once`] (nothing reads the frame again before the writer sends it on).
 ///
 /// # Safety
 /// `dst` valid for `samples.len() * bytes` bytes.
 #[inline(always)]
-unsafe fn write_samples(samples: &[u16], dst: *mut u8, bytes: usize, scratch: &mut [u8; 2 * LINE]) {
+unsafe fn write_samples(samples: &[f32], dst: *mut u8, bytes: usize, scratch: &mut [u8; 2 * LINE]) {
     let len = samples.len() * bytes;
     if bytes == 1 {
         for (byte, &sample) in scratch.iter_mut().zip(samples) {
-            *byte = sample as u8;
+            *byte = sample.to_bits() as u8;
         }
     } else {
         for (pair, &sample) in scratch.chunks_exact_mut(2).zip(samples) {
-            pair.copy_from_slice(&sample.to_le_bytes());
+            pair.copy_from_slice(&(sample.to_bits() as u16).to_le_bytes());
         }
     }
     // SAFETY: `scratch` holds `len` bytes (at most 2 * LINE), `dst` is valid for them (the
@@ -289,48 +331,17 @@ unsafe fn write_samples(samples: &[u16], dst: *mut u8, bytes: usize, scratch: &m
     unsafe { write_bytes_once(scratch.as_ptr(), dst, len) }
 }
 
-/// Luma samples and unscaled chroma of a row of pixels. Each slice its own argument, so that
-/// LLVM knows they do not overlap (they all lie in one [`StoreLines`], and only references
-/// passed as arguments tell it so) and vectorises the loop.
-#[inline(always)]
-fn convert_row(
-    coefficients: &YuvCoefficients,
-    red: &[f32],
-    green: &[f32],
-    blue: &[f32],
-    luma: &mut [u16],
-    cb: &mut [f32],
-    cr: &mut [f32],
-) {
-    let pixels = red.iter().zip(green).zip(blue);
-    for ((((&r, &g), &b), l), (cb, cr)) in pixels.zip(luma).zip(cb.iter_mut().zip(cr)) {
-        (*l, *cb, *cr) = coefficients.pixel(r, g, b);
-    }
-}
-
-/// The chroma samples of a row of 2x2 areas from the unscaled values of its two pixel rows,
-/// summed as FrameEncoder sums an area: ((top left + top right) + bottom left) + bottom right.
-/// The scalar form (LLVM does not deinterleave the pairs); the AVX2 one is
-/// `kernels::avx2::chroma_row`.
-#[inline(always)]
-pub fn chroma_row(coefficients: &YuvCoefficients, top: &[f32], bottom: &[f32], samples: &mut [u16]) {
-    let n = 2 * samples.len();
-    let areas = top[..n].chunks_exact(2).zip(bottom[..n].chunks_exact(2));
-    for (sample, (t, b)) in samples.iter_mut().zip(areas) {
-        *sample = coefficients.chroma((((t[0] + t[1]) + b[0]) + b[1]) / 4.0);
-    }
-}
-
-/// The row buffers of the float and 4:2:0 stores, made once per band: as arrays on the stack they were zeroed
-/// for every block (a 4:2:0 store's 22 KB a call, 80 MB of memset a 4K frame).
+/// The row buffers of the float and 4:2:0 stores, made once per band: as arrays on the stack
+/// they were zeroed for every block (a 4:2:0 store's 22 KB a call, 80 MB of memset a 4K frame).
 pub struct StoreLines {
-    /// R, G and B lines of two output rows.
-    rgb: [[[f32; LINE]; 3]; 2],
-    /// The unscaled Cb and Cr of the two rows.
-    chroma: [[[f32; LINE]; 2]; 2],
-    luma: [[u16; LINE]; 2],
-    /// A row of Cb and of Cr samples.
-    chroma_samples: [[u16; LINE / 2]; 2],
+    /// An output row of one plane, in the frame's order.
+    line: [f32; LINE],
+    /// A row pair's luma samples as conv channels (see [`yuv420`]).
+    luma: [f32; 2 * LINE],
+    /// Its Cb and Cr samples (as luma's), per plane `[phase][j / 2]`.
+    chroma: [[f32; LINE / 2]; 2],
+    /// The unscaled Cb and Cr of one phase's pixels of the two rows: `[di][plane][j]`.
+    unscaled: [[[f32; MAX_SHUFFLE * BLOCK]; 2]; 2],
     /// A row of samples as the frame stores them.
     bytes: [u8; 2 * LINE],
 }
@@ -338,10 +349,10 @@ pub struct StoreLines {
 impl StoreLines {
     pub fn new() -> Box<Self> {
         Box::new(Self {
-            rgb: [[[0.0; LINE]; 3]; 2],
-            chroma: [[[0.0; LINE]; 2]; 2],
-            luma: [[0; LINE]; 2],
-            chroma_samples: [[0; LINE / 2]; 2],
+            line: [0.0; LINE],
+            luma: [0.0; 2 * LINE],
+            chroma: [[0.0; LINE / 2]; 2],
+            unscaled: [[[0.0; MAX_SHUFFLE * BLOCK]; 2]; 2],
             bytes: [0; 2 * LINE],
         })
     }

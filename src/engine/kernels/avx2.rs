@@ -7,7 +7,6 @@ use super::{
     BLOCK, Epilogue, GROUP, LN_EPS, LRELU_SLOPE, Layer, QUAD_CHANNELS_PER_PASS, QUAD_POINT_PRODUCTS, QUAD_SUMS,
 };
 use crate::model::Activation;
-use crate::yuv::YuvCoefficients;
 use std::arch::x86_64::*;
 
 /// Groups computed point by point before the output transform: the point's weight panels
@@ -339,58 +338,7 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX2 detected (the caller's contract).
-    unsafe { store::yuv420(seg, r, target, out_w, h, shuffle_line, chroma_row, lines) }
-}
-
-/// [`store::chroma_row`] 8 areas at a time, the same samples: each 16 values of a row split
-/// into its even and odd pixels (the areas' left and right columns) and summed in the same
-/// order, the sample made by the same operations as [`YuvCoefficients::chroma`] (a quarter
-/// by a multiply: exact, as the divide). The scalar form left half of the 4:2:0 store's time
-/// in its loop (`perf`, x3 stream).
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn chroma_row(coefficients: &YuvCoefficients, top: &[f32], bottom: &[f32], samples: &mut [u16]) {
-    let n = samples.len();
-    assert!(
-        top.len() >= 2 * n && bottom.len() >= 2 * n,
-        "two rows of the areas' pixels"
-    );
-    let (scale, mid, max) = coefficients.chroma_terms();
-    let k = |v: f32| _mm256_set1_ps(v);
-    let vectors = n / 8;
-    for v in 0..vectors {
-        // SAFETY: values 16v .. 16v + 16 of both rows and samples 8v .. 8v + 8, inside them
-        // (asserted).
-        unsafe {
-            // Per 128-bit lane, the even and the odd values of 16: areas 0 1 4 5 | 2 3 6 7.
-            let columns = |row: &[f32]| {
-                let (a, b) = (
-                    _mm256_loadu_ps(row.as_ptr().add(16 * v)),
-                    _mm256_loadu_ps(row.as_ptr().add(16 * v + 8)),
-                );
-                (_mm256_shuffle_ps::<0x88>(a, b), _mm256_shuffle_ps::<0xDD>(a, b))
-            };
-            let ((top_left, top_right), (bottom_left, bottom_right)) = (columns(top), columns(bottom));
-            let sum = _mm256_add_ps(
-                _mm256_add_ps(_mm256_add_ps(top_left, top_right), bottom_left),
-                bottom_right,
-            );
-            // Areas 0 .. 8 in order: the lanes' middle 64-bit quarters exchanged.
-            let sum = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(sum)));
-            let value = _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(sum, k(0.25)), k(scale)), k(mid));
-            // max before min drops a NaN, as the scalar level does; then + 0.5 and truncation.
-            let value = _mm256_add_ps(_mm256_min_ps(_mm256_max_ps(value, _mm256_setzero_ps()), k(max)), k(0.5));
-            let levels = _mm256_cvttps_epi32(value);
-            let levels = _mm_packus_epi32(_mm256_castsi256_si128(levels), _mm256_extracti128_si256::<1>(levels));
-            _mm_storeu_si128(samples.as_mut_ptr().add(8 * v).cast(), levels);
-        }
-    }
-    let done = 8 * vectors;
-    store::chroma_row(
-        coefficients,
-        &top[2 * done..],
-        &bottom[2 * done..],
-        &mut samples[done..],
-    );
+    unsafe { store::yuv420(seg, r, target, out_w, h, shuffle_line, lines) }
 }
 
 /// The interleaved 8-bit store compiled for AVX2 (integer rounding: the same bytes on every path).
@@ -408,26 +356,27 @@ pub unsafe fn store_float(seg: Segment, r: usize, out: Shared<f32>, out_w: usize
 }
 
 /// [`store::shuffle_line`] as 8 x 8 transposes in registers (4r rows of the segment's channel
-/// matrix are a multiple of 8 for the even shuffle factors): a load and a store per 8 floats
-/// and 3 shuffles each, where the scalar form loads and stores each float (the scatter was
-/// most of the float store's time).
+/// matrix: a multiple of 8 for the even shuffle factors, of 4 for the odd ones the 4:2:0
+/// store's chroma takes, whose last four rows go by 4 x 8 transposes): a load and a store per 8
+/// floats and 3 shuffles each, where the scalar form loads and stores each float (the scatter
+/// was most of the float store's time).
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &mut [f32; LINE]) {
     let rows = TILE * r;
-    assert!(rows.is_multiple_of(8), "an even shuffle factor");
     let out = line.as_mut_ptr();
     let first = (ch * r + i) * r;
     // Row q = phase * r + j of the matrix, counted along without a division per row.
     let (mut phase, mut j) = (0, 0);
-    for q0 in (0..rows).step_by(8) {
-        let channels: [&[f32; BLOCK]; 8] = std::array::from_fn(|_| {
-            let values = seg.channel(phase, first + j);
-            j += 1;
-            if j == r {
-                (phase, j) = (phase + 1, 0);
-            }
-            values
-        });
+    let mut next_channel = || {
+        let values = seg.channel(phase, first + j);
+        j += 1;
+        if j == r {
+            (phase, j) = (phase + 1, 0);
+        }
+        values
+    };
+    for q0 in (0..rows - rows % 8).step_by(8) {
+        let channels: [&[f32; BLOCK]; 8] = std::array::from_fn(|_| next_channel());
         for p0 in (0..BLOCK).step_by(8) {
             // SAFETY: each channel holds BLOCK values (p0 + 8 <= BLOCK); the line's rows p0 + k
             // of `rows` floats end inside it (16 * 4r <= LINE).
@@ -435,6 +384,30 @@ pub unsafe fn shuffle_line(seg: &Segment, ch: usize, i: usize, r: usize, line: &
                 let m = channels.map(|values| _mm256_loadu_ps(values.as_ptr().add(p0)));
                 for (k, column) in transpose8(m).into_iter().enumerate() {
                     _mm256_storeu_ps(out.add((p0 + k) * rows + q0), column);
+                }
+            }
+        }
+    }
+    if rows % 8 == 4 {
+        let q0 = rows - 4;
+        let channels: [&[f32; BLOCK]; 4] = std::array::from_fn(|_| next_channel());
+        for p0 in (0..BLOCK).step_by(8) {
+            // SAFETY: as above, 4 floats of each of the line's rows p0 .. p0 + 8.
+            unsafe {
+                let [a, b, c, d] = channels.map(|values| _mm256_loadu_ps(values.as_ptr().add(p0)));
+                // Per 128-bit lane, rows interleaved in pairs, then the pairs: u[k] holds
+                // column k in its low half and column k + 4 in its high half.
+                let (ab_lo, ab_hi) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+                let (cd_lo, cd_hi) = (_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+                let u = [
+                    _mm256_shuffle_ps::<0x44>(ab_lo, cd_lo),
+                    _mm256_shuffle_ps::<0xEE>(ab_lo, cd_lo),
+                    _mm256_shuffle_ps::<0x44>(ab_hi, cd_hi),
+                    _mm256_shuffle_ps::<0xEE>(ab_hi, cd_hi),
+                ];
+                for (k, column) in u.into_iter().enumerate() {
+                    _mm_storeu_ps(out.add((p0 + k) * rows + q0), _mm256_castps256_ps128(column));
+                    _mm_storeu_ps(out.add((p0 + k + 4) * rows + q0), _mm256_extractf128_ps::<1>(column));
                 }
             }
         }

@@ -532,10 +532,7 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX-512F detected, which this path's detection checks with AVX2 (the line
     // transposes' and chroma rows' instruction set).
-    unsafe {
-        use super::avx2::{chroma_row, shuffle_line};
-        super::super::store::yuv420(seg, r, target, out_w, h, shuffle_line, chroma_row, lines)
-    }
+    unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line, lines) }
 }
 
 /// The interleaved 8-bit store compiled for AVX-512, with the AVX2 path's line transposes

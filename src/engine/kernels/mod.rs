@@ -335,8 +335,8 @@ pub fn store_yuv420(
     match isa.path() {
         // SAFETY: the scalar line builder runs anywhere.
         Path::Portable => unsafe {
-            use super::store::{chroma_row, shuffle_line, yuv420};
-            yuv420(seg, r, target, out_w, h, shuffle_line, chroma_row, lines)
+            use super::store::{shuffle_line, yuv420};
+            yuv420(seg, r, target, out_w, h, shuffle_line, lines)
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: detected features.
@@ -675,44 +675,108 @@ mod tests {
     }
 
     #[test]
-    fn the_avx2_chroma_row_makes_the_scalar_samples() {
-        // Every count of areas up to three vectors and a tail; values inside and outside the
-        // range, infinities and NaN; 8-bit limited and 10-bit full range.
-        #[cfg(target_arch = "x86_64")]
-        {
-            use crate::yuv::{ColorSpec, Matrix, YuvCoefficients};
-            if let Err(why) = Isa::new(Path::Avx2) {
-                println!("SKIP AVX2 chroma row: {why}");
-                return;
-            }
-            let values = |seed: usize| -> Vec<f32> {
-                (0..64)
-                    .map(|i| match (i * seed) % 13 {
+    fn every_path_stores_4_2_0_as_the_frame_encoder() {
+        // Each shuffle factor of scales 1 to 4 (chroma shuffles of 1 to 4), a whole segment
+        // and a partial one, at an offset; values inside and outside the range, infinities and
+        // NaN; 8-bit limited and 10-bit full range.
+        use crate::imaging::Image;
+        use crate::video::color::FrameEncoder;
+        use crate::video::y4m::Header;
+        use crate::yuv::{ColorSpec, Matrix, YuvCoefficients};
+        for (matrix, full_range, depth) in [(Matrix::Bt709, false, 8u32), (Matrix::Bt601, true, 10)] {
+            let spec = ColorSpec {
+                matrix,
+                full_range,
+                depth,
+            };
+            let bytes = depth.div_ceil(8) as usize;
+            for r in [2, 4, 6, 8] {
+                let co = 3 * r * r;
+                let block: Vec<f32> = (0..TILE * co * BLOCK)
+                    .map(|i| match (i * 31) % 97 {
                         0 => f32::NAN,
                         1 => f32::INFINITY,
                         2 => f32::NEG_INFINITY,
-                        _ => ((i * 7919 + seed) % 1000) as f32 / 600.0 - 0.8,
+                        _ => ((i * 7919) % 1000) as f32 / 700.0 - 0.2,
                     })
-                    .collect()
-            };
-            let (top, bottom) = (values(3), values(5));
-            for (matrix, full_range, depth) in [(Matrix::Bt709, false, 8), (Matrix::Bt601, true, 10)] {
-                let coefficients = YuvCoefficients::new(ColorSpec {
-                    matrix,
-                    full_range,
-                    depth,
-                });
-                for n in 0..=30 {
-                    let mut want = vec![0u16; n];
-                    super::super::store::chroma_row(&coefficients, &top, &bottom, &mut want);
-                    let mut got = vec![1u16; n];
-                    // SAFETY: AVX2 and FMA detected just above.
-                    unsafe { avx2::chroma_row(&coefficients, &top, &bottom, &mut got) };
-                    assert_eq!(got, want, "{n} areas, {depth} bits");
+                    .collect();
+                let (h, out_w) = (2, 2 * TILE * BLOCK * r);
+                let tag = if depth == 8 {
+                    "C420".to_string()
+                } else {
+                    format!("C420p{depth}")
+                };
+                let header = Header::read(&mut format!("YUV4MPEG2 W{out_w} H{} {tag}\n", h * r).as_bytes()).unwrap();
+                for count in [TILE * BLOCK, 37] {
+                    let seg = Segment {
+                        block: &block,
+                        co,
+                        y: 1,
+                        first: TILE * BLOCK,
+                        count,
+                    };
+                    // The float store's frame (portable), converted whole by the video module.
+                    let mut float = vec![0f32; 3 * h * r * out_w];
+                    store_float(
+                        Isa::portable(),
+                        seg,
+                        r,
+                        Shared(float.as_mut_ptr()),
+                        out_w,
+                        h,
+                        &mut StoreLines::new(),
+                    );
+                    super::super::store::store_fence();
+                    let want = FrameEncoder::default()
+                        .encode(&Image::new(3, h * r, out_w, float), &header, spec)
+                        .clone();
+                    let (rows, columns) = (seg.y * r..seg.y * r + r, seg.first * r..(seg.first + count) * r);
+                    for (path, isa) in Isa::survey() {
+                        let Ok(isa) = isa else {
+                            println!("SKIP {path} 4:2:0 store: not on this CPU");
+                            continue;
+                        };
+                        let mut planes =
+                            [h * r * out_w, h * r * out_w / 4, h * r * out_w / 4].map(|n| vec![0u8; n * bytes]);
+                        let target = YuvPlanes {
+                            planes: [0, 1, 2].map(|k| Shared(planes[k].as_mut_ptr())),
+                            coefficients: YuvCoefficients::new(spec),
+                        };
+                        store_yuv420(isa, seg, r, &target, out_w, h, &mut StoreLines::new());
+                        super::super::store::store_fence();
+                        let sample = |plane: &[u8], at: usize| -> u16 {
+                            if bytes == 1 {
+                                plane[at] as u16
+                            } else {
+                                u16::from_le_bytes([plane[2 * at], plane[2 * at + 1]])
+                            }
+                        };
+                        for y in rows.clone() {
+                            for x in columns.clone() {
+                                let at = y * out_w + x;
+                                assert_eq!(
+                                    sample(&planes[0], at),
+                                    want.y[at],
+                                    "r {r}, {count}, {depth} bits, {path}: luma ({y}, {x})"
+                                );
+                                if y % 2 == 0 && x % 2 == 0 {
+                                    let c = y / 2 * out_w / 2 + x / 2;
+                                    assert_eq!(
+                                        sample(&planes[1], c),
+                                        want.u[c],
+                                        "r {r}, {depth} bits, {path}: Cb ({y}, {x})"
+                                    );
+                                    assert_eq!(
+                                        sample(&planes[2], c),
+                                        want.v[c],
+                                        "r {r}, {depth} bits, {path}: Cr ({y}, {x})"
+                                    );
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        println!("SKIP AVX2 chroma row: not an x86-64 build");
     }
 }
