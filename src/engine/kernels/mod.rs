@@ -420,6 +420,43 @@ mod tests {
             .collect()
     }
 
+    /// Every path's GELU (the epilogue with no LayerNorm) within 5e-7 + 1e-7 |x| (an ulp at
+    /// 10) of GELU in f64, over [-6, 6] and for NaN. (1/2 x (1 + erf(x / sqrt 2)) in f32 loses
+    /// most of its 6e-8 at x = -5.6 to the cancellation in 1 + erf.)
+    #[test]
+    fn every_path_makes_gelu_to_an_ulp() {
+        use crate::model::Activation;
+        let gelu_alone = Epilogue {
+            activation: Some(Activation::Gelu),
+            norm: None,
+        };
+        let mut values: Vec<f32> = (-1200..=1200).map(|i| i as f32 / 200.0).collect();
+        values.extend([-0.0, f32::NAN]);
+        values.resize(values.len().next_multiple_of(BLOCK), 1.0);
+        let exact =
+            |x: f32| x as f64 * 0.5 * (1.0 + crate::engine::math::erf_f64(x as f64 * std::f64::consts::FRAC_1_SQRT_2));
+        for (path, isa) in Isa::survey() {
+            let Ok(isa) = isa else {
+                println!("SKIP {path} GELU: not on this CPU");
+                continue;
+            };
+            let mut worst = 0f64;
+            for block in values.chunks_exact(BLOCK) {
+                let mut got = [0f32; BLOCK];
+                epilogue(isa, &gelu_alone, 1, &mut block.to_vec(), &mut got, BLOCK);
+                for (&x, got) in block.iter().zip(got) {
+                    if x.is_nan() {
+                        assert!(got.is_nan(), "{path}: GELU(NaN) = {got}");
+                    } else {
+                        worst = worst.max((got as f64 - exact(x)).abs() / (5e-7 + 1e-7 * x.abs() as f64));
+                    }
+                }
+            }
+            assert!(worst <= 1.0, "{path}: GELU off by {worst} times the bound");
+            println!("{path}: GELU off by at most {worst:.2} times the bound");
+        }
+    }
+
     /// Every path's unshuffle puts each sample where the portable one does, and nothing else:
     /// rows shorter than, equal to and longer than the vector paths' 64 samples, with tails.
     #[test]
