@@ -33,7 +33,7 @@ impl Path {
             Path::Portable => "nothing",
             Path::Avx2 => "AVX2 and FMA",
             Path::Avx512 => "AVX-512F (with AVX2 and FMA)",
-            Path::AmxBf16 => "AMX-TILE, AMX-BF16 and AVX-512F/BW/BF16",
+            Path::AmxBf16 => "AMX-TILE, AMX-BF16 and AVX-512F/BW/BF16/VBMI",
         }
     }
 }
@@ -141,7 +141,14 @@ fn detect(path: Path) -> Result<(), Unavailable> {
         Path::Portable => Ok(()),
         Path::Avx2 if avx2 => Ok(()),
         Path::Avx512 if avx2 && has!("avx512f") => Ok(()),
-        Path::AmxBf16 if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512bf16") && cpu_has_amx_bf16() => {
+        Path::AmxBf16
+            if avx2
+                && has!("avx512f")
+                && has!("avx512bw")
+                && has!("avx512bf16")
+                && has!("avx512vbmi")
+                && cpu_has_amx_bf16() =>
+        {
             amx_tile_permission()
         }
         _ => missing,

@@ -117,7 +117,7 @@ fn conv_config(ci: usize) -> TileConfig {
 /// step instead of each group was 5-9 % slower a frame, after each pass 2 % slower still; after
 /// every two products (the channels spread evenly) it was 0-5 % slower, before each group's
 /// products 3 % slower at x3.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vbmi,avx2,fma")]
 pub unsafe fn conv_blocks(
     layer: &Layer,
     weights: &[u16],
@@ -305,7 +305,7 @@ macro_rules! products {
 /// # Safety
 /// The tile registers configured for `ci` inputs; the operands and products as `conv_blocks`
 /// asserts.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vbmi,avx2,fma")]
 #[inline]
 unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
     operands: Operands,
@@ -387,24 +387,41 @@ unsafe fn pass<const J: usize, const B: usize, const SPLIT: bool>(
 }
 
 /// Two channels' 16 values each rounded to bf16 (nearest even) as the VNNI pairs the tile
-/// products read, `[tile][channel c, channel c + 1]`: one conversion of both and one permute.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+/// products read, `[tile][channel c, channel c + 1]`: one conversion of both and one byte
+/// permute (VBMI's `vpermb` is one micro-op where the word permute `vpermw` is two, and the
+/// row transform does two of these a channel pair and point).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vbmi,avx2,fma")]
 #[inline]
 fn pair_bf16(even: __m512, odd: __m512) -> __m512i {
     // SAFETY: __m512bh and __m512i are both 64 bytes of plain lanes.
     let both = unsafe { std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(odd, even)) };
-    let index = _mm512_set_epi16(
-        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
-        16, 0,
-    );
-    _mm512_permutexvar_epi16(index, both)
+    // Output pair t: the even channel's bf16 t (bytes 2t, 2t + 1 of `both`), then the odd
+    // one's (bytes 32 + 2t, 33 + 2t).
+    // SAFETY: PAIR_BYTES is 64 bytes.
+    let index = unsafe { _mm512_loadu_si512(PAIR_BYTES.0.as_ptr().cast()) };
+    _mm512_permutexvar_epi8(index, both)
 }
+
+/// The byte index of [`pair_bf16`]'s permute.
+#[repr(C, align(64))]
+struct PairBytes([u8; 64]);
+static PAIR_BYTES: PairBytes = {
+    let mut index = [0u8; 64];
+    let mut t = 0;
+    while t < 16 {
+        let (even, odd) = (2 * t as u8, 32 + 2 * t as u8);
+        (index[4 * t], index[4 * t + 1]) = (even, even + 1);
+        (index[4 * t + 2], index[4 * t + 3]) = (odd, odd + 1);
+        t += 1;
+    }
+    PairBytes(index)
+};
 
 /// As the AVX-512 transform, each block-point region then split into bf16 high and low pairs
 /// (a layer of [`Bf16Terms::Plain`] reads the high ones alone).
 /// The high pairs' f32 values come back out of the pairs themselves (a bf16 is the top half of
 /// an f32): the even channel's in a lane's low half, the odd one's in its high half.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vbmi,avx2,fma")]
 pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: usize, dst: &mut [f32]) {
     let top_half = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
     for b in 0..tiles / BLOCK {
@@ -431,7 +448,7 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 }
 
 /// Full 16x16x32 tile products on the four accumulators, for the path's peak.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vbmi,avx2,fma")]
 pub unsafe fn tile_burst() -> u64 {
     const ITERS: u64 = 1 << 12;
     let operand = [0x3f80u16; 16 * 32];

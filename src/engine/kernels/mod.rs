@@ -193,7 +193,7 @@ pub fn conv_block(isa: Isa, layer: &Layer, rows: [&[f32]; 3], blocks: usize, out
             }
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AMX-TILE/BF16 and AVX-512F/BW/BF16 detected and the tile state granted by
+        // SAFETY: AMX-TILE/BF16 and AVX-512F/BW/BF16/VBMI detected and the tile state granted by
         // Linux; the weights were packed for the tile layout (this arm's pattern); the reads
         // and writes are bounded by the asserts above.
         (Path::AmxBf16, PackedWeights::Bf16Tiles(w)) => unsafe {
