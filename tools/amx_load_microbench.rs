@@ -11,7 +11,13 @@
 //! - the drain at the end of a point (four tile stores, four tile zeros) after every 4, 12 and
 //!   36 products (the last layer's and the other layers' passes drain every 12 and 36);
 //! - 96 and 192 AVX-512 FMAs on registers after each step, with and without the step's tile
-//!   loads: whether the vector work overlaps the tile work, in ns a step.
+//!   loads: whether the vector work overlaps the tile work, in ns a step;
+//! - (nineteenth session) tile products of other shapes (M rows of A and C, K bf16 deep): what a
+//!   product's time follows, so whether packing more into a tile's K could pay;
+//! - the kernel's pass (its loads, products and point ends) over rings of transformed rows as
+//!   the engine keeps them, one layer's three rows after another's, with the rings of six
+//!   layers within L2, the size of x3's (1280 / 2 wide) and of x2's (1920 / 2): the tile work
+//!   alone, in ns a product.
 //!
 //!     rustc --edition 2024 -O -C target-cpu=native tools/amx_load_microbench.rs \
 //!         -o /tmp/amx_load_microbench
@@ -200,6 +206,100 @@ fn drains(n: usize, groups: usize, out: *mut u8) -> f64 {
     start.elapsed().as_secs_f64() * 1e9 / (4 * groups * n) as f64
 }
 
+/// `n` groups of four products with tiles of `m` rows and K = `k` (A: m x k bf16, B: k / 2 rows
+/// of 64 bytes, C: m rows of 64 bytes), operands from `zero`; ns a product. Leaves the tiles
+/// configured for that shape.
+fn shaped_products(m: u8, k: u16, n: usize, zero: &[u8; 1024]) -> f64 {
+    let mut b = [0u8; 64];
+    b[0] = 1;
+    for t in 0..8 {
+        let (rows, bytes): (u8, u16) = match t {
+            0..=3 => (m, 64),
+            4 | 5 => (m, 2 * k),
+            _ => ((k / 2) as u8, 64),
+        };
+        b[16 + 2 * t..18 + 2 * t].copy_from_slice(&bytes.to_le_bytes());
+        b[48 + t] = rows;
+    }
+    let cfg = TileConfig(b);
+    // SAFETY: a valid palette-1 configuration (rows <= 16, bytes a row <= 64); the loads read
+    // at most 16 rows of 64 bytes: inside `zero`.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+             "tileloadd tmm4, [{p} + {s} * 1]", "tileloadd tmm5, [{p} + {s} * 1]",
+             "tileloadd tmm6, [{p} + {s} * 1]", "tileloadd tmm7, [{p} + {s} * 1]",
+             p = in(reg) zero.as_ptr(), s = in(reg) 64usize, options(nostack, readonly));
+    }
+    products(n)
+}
+
+/// Six points of the kernel's split pass over two blocks (three kernel rows from `rows`, the
+/// blocks' regions one after another in each), each point's accumulators stored to `out`;
+/// the weights' 72 tiles from `weights`.
+///
+/// # Safety
+/// The tile state configured as `config` makes it; `rows` hold the two blocks' six regions,
+/// `weights` 72 weight tiles, `out` eight tiles of 768 bytes.
+unsafe fn pass(weights: *const u8, rows: [*const u8; 3], out: *mut u8) {
+    for m in 0..6 {
+        // SAFETY (whole loop): the caller's contract.
+        unsafe {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+            for (ky, row) in rows.iter().enumerate() {
+                let w0 = weights.add((m * 3 + ky) * 4 * WEIGHT_TILE);
+                let w1 = w0.add(2 * WEIGHT_TILE);
+                let v0 = row.add(m * REGION);
+                let v1 = v0.add(6 * REGION);
+                load!("4", w0, 48usize);
+                load!("5", w1, 48usize);
+                load!("6", v0, ROW_BYTES);
+                load!("7", v1, ROW_BYTES);
+                group!();
+                load!("4", w0.add(WEIGHT_TILE), 48usize);
+                load!("5", w1.add(WEIGHT_TILE), 48usize);
+                group!();
+                load!("6", v0.add(TILE_BYTES), ROW_BYTES);
+                load!("7", v1.add(TILE_BYTES), ROW_BYTES);
+                load!("4", w0, 48usize);
+                load!("5", w1, 48usize);
+                group!();
+            }
+            let at = out.add((m % 2) * 4 * TILE_BYTES);
+            asm!("tilestored [{p} + {s}], tmm0", "tilestored [{p} + {s} + 768], tmm1",
+                 "tilestored [{p} + {s} + 1536], tmm2", "tilestored [{p} + {s} + 2304], tmm3",
+                 p = in(reg) at, s = in(reg) ROW_BYTES, options(nostack));
+        }
+    }
+}
+
+/// Rows of `blocks` blocks of transformed rows (6 regions a block), three a layer for six
+/// layers in `ring`: for each output row, each layer's passes over its three rows, pair of
+/// blocks by pair (the rows' roles rotating as the engine's ring slots do); ns a product.
+fn ring_passes(ring: &[u8], blocks: usize, weights: *const u8, out: *mut u8, outputs: usize) -> f64 {
+    let row_bytes = blocks * 6 * REGION;
+    let layers = ring.len() / (3 * row_bytes);
+    let start = Instant::now();
+    for y in 0..outputs {
+        for layer in 0..layers {
+            let rows: [*const u8; 3] = std::array::from_fn(|k| ring[(layer * 3 + (y + k) % 3) * row_bytes..].as_ptr());
+            for pair in (0..blocks).step_by(2) {
+                // SAFETY: the pair's regions inside each row (whole pairs: `blocks` even), 72
+                // weight tiles and 8 output tiles (main); the tile state as `config` makes it.
+                unsafe { pass(weights, rows.map(|row| row.add(pair * 6 * REGION)), out) };
+            }
+        }
+    }
+    let products = outputs * layers * (blocks / 2) * 6 * 3 * 12;
+    start.elapsed().as_secs_f64() * 1e9 / products as f64
+}
+
 /// A zeroed buffer of `len` bytes whose `offset`-th byte starts a cache line; (buffer, offset).
 fn line_aligned(len: usize) -> (Vec<u8>, usize) {
     let buffer = vec![0u8; len + 64];
@@ -281,6 +381,50 @@ fn main() {
                 steps(n, weights, inputs, true, fma_groups)
             );
         }
+    }
+    let zero_operands = [0u8; 1024];
+    // Rings of three rows: one layer's of 16 blocks (within L2, 432 KB), and six layers' of x3's
+    // 10 blocks (1.6 MB) and of x2's 15 (rounded up to 16: 2.6 MB).
+    let rings = [(16, 1, "within L2"), (10, 6, "x3's"), (15, 6, "x2's")].map(|(blocks, layers, name)| {
+        let blocks: usize = blocks + blocks % 2;
+        let len = layers * 3 * blocks * 6 * REGION;
+        // Written, so that every page is its own (a zeroed allocation's pages all map the one
+        // zero page until written, which would fit any ring in the cache).
+        let (mut buffer, offset) = line_aligned(len);
+        buffer.fill(1);
+        ((buffer, offset), len, blocks, name)
+    });
+    let (ring_weights, rw) = line_aligned(72 * WEIGHT_TILE);
+    let (mut ring_out, ro) = line_aligned(8 * TILE_BYTES);
+    for round in 1..=3 {
+        let shapes = [(12, 24), (12, 32), (16, 24), (16, 32), (12, 16)].map(|(m, k)| {
+            let ns = shaped_products(m, k, 1 << 20, &zero_operands);
+            format!(
+                "{m} x 16 x {k} {ns:.2} ns ({:.0} MAC/ns)",
+                m as f64 * 16.0 * k as f64 / ns
+            )
+        });
+        println!(
+            "round {round}: tile products by shape (M x N x K, four accumulators): {}",
+            shapes.join(", ")
+        );
+        // SAFETY: as above, the kernel's shapes again.
+        unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+        let passes = rings.each_ref().map(|((buffer, offset), len, blocks, name)| {
+            let ring = &buffer[*offset..*offset + len];
+            let ns = ring_passes(
+                ring,
+                *blocks,
+                ring_weights[rw..].as_ptr(),
+                ring_out[ro..].as_mut_ptr(),
+                60,
+            );
+            format!("{name} ({} KB) {ns:.2}", ring.len() / 1024)
+        });
+        println!(
+            "round {round}: the kernel's passes over rings of transformed rows, ns a product: {}",
+            passes.join(", ")
+        );
     }
     // SAFETY: releases the tile state this thread configured.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
