@@ -664,6 +664,18 @@ mod tests {
         println!("relative to the bf16-rounded reference: plain {plain:e}, split {split:e}");
     }
 
+    /// The store tests' segment: `count` pixels of a block of `co` channels, the second block
+    /// of output row 1.
+    fn second_segment(block: &[f32], co: usize, count: usize) -> Segment<'_> {
+        Segment {
+            block,
+            co,
+            y: 1,
+            first: TILE * BLOCK,
+            count,
+        }
+    }
+
     #[test]
     fn every_path_stores_the_pixel_shuffle_as_the_scalar_code() {
         // Each shuffle factor of scales 1 to 4, a whole segment and a partial one, at an offset.
@@ -672,13 +684,7 @@ mod tests {
             let block: Vec<f32> = (0..TILE * co * BLOCK).map(|v| v as f32 * 0.25 - 7.0).collect();
             let (h, out_w) = (3, 2 * TILE * BLOCK * r);
             for count in [TILE * BLOCK, 37] {
-                let seg = Segment {
-                    block: &block,
-                    co,
-                    y: 1,
-                    first: TILE * BLOCK,
-                    count,
-                };
+                let seg = second_segment(&block, co, count);
                 let store = |isa: Isa| {
                     let mut float = vec![f32::NAN; 3 * h * r * out_w];
                     let mut bytes = vec![0u8; 3 * h * r * out_w];
@@ -745,13 +751,7 @@ mod tests {
                 };
                 let header = Header::read(&mut format!("YUV4MPEG2 W{out_w} H{} {tag}\n", h * r).as_bytes()).unwrap();
                 for count in [TILE * BLOCK, 37] {
-                    let seg = Segment {
-                        block: &block,
-                        co,
-                        y: 1,
-                        first: TILE * BLOCK,
-                        count,
-                    };
+                    let seg = second_segment(&block, co, count);
                     // The float store's frame (portable), converted whole by the video module.
                     let mut float = vec![0f32; 3 * h * r * out_w];
                     store_float(
