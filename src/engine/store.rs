@@ -188,7 +188,7 @@ pub fn store_fence() {
 
 /// The pixel shuffle of a block (as [`store_shuffled`]) converted to YUV 4:2:0 on the way:
 /// output rows come in pairs, whose (i, j) 2x2 areas are whole chroma areas, averaged as the
-/// video module's `FrameEncoder` averages them (by `chroma`). A pair is converted where the
+/// video module's `FrameEncoder` averages them (`YuvCoefficients::chroma`). A pair is converted where the
 /// block holds it: the R, G and B of an output pixel are three channels of one LR pixel, each
 /// 16 pixels of a phase in a row, so that the conversion runs along them and vectorises, and
 /// an area's four pixels are four channels. The samples go into blocks laid out as conv

@@ -531,7 +531,7 @@ pub unsafe fn transform_row(src: &[f32], channels: usize, pitch: usize, tiles: u
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn store_yuv420(seg: Segment, r: usize, target: &YuvPlanes, out_w: usize, h: usize, lines: &mut StoreLines) {
     // SAFETY: AVX-512F detected, which this path's detection checks with AVX2 (the line
-    // transposes' and chroma rows' instruction set).
+    // transposes' instruction set).
     unsafe { super::super::store::yuv420(seg, r, target, out_w, h, super::avx2::shuffle_line, lines) }
 }
 
