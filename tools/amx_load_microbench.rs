@@ -61,14 +61,40 @@ struct TileConfig([u8; 64]);
 /// Palette 1, tiles 0-7 of `ROWS` rows, those the products read K = 24 bf16 (48 bytes) wide
 /// where they are weights (tmm4, tmm5).
 fn config() -> TileConfig {
+    shaped_config(ROWS as u8, 24)
+}
+
+/// Palette 1, four accumulators of `m` rows (tmm0-3), two A tiles of `m` rows of K = `k` bf16
+/// (tmm4, tmm5), two B tiles of k / 2 rows of 64 bytes (tmm6, tmm7).
+fn shaped_config(m: u8, k: u16) -> TileConfig {
     let mut b = [0u8; 64];
     b[0] = 1;
     for t in 0..8 {
-        let bytes: u16 = if t == 4 || t == 5 { 48 } else { ROW_BYTES as u16 };
+        let (rows, bytes): (u8, u16) = match t {
+            0..=3 => (m, ROW_BYTES as u16),
+            4 | 5 => (m, 2 * k),
+            _ => ((k / 2) as u8, ROW_BYTES as u16),
+        };
         b[16 + 2 * t..18 + 2 * t].copy_from_slice(&bytes.to_le_bytes());
-        b[48 + t] = ROWS as u8;
+        b[48 + t] = rows;
     }
     TileConfig(b)
+}
+
+/// Loads `cfg`, zeroes the accumulators and fills the operand tiles from `zero`.
+///
+/// # Safety
+/// The tile state permitted; `cfg` a valid palette-1 configuration (rows <= 16, bytes a row
+/// <= 64), so that the loads read at most 16 rows of 64 bytes: inside `zero`.
+unsafe fn start_tiles(cfg: &TileConfig, zero: &[u8; 1024]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+             "tileloadd tmm4, [{p} + {s} * 1]", "tileloadd tmm5, [{p} + {s} * 1]",
+             "tileloadd tmm6, [{p} + {s} * 1]", "tileloadd tmm7, [{p} + {s} * 1]",
+             p = in(reg) zero.as_ptr(), s = in(reg) ROW_BYTES, options(nostack, readonly));
+    }
 }
 
 /// Linux's permission for the tile data (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA).
@@ -210,27 +236,8 @@ fn drains(n: usize, groups: usize, out: *mut u8) -> f64 {
 /// of 64 bytes, C: m rows of 64 bytes), operands from `zero`; ns a product. Leaves the tiles
 /// configured for that shape.
 fn shaped_products(m: u8, k: u16, n: usize, zero: &[u8; 1024]) -> f64 {
-    let mut b = [0u8; 64];
-    b[0] = 1;
-    for t in 0..8 {
-        let (rows, bytes): (u8, u16) = match t {
-            0..=3 => (m, 64),
-            4 | 5 => (m, 2 * k),
-            _ => ((k / 2) as u8, 64),
-        };
-        b[16 + 2 * t..18 + 2 * t].copy_from_slice(&bytes.to_le_bytes());
-        b[48 + t] = rows;
-    }
-    let cfg = TileConfig(b);
-    // SAFETY: a valid palette-1 configuration (rows <= 16, bytes a row <= 64); the loads read
-    // at most 16 rows of 64 bytes: inside `zero`.
-    unsafe {
-        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-             "tileloadd tmm4, [{p} + {s} * 1]", "tileloadd tmm5, [{p} + {s} * 1]",
-             "tileloadd tmm6, [{p} + {s} * 1]", "tileloadd tmm7, [{p} + {s} * 1]",
-             p = in(reg) zero.as_ptr(), s = in(reg) 64usize, options(nostack, readonly));
-    }
+    // SAFETY: permitted (main); a valid configuration (m <= 16, k <= 32).
+    unsafe { start_tiles(&shaped_config(m, k), zero) };
     products(n)
 }
 
@@ -321,15 +328,8 @@ fn main() {
     }
     let cfg = config();
     let zero = [0u8; 1024];
-    // SAFETY: a valid palette-1 configuration (rows <= 16, bytes a row <= 64); the zero loads
-    // read 12 rows of at most 64 bytes, 48 apart: inside `zero`'s 1024.
-    unsafe {
-        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-             "tileloadd tmm4, [{p} + {s} * 1]", "tileloadd tmm5, [{p} + {s} * 1]",
-             "tileloadd tmm6, [{p} + {s} * 1]", "tileloadd tmm7, [{p} + {s} * 1]",
-             p = in(reg) zero.as_ptr(), s = in(reg) 48usize, options(nostack, readonly));
-    }
+    // SAFETY: permitted (just above); the kernel's shapes.
+    unsafe { start_tiles(&cfg, &zero) };
     // Whole pairs of tiles: 24 KB (L1: 48 KB), 768 KB (L2: 2 MB), 96 MB (neither).
     let sizes = [
         (32 * TILE_BYTES, "24 KB (L1)"),
@@ -382,7 +382,6 @@ fn main() {
             );
         }
     }
-    let zero_operands = [0u8; 1024];
     // Rings of three rows: one layer's of 16 blocks (within L2, 432 KB), and six layers' of x3's
     // 10 blocks (1.6 MB) and of x2's 15 (rounded up to 16: 2.6 MB).
     let rings = [(16, 1, "within L2"), (10, 6, "x3's"), (15, 6, "x2's")].map(|(blocks, layers, name)| {
@@ -398,7 +397,7 @@ fn main() {
     let (mut ring_out, ro) = line_aligned(8 * TILE_BYTES);
     for round in 1..=3 {
         let shapes = [(12, 24), (12, 32), (16, 24), (16, 32), (12, 16)].map(|(m, k)| {
-            let ns = shaped_products(m, k, 1 << 20, &zero_operands);
+            let ns = shaped_products(m, k, 1 << 20, &zero);
             format!(
                 "{m} x 16 x {k} {ns:.2} ns ({:.0} MAC/ns)",
                 m as f64 * 16.0 * k as f64 / ns
